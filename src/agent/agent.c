@@ -1,0 +1,1024 @@
+/* The runtime agent: reads its config, dials the hub, starts the kernel and relays
+ * kernel messages both ways (signing and verifying them; the key never leaves this
+ * process), restarting the kernel when it dies. One zmq_poll loop, nothing blocks.
+ */
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "agent/kernel.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "wire/stream.h"
+#include "wire/wsframe.h"
+#include "wire/zmsg.h"
+
+#define HB_INTERVAL_MS 3000
+#define PROBE_INTERVAL_MS 1000
+#define STOP_GRACE_MS 3000
+#define RESTART_WINDOW_MS 60000
+#define RESTART_MAX 5
+#define OWN_IDS 16
+#define RELAY_BATCH 64
+#define HUB_READ_SIZE (256 * 1024)
+#define DEFAULT_MAX_FRAME ((size_t)256 << 20)
+
+/* ---- config ---- */
+
+struct agent_config {
+    char *id, *secret, *hub_socket, *runtime_dir, *cwd, *kernel_name;
+    char **argv;
+    size_t argc;
+    char **env; /* "NAME=value" */
+    size_t nenv;
+    bool interrupt_message;
+    size_t max_frame;
+    int start_timeout_s;
+};
+
+static void config_free(struct agent_config *c)
+{
+    free(c->id);
+    free(c->secret);
+    free(c->hub_socket);
+    free(c->runtime_dir);
+    free(c->cwd);
+    free(c->kernel_name);
+    for (size_t i = 0; i < c->argc; i++)
+        free(c->argv[i]);
+    free(c->argv);
+    for (size_t i = 0; i < c->nenv; i++)
+        free(c->env[i]);
+    free(c->env);
+    memset(c, 0, sizeof(*c));
+}
+
+static int get_str(json_t *o, const char *key, bool required, char **out, char **err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v && !required)
+        return 0;
+    if (!json_is_string(v)) {
+        *err = xasprintf("\"%s\" must be a string", key);
+        return -EINVAL;
+    }
+    *out = xstrdup(json_string_value(v));
+    return 0;
+}
+
+/* Reads the config file into c; on failure *err (caller frees) says why. */
+static int config_load(const char *path, struct agent_config *c, char **err)
+{
+    json_error_t je;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    int r = -EINVAL;
+    if (!o) {
+        *err = xasprintf("%s: %s (line %d)", path, je.text, je.line);
+        return -EINVAL;
+    }
+    if (!json_is_object(o)) {
+        *err = xasprintf("%s: not a JSON object", path);
+        goto out;
+    }
+    if (get_str(o, "id", true, &c->id, err) || get_str(o, "secret", true, &c->secret, err) ||
+        get_str(o, "hub_socket", true, &c->hub_socket, err) ||
+        get_str(o, "runtime_dir", true, &c->runtime_dir, err) ||
+        get_str(o, "cwd", false, &c->cwd, err) ||
+        get_str(o, "kernel_name", false, &c->kernel_name, err))
+        goto out;
+    json_t *argv = json_object_get(o, "argv");
+    if (!json_is_array(argv) || json_array_size(argv) == 0) {
+        *err = xstrdup("\"argv\" must be a non-empty array of strings");
+        goto out;
+    }
+    c->argv = xcalloc(json_array_size(argv), sizeof(char *));
+    for (size_t i = 0; i < json_array_size(argv); i++) {
+        json_t *a = json_array_get(argv, i);
+        if (!json_is_string(a)) {
+            *err = xstrdup("\"argv\" must be a non-empty array of strings");
+            goto out;
+        }
+        c->argv[c->argc++] = xstrdup(json_string_value(a));
+    }
+    json_t *env = json_object_get(o, "env");
+    if (env && !json_is_object(env)) {
+        *err = xstrdup("\"env\" must be an object of strings");
+        goto out;
+    }
+    c->env = xcalloc(json_object_size(env) + 1, sizeof(char *));
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v)
+    {
+        if (!json_is_string(v) || !*k || strchr(k, '=')) {
+            *err = xstrdup("\"env\" must be an object of strings");
+            goto out;
+        }
+        c->env[c->nenv++] = xasprintf("%s=%s", k, json_string_value(v));
+    }
+    json_t *im = json_object_get(o, "interrupt_mode");
+    if (im && !(json_is_string(im) && (!strcmp(json_string_value(im), "signal") ||
+                                       !strcmp(json_string_value(im), "message")))) {
+        *err = xstrdup("\"interrupt_mode\" must be \"signal\" or \"message\"");
+        goto out;
+    }
+    c->interrupt_message = im && !strcmp(json_string_value(im), "message");
+    json_t *mf = json_object_get(o, "max_frame");
+    c->max_frame = DEFAULT_MAX_FRAME;
+    if (mf) {
+        if (!json_is_integer(mf) || json_integer_value(mf) < 4096 ||
+            json_integer_value(mf) > (json_int_t)UINT32_MAX - 1) {
+            *err = xstrdup("\"max_frame\" must be an integer from 4096 to 4294967294");
+            goto out;
+        }
+        c->max_frame = (size_t)json_integer_value(mf);
+    }
+    json_t *st = json_object_get(o, "start_timeout_s");
+    c->start_timeout_s = 60;
+    if (st) {
+        if (!json_is_number(st) || json_number_value(st) < 1 || json_number_value(st) > 3600) {
+            *err = xstrdup("\"start_timeout_s\" must be a number from 1 to 3600");
+            goto out;
+        }
+        c->start_timeout_s = (int)json_number_value(st);
+    }
+    if (strlen(c->hub_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        *err = xstrdup("\"hub_socket\" is too long for a Unix socket path");
+        goto out;
+    }
+    r = 0;
+out:
+    json_decref(o);
+    return r;
+}
+
+/* ---- agent state ---- */
+
+enum chan { CH_SHELL, CH_CONTROL, CH_STDIN, CH_IOPUB, CH_HB, CH_COUNT };
+
+static const char *const chan_name[CH_COUNT] = {"shell", "control", "stdin", "iopub", "hb"};
+static const int chan_type[CH_COUNT] = {ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER, ZMQ_SUB, ZMQ_REQ};
+static const int chan_port[CH_COUNT] = {KPORT_SHELL, KPORT_CONTROL, KPORT_STDIN, KPORT_IOPUB,
+                                        KPORT_HB};
+
+enum kstate { K_NONE, K_STARTING, K_RUNNING, K_STOPPING };
+enum after_stop { AFTER_DEAD, AFTER_RESTART, AFTER_EXIT };
+
+/* One frame on its way to the hub. Kernel messages are written straight from the
+ * ZeroMQ frames they arrived in (in), agent frames from owned. */
+struct out_item {
+    struct out_item *next;
+    struct zmsg_in *in;
+    char *owned;
+    size_t niov, cur;
+    struct iovec iov[KMSG_MAX_PARTS + 2];
+    uint8_t head[STREAM_HEADER_LEN + 8 * (KMSG_MAX_PARTS + 3)];
+};
+
+struct agent {
+    struct agent_config cfg;
+    int hub_fd;
+    int sig_fd;
+    struct stream_decoder dec;
+    uint8_t *rbuf;
+    struct out_item *outq, **outq_tail;
+
+    void *zctx;
+    void *sock[CH_COUNT];
+    struct zmsg_key key;
+    char keyhex[65];
+    char session[33];
+    char *conn_path;
+    struct zmsg_in *rx; /* receive slot, reused until a message is queued */
+
+    pid_t pid; /* kernel pid and process group, 0 when none */
+    enum kstate kstate;
+    enum after_stop after;
+    bool got_info, iopub_seen;
+    uint64_t start_deadline, next_probe, stop_deadline, next_hb;
+    bool hb_waiting;
+    int hb_misses;
+    uint64_t restarts[RESTART_MAX];
+    size_t nrestarts;
+
+    /* The agent's own requests ("msg_id" quoted), whose replies never reach the hub. */
+    char own[OWN_IDS][64];
+    size_t own_len[OWN_IDS];
+    unsigned own_next, counter;
+
+    bool done;
+};
+
+/* ---- hub output ---- */
+
+static void out_free(struct out_item *it)
+{
+    if (!it)
+        return;
+    if (it->in) {
+        zmsg_in_close(it->in);
+        free(it->in);
+    }
+    free(it->owned);
+    free(it);
+}
+
+static void outq_clear(struct agent *a)
+{
+    while (a->outq) {
+        struct out_item *it = a->outq;
+        a->outq = it->next;
+        out_free(it);
+    }
+    a->outq_tail = &a->outq;
+}
+
+static void hub_close(struct agent *a)
+{
+    if (a->hub_fd >= 0)
+        close(a->hub_fd);
+    a->hub_fd = -1;
+    outq_clear(a);
+}
+
+/* Writes as much of the queue as the socket takes. Returns 0 or a negative errno
+ * (the hub is gone). */
+static int hub_flush(struct agent *a)
+{
+    while (a->outq) {
+        struct out_item *it = a->outq;
+        while (it->cur < it->niov && it->iov[it->cur].iov_len == 0)
+            it->cur++;
+        if (it->cur < it->niov) {
+            size_t cnt = it->niov - it->cur;
+            struct msghdr mh = {.msg_iov = it->iov + it->cur, .msg_iovlen = cnt};
+            ssize_t n = sendmsg(a->hub_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return 0;
+                return -errno;
+            }
+            size_t left = (size_t)n;
+            while (left && it->cur < it->niov) {
+                struct iovec *v = &it->iov[it->cur];
+                if (left >= v->iov_len) {
+                    left -= v->iov_len;
+                    it->cur++;
+                } else {
+                    v->iov_base = (char *)v->iov_base + left;
+                    v->iov_len -= left;
+                    left = 0;
+                }
+            }
+            continue;
+        }
+        a->outq = it->next;
+        if (!a->outq)
+            a->outq_tail = &a->outq;
+        out_free(it);
+    }
+    return 0;
+}
+
+static void hub_push(struct agent *a, struct out_item *it)
+{
+    if (a->hub_fd < 0) {
+        out_free(it);
+        return;
+    }
+    it->next = NULL;
+    *a->outq_tail = it;
+    a->outq_tail = &it->next;
+    int r = hub_flush(a);
+    if (r < 0) {
+        log_warn("agent: writing to the hub: %s", strerror(-r));
+        hub_close(a);
+    }
+}
+
+static void hub_send_json(struct agent *a, enum stream_type type, json_t *o /* stolen */)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    size_t n = strlen(s);
+    struct out_item *it = xcalloc(1, sizeof(*it));
+    it->owned = s;
+    stream_header(it->head, type, n);
+    it->iov[0] = (struct iovec){it->head, STREAM_HEADER_LEN};
+    it->iov[1] = (struct iovec){s, n};
+    it->niov = 2;
+    hub_push(a, it);
+}
+
+static void send_state(struct agent *a, const char *state, const char *reason)
+{
+    json_t *o = json_pack("{s:s}", "state", state);
+    if (reason)
+        json_object_set_new(o, "reason", json_string(reason));
+    if (a->pid > 0 && !strcmp(state, "running"))
+        json_object_set_new(o, "pid", json_integer(a->pid));
+    log_info("agent: kernel %s%s%s", state, reason ? ": " : "", reason ? reason : "");
+    hub_send_json(a, STREAM_STATE, o);
+}
+
+/* Hands a received kernel message (its frames) to the hub without copying it; in is
+ * owned by the output queue afterwards. */
+static void hub_send_kmsg(struct agent *a, struct zmsg_in *in, enum chan ch)
+{
+    struct kmsg *m = &in->m;
+    m->channel = chan_name[ch];
+    m->channel_len = strlen(m->channel);
+    size_t pre = zmsg_v1_prefix_size(m);
+    size_t total = pre + m->channel_len;
+    for (size_t i = 0; i < m->nparts; i++)
+        total += m->part_len[i];
+    if (total > a->cfg.max_frame) {
+        log_warn("agent: dropped a %zu-byte %s message from the kernel (max_frame is %zu)", total,
+                 chan_name[ch], a->cfg.max_frame);
+        zmsg_in_close(in);
+        free(in);
+        return;
+    }
+    struct out_item *it = xcalloc(1, sizeof(*it));
+    it->in = in;
+    stream_header(it->head, STREAM_MSG, total);
+    zmsg_v1_prefix(m, it->head + STREAM_HEADER_LEN);
+    it->iov[0] = (struct iovec){it->head, STREAM_HEADER_LEN + pre};
+    it->iov[1] = (struct iovec){(void *)m->channel, m->channel_len};
+    for (size_t i = 0; i < m->nparts; i++)
+        it->iov[2 + i] = (struct iovec){(void *)m->part[i], m->part_len[i]};
+    it->niov = 2 + m->nparts;
+    hub_push(a, it);
+}
+
+/* ---- kernel sockets and the agent's own requests ---- */
+
+static void close_sockets(struct agent *a)
+{
+    for (int c = 0; c < CH_COUNT; c++) {
+        if (a->sock[c])
+            zmq_close(a->sock[c]);
+        a->sock[c] = NULL;
+    }
+}
+
+static int open_sockets(struct agent *a, const int ports[KPORT_COUNT])
+{
+    int zero = 0, one = 1;
+    int64_t nolimit = -1;
+    for (int c = 0; c < CH_COUNT; c++) {
+        void *s = zmq_socket(a->zctx, chan_type[c]);
+        if (!s)
+            return -zmq_errno();
+        a->sock[c] = s;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+        zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof(zero));
+        zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &nolimit, sizeof(nolimit));
+        if (c == CH_SHELL || c == CH_CONTROL || c == CH_STDIN)
+            /* One identity on shell and stdin, so input_request finds its way back. */
+            zmq_setsockopt(s, ZMQ_ROUTING_ID, a->session, strlen(a->session));
+        if (c == CH_IOPUB)
+            zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+        if (c == CH_HB) {
+            zmq_setsockopt(s, ZMQ_REQ_RELAXED, &one, sizeof(one));
+            zmq_setsockopt(s, ZMQ_REQ_CORRELATE, &one, sizeof(one));
+        }
+        char ep[64];
+        snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", ports[chan_port[c]]);
+        if (zmq_connect(s, ep) < 0)
+            return -zmq_errno();
+    }
+    return 0;
+}
+
+/* Signs and sends a request of the agent's own on ch; its replies are swallowed. */
+static void send_own(struct agent *a, enum chan ch, const char *msg_type, json_t *content)
+{
+    if (!a->sock[ch]) {
+        json_decref(content);
+        return;
+    }
+    char id[48], date[32];
+    snprintf(id, sizeof(id), "lbk-%s-%u", a->session, ++a->counter);
+    iso8601_now(date);
+    unsigned slot = a->own_next++ % OWN_IDS;
+    a->own_len[slot] = (size_t)snprintf(a->own[slot], sizeof(a->own[slot]), "\"%s\"", id);
+    json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "msg_id", id, "msg_type", msg_type,
+                          "username", "labbook", "session", a->session, "date", date, "version",
+                          "5.3");
+    char *hs = json_dumps(h, JSON_COMPACT);
+    char *cs = json_dumps(content, JSON_COMPACT);
+    json_decref(h);
+    json_decref(content);
+    struct kmsg m = {.nparts = 4};
+    m.part[0] = (const uint8_t *)hs;
+    m.part_len[0] = strlen(hs);
+    m.part[1] = m.part[2] = (const uint8_t *)"{}";
+    m.part_len[1] = m.part_len[2] = 2;
+    m.part[3] = (const uint8_t *)cs;
+    m.part_len[3] = strlen(cs);
+    int r = zmsg_send(a->sock[ch], &a->key, NULL, NULL, 0, &m);
+    if (r < 0)
+        log_warn("agent: sending %s: %s", msg_type, zmq_strerror(-r));
+    free(hs);
+    free(cs);
+}
+
+static bool is_own_reply(const struct agent *a, const struct kmsg *m)
+{
+    size_t n = a->own_next < OWN_IDS ? a->own_next : OWN_IDS;
+    for (size_t i = 0; i < n; i++)
+        if (memmem(m->part[1], m->part_len[1], a->own[i], a->own_len[i]))
+            return true;
+    return false;
+}
+
+/* ---- kernel lifecycle ---- */
+
+static void remove_conn_file(struct agent *a)
+{
+    if (a->conn_path)
+        unlink(a->conn_path);
+}
+
+/* Starts a kernel and its sockets; state K_STARTING. On failure returns a negative
+ * errno with *reason (caller frees) and leaves no kernel. */
+static int kernel_start(struct agent *a, char **reason)
+{
+    int ports[KPORT_COUNT];
+    int r = kernel_pick_ports(ports);
+    *reason = NULL;
+    if (r < 0) {
+        *reason = xasprintf("failed to start kernel: no free ports: %s", strerror(-r));
+        return r;
+    }
+    if ((r = kernel_write_connection_file(a->conn_path, ports, a->keyhex,
+                                          a->cfg.kernel_name)) < 0) {
+        *reason = xasprintf("failed to start kernel: writing %s: %s", a->conn_path, strerror(-r));
+        return r;
+    }
+    char parent[48];
+    snprintf(parent, sizeof(parent), "JPY_PARENT_PID=%ld", (long)getpid());
+    /* The config's env wins over ours, including JPY_PARENT_PID. */
+    char **env = xcalloc(a->cfg.nenv + 2, sizeof(char *));
+    env[0] = parent;
+    for (size_t i = 0; i < a->cfg.nenv; i++)
+        env[i + 1] = a->cfg.env[i];
+    struct kernel_cmd cmd = {.argv = a->cfg.argv,
+                             .argc = a->cfg.argc,
+                             .env = env,
+                             .nenv = a->cfg.nenv + 1,
+                             .cwd = a->cfg.cwd};
+    pid_t pid = 0;
+    r = kernel_spawn(&cmd, a->conn_path, &pid, reason);
+    free(env);
+    if (r < 0) {
+        remove_conn_file(a);
+        return r;
+    }
+    a->pid = pid;
+    if ((r = open_sockets(a, ports)) < 0) {
+        *reason = xasprintf("failed to start kernel: ZeroMQ: %s", zmq_strerror(-r));
+        close_sockets(a);
+        kill(-pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        a->pid = 0;
+        remove_conn_file(a);
+        return r;
+    }
+    uint64_t now = now_ms();
+    a->kstate = K_STARTING;
+    a->got_info = a->iopub_seen = false;
+    a->start_deadline = now + (uint64_t)a->cfg.start_timeout_s * 1000;
+    a->next_probe = now + PROBE_INTERVAL_MS;
+    a->hb_waiting = false;
+    a->hb_misses = 0;
+    log_info("agent: started kernel pid %ld", (long)pid);
+    send_own(a, CH_SHELL, "kernel_info_request", json_object());
+    return 0;
+}
+
+/* Starts a kernel, telling the hub it is dead where that fails. */
+static void kernel_start_or_die(struct agent *a)
+{
+    char *reason = NULL;
+    if (kernel_start(a, &reason) < 0) {
+        a->kstate = K_NONE;
+        send_state(a, "dead", reason);
+    }
+    free(reason);
+}
+
+/* Asks the kernel to shut down; after STOP_GRACE_MS it is killed. What follows its
+ * exit is `after`. */
+static void kernel_stop(struct agent *a, enum after_stop after)
+{
+    if (a->kstate == K_STOPPING) {
+        if (a->after != AFTER_EXIT)
+            a->after = after;
+        return;
+    }
+    if (a->pid <= 0) {
+        a->kstate = K_NONE;
+        if (after == AFTER_EXIT)
+            a->done = true;
+        else if (after == AFTER_RESTART)
+            kernel_start_or_die(a);
+        return;
+    }
+    a->kstate = K_STOPPING;
+    a->after = after;
+    a->stop_deadline = now_ms() + STOP_GRACE_MS;
+    send_own(a, CH_CONTROL, "shutdown_request",
+             json_pack("{s:b}", "restart", after == AFTER_RESTART));
+}
+
+static void describe_exit(const siginfo_t *si, char *out, size_t n)
+{
+    if (si->si_code == CLD_EXITED)
+        snprintf(out, n, "exit status %d", si->si_status);
+    else
+        snprintf(out, n, "killed by signal %d", si->si_status);
+}
+
+static void on_kernel_exit(struct agent *a, const siginfo_t *si)
+{
+    char how[64], reason[256];
+    describe_exit(si, how, sizeof(how));
+    close_sockets(a);
+    remove_conn_file(a);
+    enum kstate was = a->kstate;
+    a->kstate = K_NONE;
+    if (was == K_STOPPING) {
+        log_info("agent: kernel stopped (%s)", how);
+        if (a->after == AFTER_EXIT)
+            a->done = true;
+        else if (a->after == AFTER_RESTART)
+            kernel_start_or_die(a);
+        return;
+    }
+    /* It died on its own: restart it unless that keeps happening. */
+    uint64_t now = now_ms();
+    size_t k = 0;
+    for (size_t i = 0; i < a->nrestarts; i++)
+        if (now - a->restarts[i] < RESTART_WINDOW_MS)
+            a->restarts[k++] = a->restarts[i];
+    a->nrestarts = k;
+    if (a->nrestarts >= RESTART_MAX) {
+        snprintf(reason, sizeof(reason),
+                 "the kernel died (%s) after %d restarts within %d s; not restarting it",
+                 how, RESTART_MAX, RESTART_WINDOW_MS / 1000);
+        a->nrestarts = 0;
+        send_state(a, "dead", reason);
+        return;
+    }
+    a->restarts[a->nrestarts++] = now;
+    snprintf(reason, sizeof(reason), "the kernel died (%s)", how);
+    send_state(a, "restarting", reason);
+    kernel_start_or_die(a);
+}
+
+/* Reaps children; the kernel's process group is killed once its leader has exited,
+ * while the zombie still holds the group id. */
+static void reap(struct agent *a)
+{
+    if (a->pid > 0) {
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)a->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            si.si_pid == a->pid) {
+            kill(-a->pid, SIGKILL);
+            while (waitpid(a->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            a->pid = 0;
+            on_kernel_exit(a, &si);
+        }
+    }
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+}
+
+static void check_ready(struct agent *a)
+{
+    if (a->kstate == K_STARTING && a->got_info && a->iopub_seen) {
+        a->kstate = K_RUNNING;
+        a->next_hb = now_ms() + HB_INTERVAL_MS;
+        send_state(a, "running", NULL);
+    }
+}
+
+/* ---- relay ---- */
+
+static void relay_from_kernel(struct agent *a, enum chan ch)
+{
+    for (int i = 0; i < RELAY_BATCH && a->sock[ch] && !a->outq; i++) {
+        if (!a->rx)
+            a->rx = xcalloc(1, sizeof(*a->rx));
+        int r = zmsg_recv(a->sock[ch], a->rx, ZMQ_DONTWAIT);
+        if (r == -EAGAIN || r == -EINTR)
+            return;
+        if (r == -EBADMSG) {
+            log_warn("agent: dropped a malformed message on %s", chan_name[ch]);
+            continue;
+        }
+        if (r < 0) {
+            log_warn("agent: receiving on %s: %s", chan_name[ch], zmq_strerror(-r));
+            return;
+        }
+        if (zmsg_verify(&a->key, &a->rx->m, a->rx->sig, a->rx->sig_len) < 0) {
+            log_warn("agent: dropped a message with a bad signature on %s", chan_name[ch]);
+            zmsg_in_close(a->rx);
+            continue;
+        }
+        if (ch == CH_IOPUB)
+            a->iopub_seen = true;
+        if (is_own_reply(a, &a->rx->m)) {
+            if (ch == CH_SHELL)
+                a->got_info = true; /* the only own request on shell is kernel_info */
+            zmsg_in_close(a->rx);
+            check_ready(a);
+            continue;
+        }
+        check_ready(a);
+        hub_send_kmsg(a, a->rx, ch);
+        a->rx = NULL; /* owned by the output queue now */
+    }
+}
+
+static void hb_read(struct agent *a)
+{
+    char b[64];
+    while (a->sock[CH_HB] && zmq_recv(a->sock[CH_HB], b, sizeof(b), ZMQ_DONTWAIT) >= 0) {
+        if (a->hb_misses)
+            log_info("agent: kernel heartbeat back after %d missed", a->hb_misses);
+        a->hb_waiting = false;
+        a->hb_misses = 0;
+    }
+}
+
+static void hb_tick(struct agent *a)
+{
+    if (a->hb_waiting && a->hb_misses++ == 0)
+        log_warn("agent: kernel heartbeat missed");
+    a->hb_waiting = true;
+    zmq_send(a->sock[CH_HB], "ping", 4, ZMQ_DONTWAIT);
+}
+
+static void relay_to_kernel(struct agent *a, const uint8_t *p, size_t len)
+{
+    struct kmsg m;
+    if (wsv1_parse(p, len, &m) < 0) {
+        log_warn("agent: dropped a malformed message from the hub");
+        return;
+    }
+    int ch = -1;
+    for (int c = CH_SHELL; c <= CH_STDIN; c++)
+        if (m.channel_len == strlen(chan_name[c]) &&
+            !memcmp(m.channel, chan_name[c], m.channel_len))
+            ch = c;
+    if (ch < 0) {
+        log_warn("agent: dropped a message from the hub for channel %.*s",
+                 (int)(m.channel_len < 16 ? m.channel_len : 16), m.channel);
+        return;
+    }
+    if (!a->sock[ch]) {
+        log_debug("agent: no kernel; dropped a %s message", chan_name[ch]);
+        return;
+    }
+    int r = zmsg_send(a->sock[ch], &a->key, NULL, NULL, 0, &m);
+    if (r < 0)
+        log_warn("agent: sending on %s: %s", chan_name[ch], zmq_strerror(-r));
+}
+
+static void interrupt(struct agent *a)
+{
+    if (a->pid <= 0 || a->kstate == K_STOPPING)
+        return;
+    if (a->cfg.interrupt_message)
+        send_own(a, CH_CONTROL, "interrupt_request", json_object());
+    else if (kill(-a->pid, SIGINT) < 0)
+        log_warn("agent: interrupting the kernel: %s", strerror(errno));
+}
+
+static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size_t len)
+{
+    struct agent *a = ctx;
+    switch (type) {
+    case STREAM_MSG:
+        relay_to_kernel(a, p, len);
+        break;
+    case STREAM_INTERRUPT:
+        interrupt(a);
+        break;
+    case STREAM_RESTART:
+        if (a->kstate == K_STOPPING && a->after == AFTER_EXIT)
+            break;
+        send_state(a, "restarting", "restart requested");
+        a->nrestarts = 0;
+        kernel_stop(a, AFTER_RESTART);
+        break;
+    case STREAM_SHUTDOWN:
+        kernel_stop(a, AFTER_EXIT);
+        break;
+    default:
+        log_warn("agent: ignored a frame of unknown type %d from the hub", (int)type);
+        break;
+    }
+    return 0;
+}
+
+static void hub_read(struct agent *a)
+{
+    for (int i = 0; i < 16 && a->hub_fd >= 0; i++) {
+        ssize_t n = read(a->hub_fd, a->rbuf, HUB_READ_SIZE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            if (n < 0)
+                log_warn("agent: reading from the hub: %s", strerror(errno));
+            else
+                log_info("agent: the hub closed the stream; shutting the kernel down");
+            hub_close(a);
+            kernel_stop(a, AFTER_EXIT);
+            return;
+        }
+        int r = stream_decoder_feed(&a->dec, a->rbuf, (size_t)n, on_hub_frame, a);
+        if (r < 0) {
+            log_error("agent: bad frame from the hub (%s); shutting down", strerror(-r));
+            hub_close(a);
+            kernel_stop(a, AFTER_EXIT);
+            return;
+        }
+        if ((size_t)n < HUB_READ_SIZE)
+            return;
+    }
+}
+
+static void on_signal(struct agent *a)
+{
+    struct signalfd_siginfo si;
+    bool child = false;
+    while (read(a->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGCHLD) {
+            child = true;
+        } else {
+            log_info("agent: signal %u; shutting the kernel down", si.ssi_signo);
+            kernel_stop(a, AFTER_EXIT);
+        }
+    }
+    if (child)
+        reap(a);
+}
+
+static void on_timers(struct agent *a)
+{
+    uint64_t now = now_ms();
+    if (a->kstate == K_STARTING) {
+        if (now >= a->start_deadline) {
+            char reason[128];
+            snprintf(reason, sizeof(reason), "the kernel did not answer kernel_info within %d s",
+                     a->cfg.start_timeout_s);
+            kill(-a->pid, SIGKILL);
+            a->kstate = K_STOPPING;
+            a->after = AFTER_DEAD;
+            a->stop_deadline = UINT64_MAX;
+            send_state(a, "dead", reason);
+        } else if (now >= a->next_probe) {
+            send_own(a, CH_SHELL, "kernel_info_request", json_object());
+            a->next_probe = now + PROBE_INTERVAL_MS;
+        }
+    } else if (a->kstate == K_RUNNING && now >= a->next_hb) {
+        hb_tick(a);
+        a->next_hb = now + HB_INTERVAL_MS;
+    } else if (a->kstate == K_STOPPING && now >= a->stop_deadline) {
+        log_warn("agent: the kernel did not exit within %d ms; killing it", STOP_GRACE_MS);
+        kill(-a->pid, SIGKILL);
+        a->stop_deadline = UINT64_MAX;
+    }
+}
+
+static long next_timeout(const struct agent *a)
+{
+    uint64_t at = UINT64_MAX;
+    if (a->kstate == K_STARTING)
+        at = a->next_probe < a->start_deadline ? a->next_probe : a->start_deadline;
+    else if (a->kstate == K_RUNNING)
+        at = a->next_hb;
+    else if (a->kstate == K_STOPPING)
+        at = a->stop_deadline;
+    if (at == UINT64_MAX)
+        return -1;
+    uint64_t now = now_ms();
+    return at <= now ? 0 : (long)(at - now);
+}
+
+static int loop(struct agent *a)
+{
+    while (!a->done) {
+        /* Item i of rev[] is the hub, the signalfd, then the channels; absent ones
+         * are left out of the poll set. */
+        zmq_pollitem_t items[2 + CH_COUNT];
+        int map[2 + CH_COUNT], m = 0;
+        memset(items, 0, sizeof(items));
+        if (a->hub_fd >= 0) {
+            items[m].fd = a->hub_fd;
+            items[m].events = (short)(ZMQ_POLLIN | (a->outq ? ZMQ_POLLOUT : 0));
+            map[m++] = 0;
+        }
+        items[m].fd = a->sig_fd;
+        items[m].events = ZMQ_POLLIN;
+        map[m++] = 1;
+        for (int c = 0; c < CH_COUNT; c++) {
+            if (!a->sock[c])
+                continue;
+            items[m].socket = a->sock[c];
+            /* While a frame waits for the hub, leave kernel output in ZeroMQ. */
+            items[m].events = c == CH_HB || !a->outq ? ZMQ_POLLIN : 0;
+            map[m++] = 2 + c;
+        }
+        int r = zmq_poll(items, m, next_timeout(a));
+        if (r < 0 && zmq_errno() != EINTR) {
+            log_error("agent: zmq_poll: %s", zmq_strerror(zmq_errno()));
+            return -zmq_errno();
+        }
+        short rev[2 + CH_COUNT] = {0};
+        for (int i = 0; r > 0 && i < m; i++)
+            rev[map[i]] = items[i].revents;
+        if (rev[1] & ZMQ_POLLIN)
+            on_signal(a);
+        if (a->hub_fd >= 0 && (rev[0] & ZMQ_POLLOUT)) {
+            int w = hub_flush(a);
+            if (w < 0) {
+                log_warn("agent: writing to the hub: %s", strerror(-w));
+                hub_close(a);
+                kernel_stop(a, AFTER_EXIT);
+            }
+        }
+        if (a->hub_fd >= 0 && (rev[0] & (ZMQ_POLLIN | ZMQ_POLLERR)))
+            hub_read(a);
+        for (int c = 0; c < CH_COUNT; c++) {
+            if (!(rev[2 + c] & ZMQ_POLLIN))
+                continue;
+            if (c == CH_HB)
+                hb_read(a);
+            else
+                relay_from_kernel(a, (enum chan)c);
+        }
+        on_timers(a);
+    }
+    return 0;
+}
+
+/* ---- setup ---- */
+
+static int hub_dial(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* Before exit: give queued frames (the last state) a moment to reach the hub. */
+static void hub_drain(struct agent *a)
+{
+    uint64_t until = now_ms() + 1000;
+    while (a->hub_fd >= 0 && a->outq && now_ms() < until) {
+        zmq_pollitem_t it = {.fd = a->hub_fd, .events = ZMQ_POLLOUT};
+        zmq_poll(&it, 1, 100);
+        if (hub_flush(a) < 0)
+            break;
+    }
+}
+
+int agent_main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: labbook agent CONFIG.json\n");
+        return 2;
+    }
+    struct agent *a = xcalloc(1, sizeof(*a));
+    a->hub_fd = a->sig_fd = -1;
+    a->outq_tail = &a->outq;
+    int rc = 1;
+    char *err = NULL;
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    /* Blocked before ZeroMQ starts its threads, so only the signalfd sees them. */
+    sigprocmask(SIG_BLOCK, &mask, &old);
+
+    if (config_load(argv[1], &a->cfg, &err) < 0) {
+        fprintf(stderr, "labbook agent: bad config: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "labbook agent: libsodium failed to initialise\n");
+        goto out;
+    }
+    a->hub_fd = hub_dial(a->cfg.hub_socket);
+    if (a->hub_fd < 0) {
+        fprintf(stderr, "labbook agent: cannot connect to the hub at %s: %s\n", a->cfg.hub_socket,
+                strerror(-a->hub_fd));
+        goto out;
+    }
+    a->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (a->sig_fd < 0) {
+        fprintf(stderr, "labbook agent: signalfd: %s\n", strerror(errno));
+        goto out;
+    }
+    a->dec.max_frame = a->cfg.max_frame;
+    a->dec.in.cap_max = a->cfg.max_frame + STREAM_HEADER_LEN;
+    a->rbuf = xmalloc(HUB_READ_SIZE);
+
+    uint8_t raw[32];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(a->keyhex, sizeof(a->keyhex), raw, sizeof(raw));
+    sodium_memzero(raw, sizeof(raw));
+    zmsg_key_init(&a->key, a->keyhex, strlen(a->keyhex));
+    uint8_t sess[16];
+    randombytes_buf(sess, sizeof(sess));
+    sodium_bin2hex(a->session, sizeof(a->session), sess, sizeof(sess));
+
+    hub_send_json(a, STREAM_HELLO,
+                  json_pack("{s:s, s:s, s:I}", "id", a->cfg.id, "secret", a->cfg.secret, "pid",
+                            (json_int_t)getpid()));
+    send_state(a, "starting", NULL);
+
+    int r = mkdir_p(a->cfg.runtime_dir, 0700);
+    a->conn_path = xasprintf("%s/kernel-%s.json", a->cfg.runtime_dir, a->cfg.id);
+    a->zctx = zmq_ctx_new();
+    if (r < 0) {
+        char *reason = xasprintf("failed to start kernel: creating %s: %s", a->cfg.runtime_dir,
+                                 strerror(-r));
+        send_state(a, "dead", reason);
+        free(reason);
+    } else {
+        kernel_start_or_die(a);
+    }
+    rc = loop(a) < 0 ? 1 : 0;
+    hub_drain(a);
+
+out:
+    if (a->pid > 0) {
+        kill(-a->pid, SIGKILL);
+        while (waitpid(a->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    close_sockets(a);
+    remove_conn_file(a);
+    if (a->zctx)
+        zmq_ctx_term(a->zctx);
+    if (a->rx) {
+        zmsg_in_close(a->rx);
+        free(a->rx);
+    }
+    hub_close(a);
+    if (a->sig_fd >= 0)
+        close(a->sig_fd);
+    stream_decoder_free(&a->dec);
+    free(a->rbuf);
+    free(a->conn_path);
+    free(err);
+    sodium_memzero(a->keyhex, sizeof(a->keyhex));
+    config_free(&a->cfg);
+    free(a);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}

@@ -1,0 +1,22 @@
+/* Logging to stderr, one line per event with a timestamp and level. Only the top
+ * layer logs; user-controlled strings are quoted by the caller (log_quote). Never
+ * pass a token, password or cookie to these. */
+#ifndef LABBOOK_COMMON_LOG_H
+#define LABBOOK_COMMON_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+void log_set_level(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* Writes s into out (size n) quoted, with control characters escaped and cut to fit. */
+const char *log_quote(const char *s, char *out, size_t n);
+
+#endif

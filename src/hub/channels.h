@@ -1,0 +1,46 @@
+/* Kernel channels: the WebSocket clients of a kernel (/api/kernels/{id}/channels),
+ * in the v1 binary subprotocol or the legacy JSON protocol. Messages from clients
+ * go to the kernel's agent; messages from the kernel go to every client (iopub) or
+ * to the client that asked (shell, control, stdin). A client that drops keeps its
+ * session: what it misses is kept (capped) and replayed when it reconnects with the
+ * same session_id. */
+#ifndef LABBOOK_HUB_CHANNELS_H
+#define LABBOOK_HUB_CHANNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store/store.h"
+#include "wire/wsframe.h"
+
+struct hub;
+struct lws;
+struct client;
+
+/* 0 when user may open the kernel's channels, -ENOENT when there is no such
+ * kernel of theirs. */
+int channels_check(struct hub *h, const struct user *u, const char *kernel_id);
+/* Attaches a new WebSocket client; NULL (close it) when the kernel is gone. */
+struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *u,
+                             const char *kernel_id, const char *session_id, bool v1);
+/* A received fragment. Returns <0 when the connection must close. */
+int channels_receive(struct client *c, const void *data, size_t len, bool first, bool final,
+                     bool binary);
+/* The socket can take more. Returns <0 when the connection must close. */
+int channels_writeable(struct client *c);
+/* The connection is gone; c is freed. */
+void channels_closed(struct client *c);
+
+struct kernel;
+
+/* From the kernel layer: one message from the kernel (v1 bytes, and m its parts
+ * pointing into them) to deliver to its clients. */
+void channels_deliver(struct kernel *k, const uint8_t *data, size_t len, const struct kmsg *m);
+/* Sends every client an iopub status message with execution_state (and reason). */
+void channels_status(struct kernel *k, const char *state, const char *reason);
+/* The kernel is going away: close its clients and drop what was kept for them. */
+void channels_kernel_gone(struct kernel *k);
+/* Drops kept replay buffers older than the configured time. */
+void channels_expire(struct kernel *k);
+
+#endif

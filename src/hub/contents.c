@@ -1,0 +1,1994 @@
+/* The Jupyter Contents API (models, saves, uploads, renames, copies, checkpoints) over one
+ * drive folder. Every path is resolved with openat2(RESOLVE_BENEATH) from an O_PATH fd of the
+ * root, and every change is made with *at() calls relative to such resolved directory fds. */
+#include "hub/contents.h"
+
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECKPOINT_DIR ".ipynb_checkpoints"
+#define CHECKPOINT_ID "checkpoint"
+#define MAX_LINK_HOPS 8
+#define MAX_DELETE_DEPTH 256
+#define MAX_NAME_TRIES 10000
+#define MAX_LIST_ENTRIES 100000
+
+/* One request in flight: the root fd and where the answer goes. */
+struct op {
+    const struct contents_req *req;
+    int root_fd;
+    json_t **out;
+    char **location;
+};
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+static int reply_err(struct op *op, int status, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int reply_err(struct op *op, int status, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    json_decref(*op->out);
+    *op->out = json_pack("{s:s, s:o}", "message", msg, "reason",
+                         reason ? json_string(reason) : json_null());
+    free(msg);
+    return status;
+}
+
+/* Maps a failed filesystem call on `path` to jupyter_server's status and message. */
+static int reply_errno(struct op *op, int err, const char *path)
+{
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case EXDEV: /* openat2: the path would leave the drive */
+    case ELOOP:
+        return reply_err(op, 404, NULL, "No such file or directory: %s", path);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return reply_err(op, 403, NULL, "Permission denied: %s", path);
+    case ENAMETOOLONG:
+        return reply_err(op, 400, NULL, "File name too long: %s", path);
+    case EISDIR:
+        return reply_err(op, 400, NULL, "%s is a directory", path);
+    case ENOSPC:
+    case EDQUOT:
+        return reply_err(op, 507, NULL, "No space left on the drive while writing %s", path);
+    case EFBIG:
+        return reply_err(op, 400, NULL, "File too large: %s", path);
+    default:
+        return reply_err(op, 500, NULL, "Unexpected error on %s: %s", path, strerror(err));
+    }
+}
+
+/* "/api/contents/" + the path percent-encoded as jupyter_server's url_escape does. */
+static char *location_for(const char *path, const char *suffix)
+{
+    struct buf b = {0};
+    buf_printf(&b, "/api/contents/");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("_.-~/", *p))
+            buf_append(&b, p, 1);
+        else
+            buf_printf(&b, "%%%02X", *p);
+    }
+    if (suffix)
+        buf_printf(&b, "%s", suffix);
+    return buf_steal(&b, NULL);
+}
+
+static void set_location(struct op *op, const char *path, const char *suffix)
+{
+    if (op->location) {
+        free(*op->location);
+        *op->location = location_for(path, suffix);
+    }
+}
+
+/* ---- paths ------------------------------------------------------------------------------ */
+
+/* Turns an API path into "a/b/c": no leading, trailing or doubled '/'. "." and ".."
+ * components are refused (-EINVAL), as are over-long names. Caller frees *out. */
+static int path_normalize(const char *in, char **out)
+{
+    size_t len = strlen(in);
+    if (len >= PATH_MAX)
+        return -ENAMETOOLONG;
+    char *res = xmalloc(len + 1);
+    size_t n = 0;
+    const char *p = in;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, '/');
+        size_t cl = e ? (size_t)(e - p) : strlen(p);
+        if ((cl == 1 && p[0] == '.') || (cl == 2 && p[0] == '.' && p[1] == '.')) {
+            free(res);
+            return -EINVAL;
+        }
+        if (cl > NAME_MAX) {
+            free(res);
+            return -ENAMETOOLONG;
+        }
+        if (n)
+            res[n++] = '/';
+        memcpy(res + n, p, cl);
+        n += cl;
+        p += cl;
+    }
+    res[n] = '\0';
+    *out = res;
+    return 0;
+}
+
+/* Hidden as jupyter_server means it: some component starts with '.'. */
+static bool path_is_hidden(const char *norm)
+{
+    for (const char *p = norm; *p; p++)
+        if (*p == '.' && (p == norm || p[-1] == '/'))
+            return true;
+    return false;
+}
+
+static const char *path_basename(const char *norm)
+{
+    const char *s = strrchr(norm, '/');
+    return s ? s + 1 : norm;
+}
+
+static char *path_parent(const char *norm)
+{
+    const char *s = strrchr(norm, '/');
+    return s ? xstrndup(norm, (size_t)(s - norm)) : xstrdup("");
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    return dir[0] ? xasprintf("%s/%s", dir, name) : xstrdup(name);
+}
+
+/* Opens rel beneath dirfd: no "..", absolute path or symlink may take it out, and /proc
+ * magic links are refused. Returns an fd or a negative errno. */
+static int open_beneath(int dirfd, const char *rel, int flags, uint64_t extra_resolve)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | extra_resolve,
+    };
+    for (int tries = 0; tries < 16; tries++) {
+        long fd = syscall(SYS_openat2, dirfd, rel[0] ? rel : ".", &how, sizeof how);
+        if (fd >= 0)
+            return (int)fd;
+        if (errno != EAGAIN && errno != EINTR)
+            return -errno;
+    }
+    return -EAGAIN;
+}
+
+/* Resolves the parent directory of norm (non-empty) beneath root as an O_PATH fd. */
+static int open_parent(int root_fd, const char *norm)
+{
+    char *parent = path_parent(norm);
+    int fd = open_beneath(root_fd, parent, O_PATH | O_DIRECTORY, 0);
+    free(parent);
+    return fd;
+}
+
+/* Finds where a write to norm lands: a directory fd and a final name, following a final
+ * symlink only while its target stays beneath root (as jupyter_server writes through links).
+ * Absolute link targets and links leaving the drive give -EXDEV. Caller closes *dirfd and
+ * frees *name. */
+static int resolve_write(int root_fd, const char *norm, int *dirfd, char **name)
+{
+    char *cur = xstrdup(norm);
+    char *parent = NULL, *base = NULL;
+    int dfd = -1, r;
+    for (int hop = 0;; hop++) {
+        free(parent);
+        free(base);
+        parent = path_parent(cur);
+        base = xstrdup(path_basename(cur));
+        if (!base[0] || !strcmp(base, ".") || !strcmp(base, "..")) {
+            r = -EISDIR;
+            goto out;
+        }
+        if (dfd >= 0)
+            close(dfd);
+        dfd = open_beneath(root_fd, parent, O_PATH | O_DIRECTORY, 0);
+        if (dfd < 0) {
+            r = dfd;
+            goto out;
+        }
+        struct stat st;
+        if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT) {
+                r = -errno;
+                goto out;
+            }
+            break;
+        }
+        if (!S_ISLNK(st.st_mode))
+            break;
+        if (hop >= MAX_LINK_HOPS) {
+            r = -ELOOP;
+            goto out;
+        }
+        char target[PATH_MAX];
+        ssize_t n = readlinkat(dfd, base, target, sizeof target - 1);
+        if (n < 0) {
+            r = -errno;
+            goto out;
+        }
+        target[n] = '\0';
+        if (n == 0 || target[0] == '/') {
+            r = -EXDEV;
+            goto out;
+        }
+        if (target[n - 1] == '/') {
+            r = -EISDIR;
+            goto out;
+        }
+        free(cur);
+        cur = path_join(parent, target);
+        if (strlen(cur) >= PATH_MAX) {
+            r = -ENAMETOOLONG;
+            goto out;
+        }
+    }
+    *dirfd = dfd;
+    dfd = -1;
+    *name = base;
+    base = NULL;
+    r = 0;
+out:
+    if (dfd >= 0)
+        close(dfd);
+    free(cur);
+    free(parent);
+    free(base);
+    return r;
+}
+
+/* ---- small file helpers ----------------------------------------------------------------- */
+
+static void iso_from_ts(struct timespec ts, char out[32])
+{
+    struct tm tm;
+    time_t sec = ts.tv_sec;
+    gmtime_r(&sec, &tm);
+    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+}
+
+static json_t *json_time(struct timespec ts)
+{
+    char s[32];
+    iso_from_ts(ts, s);
+    return json_string(s);
+}
+
+static void random_hex(char *out, size_t nbytes)
+{
+    unsigned char r[16];
+    if (nbytes > sizeof r)
+        nbytes = sizeof r;
+    randombytes_buf(r, nbytes);
+    sodium_bin2hex(out, nbytes * 2 + 1, r, nbytes);
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void fsync_dir(int dirfd)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Source of bytes for an atomic write: a buffer or an open file. */
+struct src {
+    const void *data;
+    size_t len;
+    int fd; /* -1: use data */
+};
+
+/* Writes src to dirfd/name atomically (hidden temporary beside it, fsync, rename, fsync of
+ * the directory). noreplace: fail with -EEXIST rather than replace. times: set atime and
+ * mtime (as a copy keeps them). The mode of a file being replaced is kept. */
+static int write_atomic_at(int dirfd, const char *name, const struct src *src, bool noreplace,
+                           const struct timespec *times)
+{
+    char hex[33], tmp[64];
+    random_hex(hex, 8);
+    snprintf(tmp, sizeof tmp, ".~labbook-%s.tmp", hex);
+    int r = 0;
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return -errno;
+    struct stat old;
+    if (fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode))
+        fchmod(fd, old.st_mode & 07777);
+    if (src->fd < 0) {
+        r = write_all(fd, src->data, src->len);
+    } else {
+        char *chunk = xmalloc(1 << 16);
+        for (;;) {
+            ssize_t n = read(src->fd, chunk, 1 << 16);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                r = -errno;
+                break;
+            }
+            if (n == 0)
+                break;
+            r = write_all(fd, chunk, (size_t)n);
+            if (r < 0)
+                break;
+        }
+        free(chunk);
+    }
+    if (r == 0 && times) {
+        struct timespec ts[2] = {times[0], times[1]};
+        futimens(fd, ts);
+    }
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0) {
+        long rr = noreplace ? syscall(SYS_renameat2, dirfd, tmp, dirfd, name, RENAME_NOREPLACE)
+                            : renameat(dirfd, tmp, dirfd, name);
+        if (rr < 0)
+            r = -errno;
+    }
+    if (r < 0)
+        unlinkat(dirfd, tmp, 0);
+    else
+        fsync_dir(dirfd);
+    return r;
+}
+
+/* Reads a whole regular file from fd, refusing more than max bytes (-EFBIG). */
+static int read_fd_all(int fd, int64_t max, char **out, size_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (max >= 0 && st.st_size > max)
+        return -EFBIG;
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *data = xmalloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            if (max >= 0 && (int64_t)n > max) {
+                free(data);
+                return -EFBIG;
+            }
+            cap *= 2;
+            data = xrealloc(data, cap + 1);
+        }
+        ssize_t r = read(fd, data + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(data);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (max >= 0 && (int64_t)n > max) {
+        free(data);
+        return -EFBIG;
+    }
+    data[n] = '\0';
+    *out = data;
+    *len = n;
+    return 0;
+}
+
+static void sha256_hex_of(const void *data, size_t len, char hex[65])
+{
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, data, len);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+}
+
+static int sha256_hex_fd(int fd, char hex[65])
+{
+    crypto_hash_sha256_state s;
+    crypto_hash_sha256_init(&s);
+    char *chunk = xmalloc(1 << 16);
+    int r = 0;
+    for (;;) {
+        ssize_t n = read(fd, chunk, 1 << 16);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        crypto_hash_sha256_update(&s, (const unsigned char *)chunk, (size_t)n);
+    }
+    free(chunk);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&s, h);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+    return r;
+}
+
+/* Opens a regular file for reading beneath root; FIFOs and devices never block us (O_NONBLOCK)
+ * and are refused with -EINVAL. */
+static int open_regular_ro(int root_fd, const char *norm)
+{
+    int fd = open_beneath(root_fd, norm, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+/* ---- mimetypes -------------------------------------------------------------------------- */
+
+static const struct {
+    const char *ext, *mime;
+} mimetypes[] = {
+    {"txt", "text/plain"},
+    {"md", "text/markdown"},
+    {"markdown", "text/markdown"},
+    {"py", "text/x-python"},
+    {"json", "application/json"},
+    {"geojson", "application/geo+json"},
+    {"csv", "text/csv"},
+    {"tsv", "text/tab-separated-values"},
+    {"html", "text/html"},
+    {"htm", "text/html"},
+    {"css", "text/css"},
+    {"js", "text/javascript"},
+    {"mjs", "text/javascript"},
+    {"ts", "text/x-typescript"},
+    {"xml", "text/xml"},
+    {"yaml", "application/x-yaml"},
+    {"yml", "application/x-yaml"},
+    {"sh", "application/x-sh"},
+    {"c", "text/x-c"},
+    {"h", "text/x-c"},
+    {"tex", "application/x-tex"},
+    {"png", "image/png"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"gif", "image/gif"},
+    {"svg", "image/svg+xml"},
+    {"webp", "image/webp"},
+    {"bmp", "image/bmp"},
+    {"ico", "image/vnd.microsoft.icon"},
+    {"tif", "image/tiff"},
+    {"tiff", "image/tiff"},
+    {"pdf", "application/pdf"},
+    {"zip", "application/zip"},
+    {"gz", "application/gzip"},
+    {"tgz", "application/gzip"},
+    {"tar", "application/x-tar"},
+    {"bz2", "application/x-bzip2"},
+    {"xz", "application/x-xz"},
+    {"mp3", "audio/mpeg"},
+    {"wav", "audio/x-wav"},
+    {"ogg", "audio/ogg"},
+    {"mp4", "video/mp4"},
+    {"webm", "video/webm"},
+    {"wasm", "application/wasm"},
+};
+
+/* The mimetype guessed from the extension (case-insensitive), or NULL as Python's
+ * mimetypes.guess_type gives None. */
+static const char *mime_guess(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name)
+        return NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(mimetypes); i++)
+        if (!strcasecmp(dot + 1, mimetypes[i].ext))
+            return mimetypes[i].mime;
+    return NULL;
+}
+
+/* ---- notebooks -------------------------------------------------------------------------- */
+
+static bool is_json_mime(const char *k)
+{
+    return !strcmp(k, "application/json") ||
+           (str_starts_with(k, "application/") && str_ends_with(k, "+json"));
+}
+
+/* Joins a list of strings into one string; leaves other values alone. */
+static void rejoin_value(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_array(v))
+        return;
+    struct buf b = {0};
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        if (!json_is_string(s)) {
+            buf_free(&b);
+            return;
+        }
+        buf_append(&b, json_string_value(s), json_string_length(s));
+    }
+    json_object_set_new(obj, key, json_stringn(b.data ? b.data : "", b.len));
+    buf_free(&b);
+}
+
+static void rejoin_bundle(json_t *data)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(data, tmp, k, v)
+    {
+        if (!is_json_mime(k))
+            rejoin_value(data, k);
+    }
+}
+
+/* Splits a string into lines that keep their endings, as nbformat writes multiline text. */
+static void split_value(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v))
+        return;
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v), start = 0;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < len; i++) {
+        size_t end = 0;
+        if (s[i] == '\n')
+            end = i + 1;
+        else if (s[i] == '\r')
+            end = (i + 1 < len && s[i + 1] == '\n') ? i + 2 : i + 1;
+        if (end) {
+            json_array_append_new(arr, json_stringn(s + start, end - start));
+            start = end;
+            i = end - 1;
+        }
+    }
+    if (start < len)
+        json_array_append_new(arr, json_stringn(s + start, len - start));
+    json_object_set_new(obj, key, arr);
+}
+
+static void split_bundle(json_t *data)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(data, tmp, k, v)
+    {
+        if (str_starts_with(k, "text/") || !strcmp(k, "application/javascript") ||
+            !strcmp(k, "image/svg+xml"))
+            split_value(data, k);
+    }
+}
+
+/* Walks cells and outputs, joining (on read) or splitting (on write) multiline text, and drops
+ * the transient fields nbformat strips both ways. Tolerates malformed notebooks. */
+static void nb_transform(json_t *nb, bool split)
+{
+    json_t *md = json_object_get(nb, "metadata");
+    if (json_is_object(md)) {
+        json_object_del(md, "orig_nbformat");
+        json_object_del(md, "orig_nbformat_minor");
+        json_object_del(md, "signature");
+    }
+    size_t i, j;
+    json_t *cell, *output;
+    json_array_foreach(json_object_get(nb, "cells"), i, cell)
+    {
+        if (!json_is_object(cell))
+            continue;
+        json_t *cmd = json_object_get(cell, "metadata");
+        if (json_is_object(cmd))
+            json_object_del(cmd, "trusted");
+        if (split)
+            split_value(cell, "source");
+        else
+            rejoin_value(cell, "source");
+        const char *an;
+        json_t *att;
+        json_object_foreach(json_object_get(cell, "attachments"), an, att)
+        {
+            if (json_is_object(att))
+                split ? split_bundle(att) : rejoin_bundle(att);
+        }
+        if (!json_is_string(json_object_get(cell, "cell_type")) ||
+            strcmp(json_string_value(json_object_get(cell, "cell_type")), "code"))
+            continue;
+        json_array_foreach(json_object_get(cell, "outputs"), j, output)
+        {
+            const char *ot = json_string_value(json_object_get(output, "output_type"));
+            if (!ot)
+                continue;
+            json_t *data = json_object_get(output, "data");
+            if (!strcmp(ot, "execute_result") || !strcmp(ot, "display_data")) {
+                if (json_is_object(data))
+                    split ? split_bundle(data) : rejoin_bundle(data);
+            } else if (!strcmp(ot, "stream") || !split) {
+                split ? split_value(output, "text") : rejoin_value(output, "text");
+            }
+        }
+    }
+}
+
+static bool is_str_or_str_list(const json_t *v)
+{
+    if (json_is_string(v))
+        return true;
+    if (!json_is_array(v))
+        return false;
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        if (!json_is_string(s))
+            return false;
+    }
+    return true;
+}
+
+static bool is_int_or_null(const json_t *v)
+{
+    return json_is_null(v) || json_is_integer(v);
+}
+
+/* Checks the structure nbformat 4 requires (a minimal subset of its JSON schema). Returns
+ * NULL when valid, else a description of the first problem (caller frees). */
+static char *nb_validate(const json_t *nb)
+{
+    if (!json_is_object(nb))
+        return xstrdup("the notebook is not a JSON object");
+    json_t *v = json_object_get(nb, "nbformat");
+    if (!json_is_integer(v) || json_integer_value(v) != 4)
+        return xstrdup("'nbformat' must be the integer 4");
+    if (!json_is_integer(json_object_get(nb, "nbformat_minor")) ||
+        json_integer_value(json_object_get(nb, "nbformat_minor")) < 0)
+        return xstrdup("'nbformat_minor' must be a non-negative integer");
+    if (!json_is_object(json_object_get(nb, "metadata")))
+        return xstrdup("'metadata' must be an object");
+    json_t *cells = json_object_get(nb, "cells");
+    if (!json_is_array(cells))
+        return xstrdup("'cells' must be an array");
+    size_t i, j;
+    json_t *c, *o;
+    json_array_foreach(cells, i, c)
+    {
+        if (!json_is_object(c))
+            return xasprintf("cells[%zu] is not an object", i);
+        const char *ct = json_string_value(json_object_get(c, "cell_type"));
+        if (!ct || (strcmp(ct, "code") && strcmp(ct, "markdown") && strcmp(ct, "raw")))
+            return xasprintf("cells[%zu].cell_type must be 'code', 'markdown' or 'raw'", i);
+        if (!json_is_object(json_object_get(c, "metadata")))
+            return xasprintf("cells[%zu].metadata must be an object", i);
+        if (!is_str_or_str_list(json_object_get(c, "source")))
+            return xasprintf("cells[%zu].source must be a string or a list of strings", i);
+        json_t *id = json_object_get(c, "id");
+        if (id && !json_is_string(id))
+            return xasprintf("cells[%zu].id must be a string", i);
+        json_t *att = json_object_get(c, "attachments");
+        if (att && !json_is_object(att))
+            return xasprintf("cells[%zu].attachments must be an object", i);
+        if (strcmp(ct, "code"))
+            continue;
+        if (!is_int_or_null(json_object_get(c, "execution_count")))
+            return xasprintf("cells[%zu].execution_count must be an integer or null", i);
+        json_t *outs = json_object_get(c, "outputs");
+        if (!json_is_array(outs))
+            return xasprintf("cells[%zu].outputs must be an array", i);
+        json_array_foreach(outs, j, o)
+        {
+            const char *ot = json_string_value(json_object_get(o, "output_type"));
+            if (!json_is_object(o) || !ot)
+                return xasprintf("cells[%zu].outputs[%zu] has no output_type", i, j);
+            if (!strcmp(ot, "stream")) {
+                if (!json_is_string(json_object_get(o, "name")) ||
+                    !is_str_or_str_list(json_object_get(o, "text")))
+                    return xasprintf("cells[%zu].outputs[%zu]: a stream needs name and text", i,
+                                     j);
+            } else if (!strcmp(ot, "display_data") || !strcmp(ot, "execute_result")) {
+                if (!json_is_object(json_object_get(o, "data")) ||
+                    !json_is_object(json_object_get(o, "metadata")))
+                    return xasprintf("cells[%zu].outputs[%zu]: %s needs data and metadata "
+                                     "objects",
+                                     i, j, ot);
+                if (!strcmp(ot, "execute_result") &&
+                    !is_int_or_null(json_object_get(o, "execution_count")))
+                    return xasprintf("cells[%zu].outputs[%zu].execution_count must be an "
+                                     "integer or null",
+                                     i, j);
+            } else if (!strcmp(ot, "error")) {
+                if (!json_is_string(json_object_get(o, "ename")) ||
+                    !json_is_string(json_object_get(o, "evalue")) ||
+                    !json_is_array(json_object_get(o, "traceback")))
+                    return xasprintf("cells[%zu].outputs[%zu]: an error needs ename, evalue and "
+                                     "traceback",
+                                     i, j);
+            } else {
+                return xasprintf("cells[%zu].outputs[%zu].output_type '%s' is unknown", i, j,
+                                 ot);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Serializes a notebook as nbformat writes it: lines split, keys sorted, indent 1, trailing
+ * newline. Caller frees. */
+static char *nb_serialize(const json_t *content, size_t *len)
+{
+    json_t *nb = json_deep_copy(content);
+    nb_transform(nb, true);
+    char *s = json_dumps(nb, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    json_decref(nb);
+    size_t n = strlen(s);
+    char *res = xmalloc(n + 2);
+    memcpy(res, s, n);
+    res[n] = '\n';
+    res[n + 1] = '\0';
+    free(s);
+    *len = n + 1;
+    return res;
+}
+
+static json_t *new_notebook(void)
+{
+    return json_pack("{s:[], s:{}, s:i, s:i}", "cells", "metadata", "nbformat", 4,
+                     "nbformat_minor", 5);
+}
+
+/* ---- models ----------------------------------------------------------------------------- */
+
+struct get_opts {
+    const char *type;   /* NULL, "file", "notebook", "directory" */
+    const char *format; /* NULL, "text", "base64" */
+    bool content;
+    bool hash;
+};
+
+static bool fd_writable(int fd)
+{
+    if (faccessat(fd, "", W_OK, AT_EMPTY_PATH) == 0)
+        return true;
+    return errno != EACCES && errno != EROFS && errno != EPERM;
+}
+
+static json_t *base_model(const char *norm, const char *type, const struct stat *st, int fd)
+{
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:O, s:n, s:n}", "name",
+                     path_basename(norm), "path", norm, "type", type, "writable",
+                     fd_writable(fd), "created", json_time(st->st_ctim), "last_modified",
+                     json_time(st->st_mtim), "mimetype", "content", "format", "size",
+                     S_ISDIR(st->st_mode) ? json_null() : json_integer(st->st_size), "hash",
+                     "hash_algorithm");
+}
+
+static int model_get(struct op *op, const char *norm, const struct get_opts *g, json_t **model);
+
+/* Fills a directory model's content with children models (no content), skipping hidden
+ * names, names that are not UTF-8, special files and symlinks that leave the drive. */
+static int dir_list(struct op *op, const char *norm, json_t *model)
+{
+    int fd = open_beneath(op->root_fd, norm, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0)
+        return reply_errno(op, -fd, norm);
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return reply_errno(op, errno, norm);
+    }
+    json_t *list = json_array();
+    struct dirent *e;
+    int status = 200;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue; /* ".", "..", and hidden files */
+        json_t *valid = json_string(e->d_name);
+        if (!valid)
+            continue; /* not UTF-8, as jupyter_server skips undecodable names */
+        json_decref(valid);
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+            continue;
+        if (json_array_size(list) >= MAX_LIST_ENTRIES) {
+            status = reply_err(op, 400, NULL,
+                               "Directory %s has more than %d entries, too many to list", norm,
+                               MAX_LIST_ENTRIES);
+            break;
+        }
+        char *child = path_join(norm, e->d_name);
+        struct get_opts g = {0};
+        json_t *cm = NULL, *saved = *op->out;
+        json_t *err = NULL;
+        op->out = &err;
+        if (model_get(op, child, &g, &cm) == 200)
+            json_array_append_new(list, cm);
+        json_decref(err);
+        op->out = (json_t **)saved; /* restored below */
+        free(child);
+        (void)saved;
+    }
+    closedir(d);
+    if (status != 200) {
+        json_decref(list);
+        return status;
+    }
+    json_object_set_new(model, "content", list);
+    json_object_set_new(model, "format", json_string("json"));
+    return 200;
+}
+
+/* Builds the model of norm; on success returns 200 and *model (caller owns), else the status
+ * with the error body in *op->out. */
+static int model_get(struct op *op, const char *norm, const struct get_opts *g, json_t **model)
+{
+    int fd = -1, rfd = -1, status;
+    char *data = NULL;
+    size_t len = 0;
+    json_t *m = NULL;
+    struct stat st;
+
+    fd = open_beneath(op->root_fd, norm, O_PATH, 0);
+    if (fd < 0) {
+        status = reply_errno(op, -fd, norm);
+        goto out;
+    }
+    if (fstat(fd, &st) < 0) {
+        status = reply_errno(op, errno, norm);
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (g->type && strcmp(g->type, "directory")) {
+            status = reply_err(op, 400, "bad type", "%s is a directory, not a %s", norm, g->type);
+            goto out;
+        }
+        m = base_model(norm, "directory", &st, fd);
+        if (g->content) {
+            status = dir_list(op, norm, m);
+            if (status != 200)
+                goto out;
+        }
+        status = 200;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        status = reply_err(op, 400, NULL, "Cannot read non-file %s", norm);
+        goto out;
+    }
+    if (g->type && !strcmp(g->type, "directory")) {
+        status = reply_err(op, 400, "bad type", "%s is not a directory", norm);
+        goto out;
+    }
+    bool notebook = g->type ? !strcmp(g->type, "notebook") : str_ends_with(norm, ".ipynb");
+    char hash[65] = "";
+    if (g->content || g->hash) {
+        rfd = open_regular_ro(op->root_fd, norm);
+        if (rfd < 0) {
+            status = reply_errno(op, -rfd, norm);
+            goto out;
+        }
+        fstat(rfd, &st); /* describe what we read */
+        if (g->content) {
+            int r = read_fd_all(rfd, op->req->max_file_size, &data, &len);
+            if (r == -EFBIG) {
+                status = reply_err(op, 400, NULL,
+                                   "%s is too large to open (%lld bytes; the limit is %lld "
+                                   "bytes): download it instead",
+                                   norm, (long long)st.st_size,
+                                   (long long)op->req->max_file_size);
+                goto out;
+            }
+            if (r < 0) {
+                status = reply_errno(op, -r, norm);
+                goto out;
+            }
+            if (g->hash)
+                sha256_hex_of(data, len, hash);
+        } else {
+            int r = sha256_hex_fd(rfd, hash);
+            if (r < 0) {
+                status = reply_errno(op, -r, norm);
+                goto out;
+            }
+        }
+    }
+    m = base_model(norm, notebook ? "notebook" : "file", &st, fd);
+    if (!notebook) {
+        const char *mime = mime_guess(path_basename(norm));
+        if (mime)
+            json_object_set_new(m, "mimetype", json_string(mime));
+    }
+    if (g->hash) {
+        json_object_set_new(m, "hash", json_string(hash));
+        json_object_set_new(m, "hash_algorithm", json_string("sha256"));
+    }
+    if (g->content && notebook) {
+        json_error_t jerr;
+        json_t *nb = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
+        if (!nb) {
+            status = reply_err(op, 400, NULL, "Unreadable Notebook: %s: not JSON: %s (line %d)",
+                               norm, jerr.text, jerr.line);
+            goto out;
+        }
+        nb_transform(nb, false);
+        char *why = nb_validate(nb);
+        if (why) {
+            char *msg = xasprintf("Notebook validation failed: %s", why);
+            json_object_set_new(m, "message", json_string(msg));
+            free(msg);
+            free(why);
+        }
+        json_object_set_new(m, "content", nb);
+        json_object_set_new(m, "format", json_string("json"));
+    } else if (g->content) {
+        json_t *text = NULL;
+        if (!g->format || !strcmp(g->format, "text")) {
+            text = json_stringn(data, len);
+            if (!text && g->format) {
+                status = reply_err(op, 400, "bad format", "%s is not UTF-8 encoded", norm);
+                goto out;
+            }
+        }
+        if (text) {
+            json_object_set_new(m, "content", text);
+            json_object_set_new(m, "format", json_string("text"));
+        } else {
+            size_t blen = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+            char *b64 = xmalloc(blen);
+            sodium_bin2base64(b64, blen, (const unsigned char *)data, len,
+                              sodium_base64_VARIANT_ORIGINAL);
+            json_object_set_new(m, "content", json_string(b64));
+            json_object_set_new(m, "format", json_string("base64"));
+            free(b64);
+        }
+        if (json_is_null(json_object_get(m, "mimetype")))
+            json_object_set_new(m, "mimetype", json_string(text ? "text/plain"
+                                                                : "application/octet-stream"));
+    }
+    status = 200;
+out:
+    if (status == 200) {
+        *model = m;
+    } else {
+        json_decref(m);
+    }
+    free(data);
+    if (fd >= 0)
+        close(fd);
+    if (rfd >= 0)
+        close(rfd);
+    return status;
+}
+
+/* Replies with norm's model without content (after a save, copy, rename). */
+static int reply_model(struct op *op, const char *norm, int status, const char *message)
+{
+    struct get_opts g = {0};
+    json_t *m = NULL;
+    int s = model_get(op, norm, &g, &m);
+    if (s != 200)
+        return s;
+    if (message)
+        json_object_set_new(m, "message", json_string(message));
+    json_decref(*op->out);
+    *op->out = m;
+    if (status == 201)
+        set_location(op, norm, NULL);
+    return status;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+
+/* "name-checkpoint.ext", splitting the extension as Python's os.path.splitext does. */
+static char *checkpoint_name(const char *name)
+{
+    const char *lead = name;
+    while (*lead == '.')
+        lead++;
+    const char *dot = strrchr(lead, '.');
+    if (!dot || dot == lead)
+        return xasprintf("%s-%s", name, CHECKPOINT_ID);
+    return xasprintf("%.*s-%s%s", (int)(dot - name), name, CHECKPOINT_ID, dot);
+}
+
+/* Opens (creating when asked) the checkpoint folder inside parent_fd; never a symlink. */
+static int open_checkpoint_dir(int parent_fd, bool create)
+{
+    int fd = open_beneath(parent_fd, CHECKPOINT_DIR, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+    if (fd == -ENOENT && create) {
+        if (mkdirat(parent_fd, CHECKPOINT_DIR, 0777) < 0 && errno != EEXIST)
+            return -errno;
+        fd = open_beneath(parent_fd, CHECKPOINT_DIR, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+    }
+    return fd;
+}
+
+static json_t *checkpoint_model(const struct stat *st)
+{
+    return json_pack("{s:s, s:o}", "id", CHECKPOINT_ID, "last_modified", json_time(st->st_mtim));
+}
+
+/* Stats the checkpoint of the file named `name` in parent_fd; 0 or a negative errno. */
+static int checkpoint_stat(int parent_fd, const char *name, struct stat *st)
+{
+    int cfd = open_checkpoint_dir(parent_fd, false);
+    if (cfd < 0)
+        return cfd;
+    char *cp = checkpoint_name(name);
+    int r = fstatat(cfd, cp, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    if (r == 0 && !S_ISREG(st->st_mode))
+        r = -ENOENT;
+    free(cp);
+    close(cfd);
+    return r;
+}
+
+/* Copies the file at norm into its checkpoint; fills *st with the checkpoint's stat. */
+static int checkpoint_create(int root_fd, const char *norm, struct stat *st)
+{
+    int pfd = -1, cfd = -1, sfd = -1, r;
+    char *cp = NULL;
+    sfd = open_regular_ro(root_fd, norm);
+    if (sfd < 0) {
+        r = sfd;
+        goto out;
+    }
+    pfd = open_parent(root_fd, norm);
+    if (pfd < 0) {
+        r = pfd;
+        goto out;
+    }
+    cfd = open_checkpoint_dir(pfd, true);
+    if (cfd < 0) {
+        r = cfd;
+        goto out;
+    }
+    struct stat sst;
+    fstat(sfd, &sst);
+    struct timespec times[2] = {sst.st_atim, sst.st_mtim};
+    cp = checkpoint_name(path_basename(norm));
+    struct src src = {.fd = sfd};
+    r = write_atomic_at(cfd, cp, &src, false, times);
+    if (r == 0 && fstatat(cfd, cp, st, AT_SYMLINK_NOFOLLOW) < 0)
+        r = -errno;
+out:
+    free(cp);
+    if (sfd >= 0)
+        close(sfd);
+    if (pfd >= 0)
+        close(pfd);
+    if (cfd >= 0)
+        close(cfd);
+    return r;
+}
+
+static void checkpoint_ensure(int root_fd, const char *norm)
+{
+    int pfd = open_parent(root_fd, norm);
+    if (pfd < 0)
+        return;
+    struct stat st;
+    if (checkpoint_stat(pfd, path_basename(norm), &st) < 0)
+        checkpoint_create(root_fd, norm, &st);
+    close(pfd);
+}
+
+/* Applies fn-like actions to the checkpoint of old (rename, delete) when it exists. */
+static void checkpoint_move(int root_fd, const char *old, const char *new_path)
+{
+    int opfd = open_parent(root_fd, old), ocfd = -1, npfd = -1, ncfd = -1;
+    char *ocp = checkpoint_name(path_basename(old)), *ncp = NULL;
+    struct stat st;
+    if (opfd < 0 || (ocfd = open_checkpoint_dir(opfd, false)) < 0 ||
+        fstatat(ocfd, ocp, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+        goto out;
+    if (!new_path) {
+        unlinkat(ocfd, ocp, 0);
+        goto out;
+    }
+    npfd = open_parent(root_fd, new_path);
+    if (npfd < 0 || (ncfd = open_checkpoint_dir(npfd, true)) < 0)
+        goto out;
+    ncp = checkpoint_name(path_basename(new_path));
+    renameat(ocfd, ocp, ncfd, ncp);
+out:
+    free(ocp);
+    free(ncp);
+    for (int *f = (int[]){opfd, ocfd, npfd, ncfd}, i = 0; i < 4; i++)
+        if (f[i] >= 0)
+            close(f[i]);
+}
+
+static int op_checkpoints(struct op *op, const char *norm)
+{
+    const struct contents_req *req = op->req;
+    const char *method = req->method;
+    int pfd = -1, status;
+    if (!norm[0] || path_is_hidden(norm)) {
+        status = reply_err(op, 404, NULL, "No such file or directory: %s", norm);
+        goto out;
+    }
+    pfd = open_parent(op->root_fd, norm);
+    if (pfd < 0) {
+        status = reply_errno(op, -pfd, norm);
+        goto out;
+    }
+    const char *name = path_basename(norm);
+    struct stat st;
+    if (!req->checkpoint_id && !strcmp(method, "GET")) {
+        json_t *list = json_array();
+        if (checkpoint_stat(pfd, name, &st) == 0)
+            json_array_append_new(list, checkpoint_model(&st));
+        *op->out = list;
+        status = 200;
+    } else if (!req->checkpoint_id && !strcmp(method, "POST")) {
+        int r = checkpoint_create(op->root_fd, norm, &st);
+        if (r == -EISDIR || r == -EINVAL) {
+            status = reply_err(op, 400, NULL, "Cannot checkpoint %s: not a file", norm);
+            goto out;
+        }
+        if (r < 0) {
+            status = reply_errno(op, -r, norm);
+            goto out;
+        }
+        *op->out = checkpoint_model(&st);
+        set_location(op, norm, "/checkpoints/" CHECKPOINT_ID);
+        status = 201;
+    } else if (req->checkpoint_id &&
+               (!strcmp(method, "POST") || !strcmp(method, "DELETE"))) {
+        if (strcmp(req->checkpoint_id, CHECKPOINT_ID) || checkpoint_stat(pfd, name, &st) < 0) {
+            status = reply_err(op, 404, NULL, "Checkpoint does not exist: %s@%s", norm,
+                               req->checkpoint_id);
+            goto out;
+        }
+        int cfd = open_checkpoint_dir(pfd, false), r;
+        char *cp = checkpoint_name(name);
+        if (cfd < 0) {
+            r = cfd;
+        } else if (!strcmp(method, "DELETE")) {
+            r = unlinkat(cfd, cp, 0) < 0 ? -errno : 0;
+        } else {
+            int sfd = openat(cfd, cp, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            int dfd = -1;
+            char *dname = NULL;
+            r = sfd < 0 ? -errno : resolve_write(op->root_fd, norm, &dfd, &dname);
+            if (r == 0) {
+                struct timespec times[2] = {st.st_atim, st.st_mtim};
+                struct src src = {.fd = sfd};
+                r = write_atomic_at(dfd, dname, &src, false, times);
+            }
+            if (sfd >= 0)
+                close(sfd);
+            if (dfd >= 0)
+                close(dfd);
+            free(dname);
+        }
+        free(cp);
+        if (cfd >= 0)
+            close(cfd);
+        if (r < 0) {
+            status = reply_errno(op, -r, norm);
+            goto out;
+        }
+        status = 204;
+    } else {
+        status = reply_err(op, 405, NULL, "Method %s not allowed on checkpoints", method);
+    }
+out:
+    if (pfd >= 0)
+        close(pfd);
+    return status;
+}
+
+/* ---- saving ----------------------------------------------------------------------------- */
+
+/* A string member of the body; -EINVAL when present but not a string or holding a NUL. */
+static int body_str(const json_t *body, const char *key, const char **out)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+        return -EINVAL;
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* Decodes a file model's content per its format into bytes (caller frees). */
+static int decode_content(struct op *op, const char *norm, const json_t *body, char **data,
+                          size_t *len)
+{
+    const char *format = json_string_value(json_object_get(body, "format"));
+    json_t *c = json_object_get(body, "content");
+    if (!format || (strcmp(format, "text") && strcmp(format, "base64")))
+        return reply_err(op, 400, NULL,
+                         "Must specify format of file contents as 'text' or 'base64'");
+    if (!json_is_string(c))
+        return reply_err(op, 400, NULL, "Encoding error saving %s: content is not a string",
+                         norm);
+    const char *s = json_string_value(c);
+    size_t sl = json_string_length(c);
+    if (!strcmp(format, "text")) {
+        *data = xmalloc(sl + 1);
+        memcpy(*data, s, sl);
+        *len = sl;
+        return 0;
+    }
+    size_t max = sl / 4 * 3 + 3;
+    *data = xmalloc(max + 1);
+    const char *end = NULL;
+    if (sodium_base642bin((unsigned char *)*data, max, s, sl, " \t\r\n", len, &end,
+                          sodium_base64_VARIANT_ORIGINAL) < 0 ||
+        end != s + sl) {
+        free(*data);
+        *data = NULL;
+        return reply_err(op, 400, NULL, "Encoding error saving %s: invalid base64", norm);
+    }
+    return 0;
+}
+
+/* Writes bytes to norm (following inside links), mapping failures to replies. */
+static int save_bytes(struct op *op, const char *norm, const char *data, size_t len,
+                      bool noreplace)
+{
+    int dfd = -1, status = 0;
+    char *name = NULL;
+    int r = resolve_write(op->root_fd, norm, &dfd, &name);
+    if (r == -EXDEV || r == -ELOOP) {
+        status = reply_err(op, 400, NULL,
+                           "Cannot write %s: it is a symlink that leads outside the drive", norm);
+        goto out;
+    }
+    if (r < 0) {
+        status = reply_errno(op, -r, norm);
+        goto out;
+    }
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+        status = reply_err(op, 400, NULL, "%s is a directory", norm);
+        goto out;
+    }
+    struct src src = {.data = data, .len = len, .fd = -1};
+    r = write_atomic_at(dfd, name, &src, noreplace, NULL);
+    if (r == -EEXIST) {
+        status = reply_err(op, 409, NULL, "File already exists: %s", norm);
+    } else if (r < 0) {
+        status = reply_errno(op, -r, norm);
+    }
+out:
+    if (dfd >= 0)
+        close(dfd);
+    free(name);
+    return status;
+}
+
+static int save_directory(struct op *op, const char *norm)
+{
+    if (!norm[0])
+        return 0;
+    int pfd = open_parent(op->root_fd, norm);
+    if (pfd < 0)
+        return reply_errno(op, -pfd, norm);
+    int r = mkdirat(pfd, path_basename(norm), 0777) < 0 ? -errno : 0;
+    close(pfd);
+    if (r == -EEXIST) {
+        int fd = open_beneath(op->root_fd, norm, O_PATH | O_DIRECTORY, 0);
+        if (fd < 0)
+            return reply_err(op, 400, NULL, "Not a directory: %s", norm);
+        close(fd);
+        return 0;
+    }
+    return r < 0 ? reply_errno(op, -r, norm) : 0;
+}
+
+/* Saves a full model to norm (jupyter_server's save()). Returns 0, or the error status. */
+static int save_model(struct op *op, const char *norm, const json_t *body, bool noreplace)
+{
+    const char *type = json_string_value(json_object_get(body, "type"));
+    if (!type)
+        return reply_err(op, 400, NULL, "No file type provided");
+    json_t *content = json_object_get(body, "content");
+    if (!content && strcmp(type, "directory"))
+        return reply_err(op, 400, NULL, "No file content provided");
+    if (!strcmp(type, "directory"))
+        return save_directory(op, norm);
+    if (!norm[0])
+        return reply_err(op, 400, NULL, "Cannot write a file at the drive's root path");
+    int status;
+    char *data = NULL;
+    size_t len = 0;
+    if (!strcmp(type, "notebook")) {
+        char *why = nb_validate(content);
+        if (why) {
+            status = reply_err(op, 400, NULL, "Notebook validation failed: %s", why);
+            free(why);
+            return status;
+        }
+        data = nb_serialize(content, &len);
+        status = save_bytes(op, norm, data, len, noreplace);
+        if (status == 0)
+            checkpoint_ensure(op->root_fd, norm); /* one checkpoint always exists */
+    } else if (!strcmp(type, "file")) {
+        status = decode_content(op, norm, body, &data, &len);
+        if (status == 0)
+            status = save_bytes(op, norm, data, len, noreplace);
+    } else {
+        status = reply_err(op, 400, NULL, "Unhandled contents type: %s", type);
+    }
+    free(data);
+    return status;
+}
+
+/* Creates norm from a possibly partial model (jupyter_server's new()): type from the
+ * extension, empty content by default. */
+static int new_model(struct op *op, const char *norm, const json_t *body, bool noreplace)
+{
+    json_t *m = body ? json_deep_copy(body) : json_object();
+    if (!json_object_get(m, "type"))
+        json_object_set_new(m, "type",
+                            json_string(str_ends_with(norm, ".ipynb") ? "notebook" : "file"));
+    const char *type = json_string_value(json_object_get(m, "type"));
+    if (!json_object_get(m, "content") && type && strcmp(type, "directory")) {
+        if (!strcmp(type, "notebook")) {
+            json_object_set_new(m, "content", new_notebook());
+            json_object_set_new(m, "format", json_string("json"));
+        } else {
+            json_object_set_new(m, "content", json_string(""));
+            json_object_set_new(m, "type", json_string("file"));
+            json_object_set_new(m, "format", json_string("text"));
+        }
+    }
+    int status = save_model(op, norm, m, noreplace);
+    json_decref(m);
+    return status;
+}
+
+/* Name of the hidden file an upload in progress is appended to, beside the target. */
+static char *upload_tmp_name(const char *name)
+{
+    char hex[65];
+    sha256_hex_of(name, strlen(name), hex);
+    hex[32] = '\0';
+    return xasprintf(".~labbook-upload-%s", hex);
+}
+
+/* JupyterLab's chunked upload: chunk 1 starts a hidden file, 2..n append, -1 appends and
+ * renames it onto the target, so the target never holds a partial file. */
+static int save_chunk(struct op *op, const char *norm, const json_t *body, bool existed)
+{
+    const char *type = json_string_value(json_object_get(body, "type"));
+    json_int_t chunk = json_integer_value(json_object_get(body, "chunk"));
+    int dfd = -1, fd = -1, status;
+    char *data = NULL, *name = NULL, *tmp = NULL;
+    size_t len = 0;
+    if (!type)
+        return reply_err(op, 400, NULL, "No file type provided");
+    if (strcmp(type, "file"))
+        return reply_err(op, 400, NULL,
+                         "File type \"%s\" is not supported for large file transfer", type);
+    if (!json_object_get(body, "content"))
+        return reply_err(op, 400, NULL, "No file content provided");
+    if (chunk == 0 || chunk < -1 || !json_is_integer(json_object_get(body, "chunk")))
+        return reply_err(op, 400, NULL, "Invalid chunk number");
+    status = decode_content(op, norm, body, &data, &len);
+    if (status)
+        return status;
+    int r = resolve_write(op->root_fd, norm, &dfd, &name);
+    if (r == -EXDEV || r == -ELOOP) {
+        status = reply_err(op, 400, NULL,
+                           "Cannot write %s: it is a symlink that leads outside the drive", norm);
+        goto out;
+    }
+    if (r < 0) {
+        status = reply_errno(op, -r, norm);
+        goto out;
+    }
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+        status = reply_err(op, 400, NULL, "%s is a directory", norm);
+        goto out;
+    }
+    tmp = upload_tmp_name(name);
+    if (chunk == 1)
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    else
+        fd = openat(dfd, tmp, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        status = reply_err(op, 400, NULL, "No upload in progress for %s (chunk 1 is missing)",
+                           norm);
+        goto out;
+    }
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        status = reply_errno(op, fd < 0 ? errno : EINVAL, norm);
+        goto out;
+    }
+    r = write_all(fd, data, len);
+    if (r == 0 && chunk == -1) {
+        struct stat old;
+        if (fstatat(dfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode))
+            fchmod(fd, old.st_mode & 07777);
+        if (fsync(fd) < 0)
+            r = -errno;
+        if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
+            r = -errno;
+        if (r == 0)
+            fsync_dir(dfd);
+    }
+    if (r < 0) {
+        status = reply_errno(op, -r, norm);
+        goto out;
+    }
+    if (chunk == -1) {
+        status = reply_model(op, norm, existed ? 200 : 201, NULL);
+        goto out;
+    }
+    /* the target does not exist yet: describe the part received so far */
+    fstat(fd, &st);
+    json_t *m = base_model(norm, "file", &st, fd);
+    const char *mime = mime_guess(name);
+    if (mime)
+        json_object_set_new(m, "mimetype", json_string(mime));
+    json_decref(*op->out);
+    *op->out = m;
+    status = 200;
+    if (chunk == 1 && !existed) {
+        set_location(op, norm, NULL);
+        status = 201;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    free(data);
+    free(name);
+    free(tmp);
+    return status;
+}
+
+/* ---- untitled, copy --------------------------------------------------------------------- */
+
+/* jupyter_server's increment_filename: "Untitled.ipynb", "Untitled1.ipynb", ...; the number
+ * goes before the first dot, or before ".ipynb". try_create returns 0 on success, -EEXIST to
+ * try the next name, or another error. */
+static int create_incremented(struct op *op, const char *dir, const char *filename,
+                              const char *insert,
+                              int (*try_create)(struct op *, const char *, void *), void *arg,
+                              char **made)
+{
+    const char *dot = str_ends_with(filename, ".ipynb") ? strrchr(filename, '.')
+                                                        : strchr(filename, '.');
+    size_t blen = dot ? (size_t)(dot - filename) : strlen(filename);
+    const char *suffix = dot ? dot : "";
+    int dfd = open_beneath(op->root_fd, dir, O_PATH | O_DIRECTORY, 0);
+    if (dfd < 0)
+        return dfd;
+    int r = -EEXIST;
+    for (int i = 0; i < MAX_NAME_TRIES && r == -EEXIST; i++) {
+        char *name = i ? xasprintf("%.*s%s%d%s", (int)blen, filename, insert, i, suffix)
+                       : xasprintf("%.*s%s", (int)blen, filename, suffix);
+        struct stat st;
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            free(name);
+            continue;
+        }
+        char *path = path_join(dir, name);
+        free(name);
+        r = try_create(op, path, arg);
+        if (r == 0)
+            *made = path;
+        else
+            free(path);
+    }
+    close(dfd);
+    return r;
+}
+
+struct untitled_arg {
+    const char *type;
+    int status; /* a reply already written */
+};
+
+static int try_untitled(struct op *op, const char *path, void *arg)
+{
+    struct untitled_arg *ua = arg;
+    if (!strcmp(ua->type, "directory")) {
+        int pfd = open_parent(op->root_fd, path);
+        if (pfd < 0)
+            return pfd;
+        int r = mkdirat(pfd, path_basename(path), 0777) < 0 ? -errno : 0;
+        close(pfd);
+        return r;
+    }
+    json_t *m = json_pack("{s:s}", "type", ua->type);
+    int s = new_model(op, path, m, true);
+    json_decref(m);
+    if (s == 409)
+        return -EEXIST;
+    ua->status = s;
+    return s ? -ECANCELED : 0;
+}
+
+static int new_untitled(struct op *op, const char *dir, const char *type, const char *ext)
+{
+    int fd = open_beneath(op->root_fd, dir, O_PATH | O_DIRECTORY, 0);
+    if (fd < 0)
+        return reply_err(op, 404, NULL, "No such directory: %s", dir);
+    close(fd);
+    if (!ext)
+        ext = "";
+    if (!type || !type[0])
+        type = !strcmp(ext, ".ipynb") ? "notebook" : "file";
+    const char *untitled, *insert = "";
+    if (!strcmp(type, "directory")) {
+        untitled = "Untitled Folder";
+        insert = " ";
+    } else if (!strcmp(type, "notebook")) {
+        untitled = "Untitled";
+        ext = ".ipynb";
+    } else if (!strcmp(type, "file")) {
+        untitled = "untitled";
+    } else {
+        return reply_err(op, 400, NULL, "Unexpected model type: '%s'", type);
+    }
+    if (strchr(ext, '/') || strlen(ext) > 64)
+        return reply_err(op, 400, NULL, "Invalid extension: %s", ext);
+    char *filename = xasprintf("%s%s", untitled, ext), *made = NULL;
+    struct untitled_arg ua = {.type = type};
+    int r = create_incremented(op, dir, filename, insert, try_untitled, &ua, &made);
+    free(filename);
+    int status;
+    if (r == -ECANCELED)
+        status = ua.status;
+    else if (r < 0)
+        status = reply_errno(op, -r, dir);
+    else
+        status = reply_model(op, made, 201, NULL);
+    free(made);
+    return status;
+}
+
+static int try_copy(struct op *op, const char *path, void *arg)
+{
+    const char *from = arg;
+    int sfd = open_regular_ro(op->root_fd, from), dfd = -1;
+    char *name = NULL;
+    int r = sfd;
+    if (sfd >= 0)
+        r = resolve_write(op->root_fd, path, &dfd, &name);
+    if (r >= 0) {
+        struct src src = {.fd = sfd};
+        r = write_atomic_at(dfd, name, &src, true, NULL);
+    }
+    if (sfd >= 0)
+        close(sfd);
+    if (dfd >= 0)
+        close(dfd);
+    free(name);
+    return r;
+}
+
+/* "a-Copy2.ipynb" -> "a.ipynb", as jupyter_server strips earlier copy numbers. */
+static char *strip_copy_marks(const char *name)
+{
+    struct buf b = {0};
+    const char *p = name;
+    while (*p) {
+        if (str_starts_with(p, "-Copy")) {
+            const char *q = p + 5;
+            while (*q >= '0' && *q <= '9')
+                q++;
+            if (*q == '.') {
+                p = q;
+                continue;
+            }
+        }
+        buf_append(&b, p, 1);
+        p++;
+    }
+    buf_append(&b, "", 0);
+    return buf_steal(&b, NULL);
+}
+
+static int copy_file(struct op *op, const char *to, const char *copy_from)
+{
+    char *from = NULL, *made = NULL;
+    int status, r = path_normalize(copy_from, &from);
+    if (r < 0) {
+        status = reply_err(op, 400, NULL, "Invalid path: %s", copy_from);
+        goto out;
+    }
+    if (path_is_hidden(from) || path_is_hidden(to)) {
+        status = reply_err(op, 400, NULL, "Cannot copy file or directory '%s'", to);
+        goto out;
+    }
+    int fd = open_beneath(op->root_fd, from, O_PATH, 0);
+    struct stat st;
+    if (fd < 0) {
+        status = reply_errno(op, -fd, from);
+        goto out;
+    }
+    r = fstat(fd, &st);
+    close(fd);
+    if (r == 0 && S_ISDIR(st.st_mode)) {
+        status = reply_err(op, 400, NULL, "Can't copy directories");
+        goto out;
+    }
+    fd = open_beneath(op->root_fd, to, O_PATH | O_DIRECTORY, 0);
+    if (fd >= 0) {
+        close(fd);
+        char *base = strip_copy_marks(path_basename(from));
+        r = create_incremented(op, to, base, "-Copy", try_copy, from, &made);
+        free(base);
+    } else {
+        int pfd = to[0] ? open_parent(op->root_fd, to) : -ENOENT;
+        if (pfd < 0) {
+            char *parent = path_parent(to);
+            status = reply_err(op, 404, NULL, "No such parent directory: %s to copy file in",
+                               parent);
+            free(parent);
+            goto out;
+        }
+        close(pfd);
+        r = try_copy(op, to, from);
+        if (r == 0)
+            made = xstrdup(to);
+    }
+    if (r == -EEXIST) {
+        status = reply_err(op, 409, NULL, "File already exists: %s", to);
+        goto out;
+    }
+    if (r == -EINVAL) {
+        status = reply_err(op, 400, NULL, "Cannot copy %s: not a regular file", from);
+        goto out;
+    }
+    if (r < 0) {
+        status = reply_errno(op, -r, from);
+        goto out;
+    }
+    if (str_ends_with(made, ".ipynb"))
+        checkpoint_ensure(op->root_fd, made);
+    status = reply_model(op, made, 201, NULL);
+out:
+    free(from);
+    free(made);
+    return status;
+}
+
+/* ---- methods ---------------------------------------------------------------------------- */
+
+static int query_bool(const char *v, bool dflt, bool *out)
+{
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    if (strcmp(v, "0") && strcmp(v, "1"))
+        return -EINVAL;
+    *out = v[0] == '1';
+    return 0;
+}
+
+static int op_get(struct op *op, const char *norm)
+{
+    const struct contents_req *req = op->req;
+    struct get_opts g = {.type = req->q_type, .format = req->q_format};
+    if (g.type && strcmp(g.type, "directory") && strcmp(g.type, "file") &&
+        strcmp(g.type, "notebook"))
+        return reply_err(op, 400, NULL, "Type '%s' is invalid", g.type);
+    if (g.format && strcmp(g.format, "text") && strcmp(g.format, "base64"))
+        return reply_err(op, 400, NULL, "Format '%s' is invalid", g.format);
+    if (query_bool(req->q_content, true, &g.content) < 0)
+        return reply_err(op, 400, NULL, "Content '%s' is invalid", req->q_content);
+    if (query_bool(req->q_hash, false, &g.hash) < 0)
+        return reply_err(op, 400, NULL, "Hash '%s' is invalid", req->q_hash);
+    if (path_is_hidden(norm))
+        return reply_err(op, 404, NULL, "No such file or directory: %s", norm);
+    json_t *m = NULL;
+    int status = model_get(op, norm, &g, &m);
+    if (status == 200) {
+        json_decref(*op->out);
+        *op->out = m;
+    }
+    return status;
+}
+
+static int op_put(struct op *op, const char *norm)
+{
+    const json_t *body = op->req->body;
+    if (!body || (json_is_object(body) && json_object_size(body) == 0))
+        return new_untitled(op, norm, NULL, NULL);
+    if (!json_is_object(body))
+        return reply_err(op, 400, NULL, "The body must be a JSON object (a contents model)");
+    const char *bpath, *copy_from;
+    if (body_str(body, "path", &bpath) < 0 || body_str(body, "copy_from", &copy_from) < 0)
+        return reply_err(op, 400, NULL, "Invalid path in the model");
+    if (copy_from)
+        return reply_err(op, 400, NULL, "Cannot copy with PUT, only POST");
+    if (path_is_hidden(norm) || (bpath && path_is_hidden(bpath)))
+        return reply_err(op, 400, NULL, "Cannot create file or directory '%s'", norm);
+    int fd = open_beneath(op->root_fd, norm, O_PATH, 0);
+    bool exists = fd >= 0;
+    if (fd >= 0)
+        close(fd);
+    if (json_object_get(body, "chunk"))
+        return save_chunk(op, norm, body, exists);
+    if (exists) {
+        int s = save_model(op, norm, body, false);
+        return s ? s : reply_model(op, norm, 200, NULL);
+    }
+    int s = new_model(op, norm, body, false);
+    return s ? s : reply_model(op, norm, 201, NULL);
+}
+
+static int op_post(struct op *op, const char *norm)
+{
+    const json_t *body = op->req->body;
+    int fd = open_beneath(op->root_fd, norm, O_PATH, 0);
+    if (fd >= 0) {
+        struct stat st;
+        int r = fstat(fd, &st);
+        close(fd);
+        if (r == 0 && !S_ISDIR(st.st_mode))
+            return reply_err(op, 400, NULL, "Cannot POST to files, use PUT instead.");
+    }
+    if (body && !json_is_object(body))
+        return reply_err(op, 400, NULL, "The body must be a JSON object");
+    const char *copy_from = NULL, *type = NULL, *ext = NULL;
+    if (body && (body_str(body, "copy_from", &copy_from) < 0 ||
+                 body_str(body, "type", &type) < 0 || body_str(body, "ext", &ext) < 0))
+        return reply_err(op, 400, NULL, "Invalid copy_from, type or ext");
+    if (copy_from && copy_from[0])
+        return copy_file(op, norm, copy_from);
+    if (path_is_hidden(norm))
+        return reply_err(op, 400, NULL, "Cannot create file or directory '%s'", norm);
+    return new_untitled(op, norm, type, ext);
+}
+
+static int op_patch(struct op *op, const char *norm)
+{
+    const json_t *body = op->req->body;
+    if (!json_is_object(body))
+        return reply_err(op, 400, NULL, "JSON body missing");
+    const char *bpath;
+    if (body_str(body, "path", &bpath) < 0)
+        return reply_err(op, 400, NULL, "Invalid path in the model");
+    char *to = NULL;
+    int opfd = -1, npfd = -1, status;
+    if (!bpath) {
+        status = reply_model(op, norm, 200, NULL);
+        goto out;
+    }
+    if (path_normalize(bpath, &to) < 0) {
+        status = reply_err(op, 400, NULL, "Invalid path: %s", bpath);
+        goto out;
+    }
+    if (path_is_hidden(norm) || path_is_hidden(to)) {
+        status = reply_err(op, 400, NULL, "Cannot rename file or directory '%s'", norm);
+        goto out;
+    }
+    if (!strcmp(norm, to)) {
+        status = reply_model(op, norm, 200, NULL);
+        goto out;
+    }
+    if (!norm[0] || !to[0]) {
+        status = reply_err(op, 400, NULL, "Cannot rename the drive's root");
+        goto out;
+    }
+    struct stat st;
+    opfd = open_parent(op->root_fd, norm);
+    if (opfd < 0 || fstatat(opfd, path_basename(norm), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        status = reply_errno(op, opfd < 0 ? -opfd : errno, norm);
+        goto out;
+    }
+    npfd = open_parent(op->root_fd, to);
+    if (npfd < 0) {
+        char *parent = path_parent(to);
+        status = reply_err(op, 404, NULL, "No such directory: %s", parent);
+        free(parent);
+        goto out;
+    }
+    if (syscall(SYS_renameat2, opfd, path_basename(norm), npfd, path_basename(to),
+                RENAME_NOREPLACE) < 0) {
+        if (errno == EEXIST)
+            status = reply_err(op, 409, NULL, "File already exists: %s", to);
+        else if (errno == EINVAL)
+            status = reply_err(op, 400, NULL, "Cannot move %s into itself", norm);
+        else
+            status = reply_errno(op, errno, norm);
+        goto out;
+    }
+    fsync_dir(npfd);
+    if (!S_ISDIR(st.st_mode))
+        checkpoint_move(op->root_fd, norm, to);
+    status = reply_model(op, to, 200, NULL);
+out:
+    if (opfd >= 0)
+        close(opfd);
+    if (npfd >= 0)
+        close(npfd);
+    free(to);
+    return status;
+}
+
+/* Removes dirfd/name and everything below it without ever following a symlink. */
+static int remove_tree(int dirfd, const char *name, int depth)
+{
+    if (depth > MAX_DELETE_DEPTH)
+        return -ELOOP;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -errno;
+    }
+    int r = 0;
+    bool removed = true;
+    while (r == 0 && removed) {
+        removed = false;
+        rewinddir(d);
+        struct dirent *e;
+        while (r == 0 && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            struct stat st;
+            if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                continue;
+            if (S_ISDIR(st.st_mode))
+                r = remove_tree(fd, e->d_name, depth + 1);
+            else if (unlinkat(fd, e->d_name, 0) < 0 && errno != ENOENT)
+                r = -errno;
+            removed = true;
+        }
+    }
+    closedir(d);
+    if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+        r = -errno;
+    return r;
+}
+
+static int op_delete(struct op *op, const char *norm)
+{
+    if (!norm[0])
+        return reply_err(op, 400, NULL, "Can't delete root");
+    if (path_is_hidden(norm))
+        return reply_err(op, 400, NULL, "Cannot delete file or directory '%s'", norm);
+    int pfd = open_parent(op->root_fd, norm);
+    if (pfd < 0)
+        return reply_err(op, 404, NULL, "File or directory does not exist: %s", norm);
+    const char *name = path_basename(norm);
+    struct stat st;
+    int r;
+    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        close(pfd);
+        return reply_err(op, 404, NULL, "File or directory does not exist: %s", norm);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        r = remove_tree(pfd, name, 0);
+    } else {
+        r = unlinkat(pfd, name, 0) < 0 ? -errno : 0;
+        if (r == 0)
+            checkpoint_move(op->root_fd, norm, NULL);
+    }
+    if (r == 0)
+        fsync_dir(pfd);
+    close(pfd);
+    return r < 0 ? reply_errno(op, -r, norm) : 204;
+}
+
+int contents_handle(const struct contents_req *req, json_t **out, char **location)
+{
+    *out = NULL;
+    if (location)
+        *location = NULL;
+    if (sodium_init() < 0)
+        return 500;
+    struct op op = {.req = req, .root_fd = -1, .out = out, .location = location};
+    char *norm = NULL;
+    int status;
+    op.root_fd = open(req->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (op.root_fd < 0) {
+        status = reply_err(&op, 500, NULL, "The drive is unavailable: %s", strerror(errno));
+        goto out;
+    }
+    int r = path_normalize(req->path ? req->path : "", &norm);
+    if (r < 0) {
+        status = reply_err(&op, 400, NULL,
+                           r == -ENAMETOOLONG ? "Path too long: %s"
+                                              : "Invalid path (\".\" and \"..\" are refused): %s",
+                           req->path);
+        goto out;
+    }
+    const char *m = req->method ? req->method : "";
+    if (req->checkpoint)
+        status = op_checkpoints(&op, norm);
+    else if (!strcmp(m, "GET"))
+        status = op_get(&op, norm);
+    else if (!strcmp(m, "PUT"))
+        status = op_put(&op, norm);
+    else if (!strcmp(m, "POST"))
+        status = op_post(&op, norm);
+    else if (!strcmp(m, "PATCH"))
+        status = op_patch(&op, norm);
+    else if (!strcmp(m, "DELETE"))
+        status = op_delete(&op, norm);
+    else
+        status = reply_err(&op, 405, NULL, "Method %s not allowed", m);
+out:
+    if (status >= 300 && location && *location) {
+        free(*location);
+        *location = NULL;
+    }
+    if (status == 204) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    if (op.root_fd >= 0)
+        close(op.root_fd);
+    free(norm);
+    return status;
+}

@@ -1,0 +1,640 @@
+/* libwebsockets on the hub's libuv loop: request parsing with a capped body,
+ * authentication, dispatch to the API router, buffered responses written as the
+ * socket drains, deferred answers, and the WebSocket plumbing for kernel channels. */
+#include "hub/http.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hub/api.h"
+#include "hub/auth.h"
+#include "hub/channels.h"
+#include "hub/hub.h"
+
+#define V1_PROTOCOL "v1.kernel.websocket.jupyter.org"
+#define WRITE_CHUNK (256 * 1024)
+
+struct http_req {
+    struct lws *wsi;
+    struct hub *hub;
+    struct http_req_view v;
+    struct buf body;
+    bool body_too_big;
+    bool dispatched;
+    char **allocs;
+    size_t nallocs;
+    /* response */
+    bool responded;
+    int status;
+    char *ctype;
+    char *resp;
+    size_t resp_len, resp_off;
+    struct buf hdrs; /* "name:\0value\0" pairs */
+    bool headers_done;
+    struct http_pending *pending;
+    uint64_t t0;
+};
+
+struct http_pending {
+    struct http_req *req;
+};
+
+/* Per-connection slot libwebsockets allocates for us. */
+struct conn_slot {
+    struct http_req *req;
+    struct client *client;
+};
+
+static unsigned char scratch[LWS_PRE + WRITE_CHUNK];
+
+static const char *method_names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+json_t *http_error_body(const char *message, const char *reason)
+{
+    return json_pack("{s:s, s:o}", "message", message, "reason",
+                     reason ? json_string(reason) : json_null());
+}
+
+struct lws *http_wsi(struct http_req *req)
+{
+    return req->wsi;
+}
+
+const struct http_req_view *http_view(struct http_req *req)
+{
+    return &req->v;
+}
+
+static char *req_keep(struct http_req *req, char *s)
+{
+    req->allocs = xrealloc(req->allocs, (req->nallocs + 1) * sizeof(char *));
+    req->allocs[req->nallocs++] = s;
+    return s;
+}
+
+const char *http_query(struct http_req *req, const char *name)
+{
+    if (!req->wsi)
+        return NULL;
+    char key[64];
+    snprintf(key, sizeof(key), "%s=", name);
+    size_t klen = strlen(key);
+    char tmp[8192];
+    for (int i = 0;; i++) {
+        int n = lws_hdr_copy_fragment(req->wsi, tmp, sizeof(tmp), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0)
+            return NULL;
+        if ((size_t)n >= klen && !strncmp(tmp, key, klen))
+            return req_keep(req, xstrdup(tmp + klen));
+        if (!strcmp(tmp, name)) /* "?content" with no value */
+            return req_keep(req, xstrdup(""));
+    }
+}
+
+const char *http_header(struct http_req *req, const char *name)
+{
+    if (!req->wsi)
+        return NULL;
+    static const struct {
+        const char *name;
+        enum lws_token_indexes tok;
+    } known[] = {
+        {"authorization:", WSI_TOKEN_HTTP_AUTHORIZATION},
+        {"cookie:", WSI_TOKEN_HTTP_COOKIE},
+        {"content-type:", WSI_TOKEN_HTTP_CONTENT_TYPE},
+        {"host:", WSI_TOKEN_HOST},
+        {"origin:", WSI_TOKEN_ORIGIN},
+        {"range:", WSI_TOKEN_HTTP_RANGE},
+        {"referer:", WSI_TOKEN_HTTP_REFERER},
+        {"if-none-match:", WSI_TOKEN_HTTP_IF_NONE_MATCH},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+        if (strcmp(known[i].name, name))
+            continue;
+        int len = lws_hdr_total_length(req->wsi, known[i].tok);
+        if (len <= 0)
+            return NULL;
+        char *v = xmalloc((size_t)len + 1);
+        if (lws_hdr_copy(req->wsi, v, len + 1, known[i].tok) < 0) {
+            free(v);
+            return NULL;
+        }
+        return req_keep(req, v);
+    }
+    int len = lws_hdr_custom_length(req->wsi, name, (int)strlen(name));
+    if (len < 0)
+        return NULL;
+    char *v = xmalloc((size_t)len + 1);
+    if (lws_hdr_custom_copy(req->wsi, v, len + 1, name, (int)strlen(name)) < 0) {
+        free(v);
+        return NULL;
+    }
+    return req_keep(req, v);
+}
+
+void http_add_header(struct http_req *req, const char *name, const char *value)
+{
+    buf_append(&req->hdrs, name, strlen(name) + 1);
+    buf_append(&req->hdrs, value, strlen(value) + 1);
+}
+
+static void req_free(struct http_req *req)
+{
+    if (!req)
+        return;
+    if (req->pending)
+        req->pending->req = NULL;
+    buf_free(&req->body);
+    buf_free(&req->hdrs);
+    for (size_t i = 0; i < req->nallocs; i++)
+        free(req->allocs[i]);
+    free(req->allocs);
+    free((char *)req->v.path);
+    free(req->ctype);
+    free(req->resp);
+    free(req);
+}
+
+void http_reply(struct http_req *req, int status, const char *content_type, char *body, size_t len)
+{
+    if (req->responded) {
+        free(body);
+        return;
+    }
+    req->responded = true;
+    req->status = status;
+    req->ctype = content_type ? xstrdup(content_type) : NULL;
+    req->resp = body;
+    req->resp_len = body ? len : 0;
+    if (req->wsi)
+        lws_callback_on_writable(req->wsi);
+}
+
+void http_reply_json(struct http_req *req, int status, json_t *body)
+{
+    char *s = NULL;
+    size_t len = 0;
+    if (body) {
+        s = json_dumps(body, JSON_COMPACT);
+        len = strlen(s);
+        json_decref(body);
+    }
+    http_reply(req, status, s ? "application/json" : NULL, s, len);
+}
+
+static json_t *error_body_v(int status, const char *fmt, va_list ap)
+{
+    char *msg = xvasprintf(fmt, ap);
+    json_t *b = http_error_body(msg, status >= 500 ? http_status_text(status) : NULL);
+    free(msg);
+    return b;
+}
+
+void http_reply_error(struct http_req *req, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *b = error_body_v(status, fmt, ap);
+    va_end(ap);
+    http_reply_json(req, status, b);
+}
+
+void http_reply_empty(struct http_req *req, int status)
+{
+    http_reply(req, status, NULL, NULL, 0);
+}
+
+struct http_pending *http_defer(struct http_req *req)
+{
+    struct http_pending *p = xcalloc(1, sizeof(*p));
+    p->req = req;
+    req->pending = p;
+    return p;
+}
+
+bool http_pending_alive(struct http_pending *p)
+{
+    return p->req != NULL;
+}
+
+struct http_req *http_pending_req(struct http_pending *p)
+{
+    return p->req;
+}
+
+static void pending_done(struct http_pending *p)
+{
+    if (p->req)
+        p->req->pending = NULL;
+    free(p);
+}
+
+void http_pending_reply_json(struct http_pending *p, int status, json_t *body)
+{
+    if (p->req)
+        http_reply_json(p->req, status, body);
+    else
+        json_decref(body);
+    pending_done(p);
+}
+
+void http_pending_reply_error(struct http_pending *p, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *b = error_body_v(status, fmt, ap);
+    va_end(ap);
+    http_pending_reply_json(p, status, b);
+}
+
+void http_pending_reply_raw(struct http_pending *p, int status, const char *content_type,
+                            char *body, size_t len, char *location)
+{
+    if (p->req) {
+        if (location)
+            http_add_header(p->req, "location:", location);
+        http_reply(p->req, status, content_type, body, len);
+    } else {
+        free(body);
+    }
+    free(location);
+    pending_done(p);
+}
+
+/* Writes a small complete response straight away (for refusals before a request
+ * object exists). Returns 0 or -1. */
+static int write_simple(struct lws *wsi, int status, const char *message)
+{
+    unsigned char hbuf[LWS_PRE + 1024], *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf);
+    json_t *b = http_error_body(message, NULL);
+    char *s = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    size_t len = strlen(s);
+    int r = -1;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", len, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        goto out;
+    unsigned char *body = xmalloc(LWS_PRE + len);
+    memcpy(body + LWS_PRE, s, len);
+    r = lws_write(wsi, body + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < 0 ? -1 : 0;
+    free(body);
+out:
+    free(s);
+    return r;
+}
+
+static void log_request(struct http_req *req)
+{
+    char q[300];
+    double ms = (double)(now_ms() - req->t0);
+    log_info("%s %s %d %.0fms %s", req->v.method_name, log_quote(req->v.path, q, sizeof(q)),
+             req->status, ms, req->v.authed ? req->v.user.name : "-");
+}
+
+/* Writes headers, then the body in chunks; returns -1 to close, 0 otherwise. */
+static int req_writeable(struct http_req *req)
+{
+    struct lws *wsi = req->wsi;
+    if (!req->responded)
+        return 0;
+    bool head = req->v.method == HTTP_HEAD;
+    if (!req->headers_done) {
+        unsigned char hbuf[LWS_PRE + 8192], *start = hbuf + LWS_PRE, *p = start,
+                                            *end = hbuf + sizeof(hbuf) - 1;
+        if (lws_add_http_common_headers(wsi, (unsigned)req->status, req->ctype, req->resp_len, &p,
+                                        end))
+            return -1;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                        (const unsigned char *)"no-store", 8, &p, end))
+            return -1;
+        for (size_t off = 0; off < req->hdrs.len;) {
+            const char *name = req->hdrs.data + off;
+            const char *val = name + strlen(name) + 1;
+            off += strlen(name) + strlen(val) + 2;
+            if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                            (const unsigned char *)val, (int)strlen(val), &p, end))
+                return -1;
+        }
+        if (lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        req->headers_done = true;
+        if (head)
+            req->resp_off = req->resp_len;
+        if (req->resp_off < req->resp_len) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    } else if (req->resp_off < req->resp_len) {
+        size_t n = req->resp_len - req->resp_off;
+        if (n > WRITE_CHUNK)
+            n = WRITE_CHUNK;
+        memcpy(scratch + LWS_PRE, req->resp + req->resp_off, n);
+        bool last = req->resp_off + n == req->resp_len;
+        if (lws_write(wsi, scratch + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+            (int)n)
+            return -1;
+        req->resp_off += n;
+        if (!last) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    log_request(req);
+    struct conn_slot *slot = lws_wsi_user(wsi);
+    if (slot && slot->req == req)
+        slot->req = NULL;
+    req_free(req);
+    if (lws_http_transaction_completed(wsi))
+        return -1;
+    return 0;
+}
+
+static void dispatch(struct http_req *req)
+{
+    req->dispatched = true;
+    req->v.body = req->body.data ? req->body.data : "";
+    req->v.body_len = req->body.len;
+    hub_touch(req->hub);
+    api_route(req->hub, req);
+}
+
+static int method_of(struct lws *wsi, enum http_method *m)
+{
+    char *uri;
+    int len;
+    switch (lws_http_get_uri_and_method(wsi, &uri, &len)) {
+    case LWSHUMETH_GET: *m = HTTP_GET; return 0;
+    case LWSHUMETH_POST: *m = HTTP_POST; return 0;
+    case LWSHUMETH_PUT: *m = HTTP_PUT; return 0;
+    case LWSHUMETH_PATCH: *m = HTTP_PATCH; return 0;
+    case LWSHUMETH_DELETE: *m = HTTP_DELETE; return 0;
+    case LWSHUMETH_HEAD: *m = HTTP_HEAD; return 0;
+    case LWSHUMETH_OPTIONS: *m = HTTP_OPTIONS; return 0;
+    default: return -1;
+    }
+}
+
+static int64_t content_length(struct lws *wsi)
+{
+    char v[32];
+    if (lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return -1;
+    int64_t n;
+    if (str_to_i64(v, 0, INT64_MAX, &n) < 0)
+        return -2;
+    return n;
+}
+
+/* Splits "/api/kernels/{id}/channels" into the id; false if the path is not that. */
+static bool channels_path(const char *path, char *id, size_t n)
+{
+    const char *pre = "/api/kernels/";
+    if (!str_starts_with(path, pre))
+        return false;
+    const char *s = path + strlen(pre);
+    const char *slash = strchr(s, '/');
+    if (!slash || strcmp(slash, "/channels") || (size_t)(slash - s) >= n || slash == s)
+        return false;
+    memcpy(id, s, (size_t)(slash - s));
+    id[slash - s] = '\0';
+    return true;
+}
+
+static int ws_uri(struct lws *wsi, char *out, size_t n)
+{
+    return lws_hdr_copy(wsi, out, (int)n, WSI_TOKEN_GET_URI) > 0 ? 0 : -1;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct conn_slot *slot = user;
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct hub *h = ctx ? lws_context_user(ctx) : NULL;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+        if (slot->req) { /* a pipelined request while one is in flight */
+            req_free(slot->req);
+            slot->req = NULL;
+        }
+        if (h->stopping)
+            return write_simple(wsi, 503, "the server is shutting down") ? -1 : -1;
+        struct http_req *req = xcalloc(1, sizeof(*req));
+        req->wsi = wsi;
+        req->hub = h;
+        req->t0 = now_ms();
+        if (method_of(wsi, &req->v.method) < 0) {
+            free(req);
+            write_simple(wsi, 405, "method not allowed");
+            return -1;
+        }
+        req->v.method_name = method_names[req->v.method];
+        req->v.path = xstrndup(in ? (const char *)in : "/", in ? strlen(in) : 1);
+        req->body.cap_max = (size_t)h->cfg.max_body;
+        req->v.authed = auth_request(h, wsi, &req->v.user, &req->v.by_cookie) == 0;
+        slot->req = req;
+        int64_t cl = content_length(wsi);
+        if (cl == -2 || cl > h->cfg.max_body) {
+            char q[300];
+            log_warn("%s %s refused: body of %lld bytes over the %lld-byte cap",
+                     req->v.method_name, log_quote(req->v.path, q, sizeof(q)), (long long)cl,
+                     (long long)h->cfg.max_body);
+            char msg[128];
+            snprintf(msg, sizeof(msg), "request body too large (limit %lld MiB)",
+                     (long long)(h->cfg.max_body >> 20));
+            slot->req = NULL;
+            req_free(req);
+            write_simple(wsi, 413, msg);
+            return -1;
+        }
+        if (cl > 0)
+            return 0; /* wait for the body */
+        dispatch(req);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY: {
+        struct http_req *req = slot->req;
+        if (!req || req->dispatched)
+            return 0;
+        if (!req->body_too_big && buf_append(&req->body, in, len) < 0) {
+            req->body_too_big = true;
+            buf_free(&req->body);
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+        struct http_req *req = slot->req;
+        if (!req || req->dispatched)
+            return 0;
+        if (req->body_too_big) {
+            req->dispatched = true;
+            http_reply_error(req, 413, "request body too large (limit %lld MiB)",
+                             (long long)(h->cfg.max_body >> 20));
+            return 0;
+        }
+        dispatch(req);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!slot->req)
+            return 0;
+        return req_writeable(slot->req);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (slot->req) {
+            req_free(slot->req);
+            slot->req = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        char uri[1024], id[128];
+        if (h->stopping)
+            return write_simple(wsi, 503, "the server is shutting down") ? -1 : 1;
+        if (ws_uri(wsi, uri, sizeof(uri)) < 0 || !channels_path(uri, id, sizeof(id)))
+            return write_simple(wsi, 404, "no WebSocket here") ? -1 : 1;
+        struct user u;
+        bool by_cookie;
+        if (auth_request(h, wsi, &u, &by_cookie) < 0)
+            return write_simple(wsi, 403, "authentication required") ? -1 : 1;
+        if (by_cookie) {
+            /* Browsers send cookies on cross-site WebSocket upgrades: the Origin
+             * must be this server's own. */
+            char origin[512], host[512];
+            if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0 &&
+                lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0) {
+                const char *o = strstr(origin, "://");
+                if (!o || strcmp(o + 3, host))
+                    return write_simple(wsi, 403, "cross-origin WebSocket refused") ? -1 : 1;
+            }
+        }
+        if (channels_check(h, &u, id) < 0)
+            return write_simple(wsi, 404, "no such kernel") ? -1 : 1;
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        char uri[1024], id[128], sess[256] = "";
+        struct user u;
+        bool by_cookie;
+        if (ws_uri(wsi, uri, sizeof(uri)) < 0 || !channels_path(uri, id, sizeof(id)) ||
+            auth_request(h, wsi, &u, &by_cookie) < 0)
+            return -1;
+        const char *sv = lws_get_urlarg_by_name(wsi, "session_id=", sess, sizeof(sess));
+        const struct lws_protocols *pr = lws_get_protocol(wsi);
+        bool v1 = pr && pr->name && !strcmp(pr->name, V1_PROTOCOL);
+        slot->client = channels_open(h, wsi, &u, id, sv ? sv : "", v1);
+        return slot->client ? 0 : -1;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        if (!slot->client)
+            return -1;
+        return channels_receive(slot->client, in, len, lws_is_first_fragment(wsi),
+                                lws_is_final_fragment(wsi), lws_frame_is_binary(wsi));
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!slot->client)
+            return 0;
+        return channels_writeable(slot->client);
+    case LWS_CALLBACK_CLOSED:
+        if (slot->client) {
+            channels_closed(slot->client);
+            slot->client = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_CREATE:
+        if (h)
+            h->http_connections++;
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (h)
+            h->http_connections--;
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"http", callback, sizeof(struct conn_slot), 65536, 0, NULL, 0},
+    {V1_PROTOCOL, callback, sizeof(struct conn_slot), 65536, 0, NULL, 0},
+    LWS_PROTOCOL_LIST_TERM,
+};
+
+static void lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    if (level & LLL_ERR)
+        log_error("libwebsockets: %.*s", (int)n, line);
+    else
+        log_warn("libwebsockets: %.*s", (int)n, line);
+}
+
+int http_start(struct hub *h, char **err)
+{
+    lws_set_log_level(LLL_ERR | (h->cfg.log_level == 0 ? LLL_WARN : 0), lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    void *loops[1] = {h->loop};
+    info.port = h->cfg.port;
+    info.iface = h->cfg.bind;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.foreign_loops = loops;
+    info.user = h;
+    info.max_http_header_data = 16384;
+    info.max_http_header_pool = 256;
+    info.pt_serv_buf_size = 256 * 1024;
+    info.keepalive_timeout = 30;
+    info.timeout_secs = 60;
+    info.server_string = "labbook";
+    h->lws = lws_create_context(&info);
+    if (!h->lws) {
+        *err = xasprintf("cannot listen on %s:%d (in use, or not an address of this machine)",
+                         h->cfg.bind, h->cfg.port);
+        return -EADDRINUSE;
+    }
+    return 0;
+}
+
+void http_destroy(struct hub *h)
+{
+    if (h->lws)
+        lws_context_destroy(h->lws);
+    h->lws = NULL;
+}

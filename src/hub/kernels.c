@@ -1,0 +1,609 @@
+/* The kernel list, the local backend (one `labbook agent` process per kernel), the
+ * agent socket the agents dial back to, and each kernel's lifecycle: starting,
+ * running, restarting, dead, stopping. */
+#include "hub/kernels.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hub/channels.h"
+#include "hub/hub.h"
+
+struct agent_conn {
+    uv_pipe_t pipe;
+    struct hub *hub;
+    struct kernel *k;
+    struct stream_decoder dec;
+    bool closing;
+};
+
+struct kwait {
+    struct kwait *next;
+    enum { WAIT_READY, WAIT_GONE } kind;
+    kernel_cb cb;
+    void *ctx;
+};
+
+struct write_req {
+    uv_write_t req;
+    char *data;
+};
+
+static void uuid4(char out[40])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof(b));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+void kernel_touch(struct kernel *k)
+{
+    iso8601_now(k->last_activity);
+}
+
+static const char *life_name(enum kernel_life l)
+{
+    static const char *n[] = {"starting", "running", "restarting", "dead", "stopping"};
+    return n[l];
+}
+
+json_t *kernel_model(const struct kernel *k)
+{
+    json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:i}", "id", k->id, "name", k->spec_name,
+                          "last_activity", k->last_activity, "execution_state",
+                          k->execution_state, "connections", kernel_count_clients(k));
+    if (k->reason)
+        json_object_set_new(m, "reason", json_string(k->reason));
+    return m;
+}
+
+struct kernel *kernel_find(struct hub *h, const struct user *u, const char *id)
+{
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        if (!strcmp(k->id, id) && k->owner == u->id && k->life != KERNEL_STOPPING)
+            return k;
+    return NULL;
+}
+
+static void add_wait(struct kernel *k, int kind, kernel_cb cb, void *ctx)
+{
+    struct kwait *w = xcalloc(1, sizeof(*w));
+    w->kind = kind;
+    w->cb = cb;
+    w->ctx = ctx;
+    w->next = k->waiters;
+    k->waiters = w;
+}
+
+/* Runs and removes the waiters of one kind. */
+static void run_waiters(struct kernel *k, int kind, int err, const char *reason)
+{
+    struct kwait **pp = &k->waiters;
+    struct kwait *todo = NULL;
+    while (*pp) {
+        struct kwait *w = *pp;
+        if (w->kind == kind) {
+            *pp = w->next;
+            w->next = todo;
+            todo = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    while (todo) {
+        struct kwait *w = todo;
+        todo = w->next;
+        if (w->cb)
+            w->cb(w->ctx, k, err, reason);
+        free(w);
+    }
+}
+
+static void set_reason(struct kernel *k, const char *reason)
+{
+    free(k->reason);
+    k->reason = reason ? xstrdup(reason) : NULL;
+}
+
+/* --- writing to the agent --- */
+
+static void write_done(uv_write_t *req, int status)
+{
+    (void)status;
+    struct write_req *w = (struct write_req *)req;
+    free(w->data);
+    free(w);
+}
+
+int kernel_send_to_agent(struct kernel *k, enum stream_type type, const void *data, size_t len)
+{
+    struct agent_conn *a = k->agent;
+    if (!a || a->closing)
+        return -ENOTCONN;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&a->pipe) > (size_t)k->hub->cfg.agent_max_frame)
+        return -ENOBUFS;
+    uint8_t hdr[STREAM_HEADER_LEN];
+    stream_header(hdr, type, len);
+    uv_buf_t bufs[2] = {uv_buf_init((char *)hdr, sizeof(hdr)), uv_buf_init((char *)data, (unsigned)len)};
+    size_t total = sizeof(hdr) + len;
+    size_t done = 0;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&a->pipe) == 0) {
+        int r = uv_try_write((uv_stream_t *)&a->pipe, bufs, 2);
+        if (r > 0)
+            done = (size_t)r;
+        else if (r < 0 && r != UV_EAGAIN)
+            return r;
+    }
+    if (done == total)
+        return 0;
+    struct write_req *w = xmalloc(sizeof(*w));
+    w->data = xmalloc(total - done);
+    size_t off = 0;
+    for (size_t i = 0, pos = 0; i < 2; i++) {
+        size_t blen = bufs[i].len;
+        if (pos + blen > done) {
+            size_t skip = done > pos ? done - pos : 0;
+            memcpy(w->data + off, bufs[i].base + skip, blen - skip);
+            off += blen - skip;
+        }
+        pos += blen;
+    }
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)off);
+    int r = uv_write(&w->req, (uv_stream_t *)&a->pipe, &b, 1, write_done);
+    if (r < 0) {
+        free(w->data);
+        free(w);
+        return r;
+    }
+    return 0;
+}
+
+/* --- freeing --- */
+
+static void kernel_free(struct kernel *k)
+{
+    struct hub *h = k->hub;
+    for (struct kernel **pp = &h->kernels; *pp; pp = &(*pp)->next)
+        if (*pp == k) {
+            *pp = k->next;
+            break;
+        }
+    char *dir = xasprintf("%s/%s", h->runtimes_dir, k->id);
+    char *cfg = xasprintf("%s/agent.json", dir);
+    char *conn = xasprintf("%s/kernel.json", dir);
+    unlink(cfg);
+    unlink(conn);
+    rmdir(dir);
+    free(dir);
+    free(cfg);
+    free(conn);
+    free(k->spec_name);
+    free(k->reason);
+    free(k);
+    hub_maybe_finish_stop(h);
+}
+
+static void maybe_free(struct kernel *k)
+{
+    if (k->life != KERNEL_STOPPING || k->proc_running || !k->proc_closed || !k->timer_closed ||
+        k->agent)
+        return;
+    run_waiters(k, WAIT_READY, -ECANCELED, "the kernel was shut down");
+    run_waiters(k, WAIT_GONE, 0, NULL);
+    channels_kernel_gone(k);
+    kernel_free(k);
+}
+
+static void on_proc_closed(uv_handle_t *hd)
+{
+    struct kernel *k = hd->data;
+    k->proc_closed = true;
+    maybe_free(k);
+}
+
+static void on_timer_closed(uv_handle_t *hd)
+{
+    struct kernel *k = hd->data;
+    k->timer_closed = true;
+    maybe_free(k);
+}
+
+static void agent_close(struct agent_conn *a);
+
+static void become_dead(struct kernel *k, const char *reason)
+{
+    char q[300];
+    log_warn("kernel %s (%s): dead: %s", k->id, k->owner_name, log_quote(reason, q, sizeof(q)));
+    k->life = KERNEL_DEAD;
+    snprintf(k->execution_state, sizeof(k->execution_state), "dead");
+    set_reason(k, reason);
+    channels_status(k, "dead", reason);
+    run_waiters(k, WAIT_READY, -EIO, reason);
+}
+
+static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
+{
+    struct kernel *k = p->data;
+    k->proc_running = false;
+    if (k->life != KERNEL_STOPPING) {
+        char reason[160];
+        if (sig)
+            snprintf(reason, sizeof(reason), "the runtime agent was killed by signal %d", sig);
+        else
+            snprintf(reason, sizeof(reason), "the runtime agent exited with status %lld",
+                     (long long)status);
+        become_dead(k, reason);
+    } else {
+        log_info("kernel %s (%s): shut down", k->id, k->owner_name);
+    }
+    uv_close((uv_handle_t *)p, on_proc_closed);
+    if (k->agent)
+        agent_close(k->agent);
+    maybe_free(k);
+}
+
+/* --- the agent stream --- */
+
+static void on_agent_closed(uv_handle_t *hd)
+{
+    struct agent_conn *a = hd->data;
+    stream_decoder_free(&a->dec);
+    struct kernel *k = a->k;
+    free(a);
+    if (k)
+        maybe_free(k);
+}
+
+static void agent_close(struct agent_conn *a)
+{
+    if (a->closing)
+        return;
+    a->closing = true;
+    if (a->k && a->k->agent == a)
+        a->k->agent = NULL;
+    uv_close((uv_handle_t *)&a->pipe, on_agent_closed);
+}
+
+static void on_state(struct kernel *k, const uint8_t *p, size_t len)
+{
+    json_t *j = json_loadb((const char *)p, len, 0, NULL);
+    const char *state = json_string_value(json_object_get(j, "state"));
+    const char *reason = json_string_value(json_object_get(j, "reason"));
+    if (!state)
+        goto out;
+    kernel_touch(k);
+    if (k->life == KERNEL_STOPPING)
+        goto out;
+    if (!strcmp(state, "running")) {
+        bool restarted = k->life == KERNEL_RESTARTING;
+        k->life = KERNEL_RUNNING;
+        set_reason(k, NULL);
+        snprintf(k->execution_state, sizeof(k->execution_state), "idle");
+        log_info("kernel %s (%s): %s", k->id, k->owner_name, restarted ? "restarted" : "running");
+        run_waiters(k, WAIT_READY, 0, NULL);
+    } else if (!strcmp(state, "restarting")) {
+        char q[300];
+        k->life = KERNEL_RESTARTING;
+        snprintf(k->execution_state, sizeof(k->execution_state), "restarting");
+        set_reason(k, reason);
+        log_warn("kernel %s (%s): restarting%s%s", k->id, k->owner_name, reason ? ": " : "",
+                 reason ? log_quote(reason, q, sizeof(q)) : "");
+        channels_status(k, "restarting", reason);
+    } else if (!strcmp(state, "dead")) {
+        become_dead(k, reason ? reason : "the kernel died");
+    } else if (!strcmp(state, "starting")) {
+        snprintf(k->execution_state, sizeof(k->execution_state), "starting");
+    }
+out:
+    json_decref(j);
+}
+
+static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, size_t len)
+{
+    struct agent_conn *a = ctx;
+    struct hub *h = a->hub;
+    if (!a->k) {
+        if (type != STREAM_HELLO)
+            return -EPROTO;
+        json_t *j = json_loadb((const char *)p, len, 0, NULL);
+        const char *id = json_string_value(json_object_get(j, "id"));
+        const char *secret = json_string_value(json_object_get(j, "secret"));
+        int r = -EACCES;
+        for (struct kernel *k = h->kernels; id && secret && k; k = k->next) {
+            if (strcmp(k->id, id) || k->agent || strlen(secret) != strlen(k->secret) ||
+                sodium_memcmp(secret, k->secret, strlen(k->secret)))
+                continue;
+            a->k = k;
+            k->agent = a;
+            r = 0;
+            break;
+        }
+        json_decref(j);
+        if (r < 0)
+            log_warn("agent socket: refused a connection with an unknown runtime or secret");
+        return r;
+    }
+    struct kernel *k = a->k;
+    switch (type) {
+    case STREAM_MSG: {
+        struct kmsg m;
+        if (wsv1_parse(p, len, &m) < 0)
+            return 0; /* the agent sent nonsense: drop it */
+        kernel_touch(k);
+        channels_deliver(k, p, len, &m);
+        return 0;
+    }
+    case STREAM_STATE:
+        on_state(k, p, len);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void agent_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *b)
+{
+    (void)hd;
+    (void)suggested;
+    static char slab[1 << 20];
+    b->base = slab;
+    b->len = sizeof(slab);
+}
+
+static void agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct agent_conn *a = s->data;
+    if (n < 0) {
+        agent_close(a);
+        return;
+    }
+    if (n == 0)
+        return;
+    int r = stream_decoder_feed(&a->dec, b->base, (size_t)n, on_agent_frame, a);
+    if (r < 0) {
+        if (a->k)
+            log_warn("kernel %s: agent stream error: %s", a->k->id, strerror(-r));
+        agent_close(a);
+    }
+}
+
+static void on_agent_connect(uv_stream_t *server, int status)
+{
+    struct hub *h = server->data;
+    if (status < 0)
+        return;
+    struct agent_conn *a = xcalloc(1, sizeof(*a));
+    a->hub = h;
+    a->dec.max_frame = (size_t)h->cfg.agent_max_frame;
+    uv_pipe_init(h->loop, &a->pipe, 0);
+    a->pipe.data = a;
+    if (uv_accept(server, (uv_stream_t *)&a->pipe) < 0) {
+        agent_close(a);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&a->pipe, agent_alloc, agent_read);
+}
+
+int kernels_listen(struct hub *h, char **err)
+{
+    if (strlen(h->sock_path) >= 100) {
+        *err = xasprintf("the data folder's path is too long for a Unix socket: %s", h->sock_path);
+        return -ENAMETOOLONG;
+    }
+    unlink(h->sock_path);
+    uv_pipe_init(h->loop, &h->agent_listener, 0);
+    h->agent_listener.data = h;
+    mode_t old = umask(077);
+    int r = uv_pipe_bind(&h->agent_listener, h->sock_path);
+    umask(old);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&h->agent_listener, 64, on_agent_connect);
+    if (r < 0) {
+        *err = xasprintf("cannot listen on %s: %s", h->sock_path, uv_strerror(r));
+        return r;
+    }
+    return 0;
+}
+
+/* --- lifecycle --- */
+
+static void on_start_timeout(uv_timer_t *t)
+{
+    struct kernel *k = t->data;
+    if (k->life == KERNEL_STARTING || k->life == KERNEL_RESTARTING) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "the kernel did not become ready within %d s",
+                 k->hub->cfg.start_timeout_s + 10);
+        become_dead(k, reason);
+    } else if (k->life == KERNEL_STOPPING && k->proc_running) {
+        log_warn("kernel %s: agent did not stop in time, killing it", k->id);
+        uv_process_kill(&k->proc, SIGKILL);
+    }
+}
+
+static json_t *agent_config(struct kernel *k, const struct kernelspec *ks, const char *cwd,
+                            const char *session_path)
+{
+    struct hub *h = k->hub;
+    json_t *spec = ks->spec;
+    json_t *env = json_object();
+    json_t *senv = json_object_get(spec, "env");
+    if (json_is_object(senv))
+        json_object_update(env, senv);
+    if (session_path)
+        json_object_set_new(env, "JPY_SESSION_NAME", json_string(session_path));
+    const char *im = json_string_value(json_object_get(spec, "interrupt_mode"));
+    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:i, s:s}", "id", k->id,
+                     "secret", k->secret, "hub_socket", h->sock_path, "runtime_dir",
+                     "", "argv", json_object_get(spec, "argv"), "env", env, "cwd", cwd,
+                     "interrupt_mode", im && !strcmp(im, "message") ? "message" : "signal",
+                     "max_frame", (json_int_t)h->cfg.agent_max_frame, "start_timeout_s",
+                     h->cfg.start_timeout_s, "kernel_name", ks->name);
+}
+
+static const struct kernelspec *find_spec(struct hub *h, const char *name)
+{
+    for (size_t i = 0; i < h->nspecs; i++)
+        if (!strcmp(h->specs[i].name, name))
+            return &h->specs[i];
+    /* A kernelspec installed since the last scan. */
+    struct kernelspec *specs;
+    size_t n;
+    if (kernelspec_scan(&specs, &n) == 0) {
+        kernelspec_list_free(h->specs, h->nspecs);
+        h->specs = specs;
+        h->nspecs = n;
+        for (size_t i = 0; i < h->nspecs; i++)
+            if (!strcmp(h->specs[i].name, name))
+                return &h->specs[i];
+    }
+    return NULL;
+}
+
+int kernel_start(struct hub *h, const struct user *u, const char *spec_name, const char *cwd,
+                 const char *session_path, kernel_cb cb, void *ctx, struct kernel **out,
+                 char **err)
+{
+    const struct kernelspec *ks = find_spec(h, spec_name);
+    if (!ks) {
+        *err = xasprintf("No such kernel named %s", spec_name);
+        return -ENOENT;
+    }
+    struct kernel *k = xcalloc(1, sizeof(*k));
+    k->hub = h;
+    uuid4(k->id);
+    k->spec_name = xstrdup(spec_name);
+    k->owner = u->id;
+    snprintf(k->owner_name, sizeof(k->owner_name), "%s", u->name);
+    unsigned char sec[32];
+    randombytes_buf(sec, sizeof(sec));
+    sodium_bin2hex(k->secret, sizeof(k->secret), sec, sizeof(sec));
+    k->life = KERNEL_STARTING;
+    snprintf(k->execution_state, sizeof(k->execution_state), "starting");
+    kernel_touch(k);
+
+    char *dir = xasprintf("%s/%s", h->runtimes_dir, k->id);
+    char *cfgpath = xasprintf("%s/agent.json", dir);
+    json_t *cfg = agent_config(k, ks, cwd, session_path);
+    json_object_set_new(cfg, "runtime_dir", json_string(dir));
+    char *text = json_dumps(cfg, JSON_INDENT(1));
+    json_decref(cfg);
+    int r = mkdir(dir, 0700) < 0 ? -errno : 0;
+    if (!r)
+        r = write_file_atomic(cfgpath, text, strlen(text), 0600);
+    free(text);
+    if (r < 0) {
+        *err = xasprintf("cannot prepare the runtime folder %s: %s", dir, strerror(-r));
+        goto fail;
+    }
+    char *args[] = {h->self_exe, "agent", cfgpath, NULL};
+    uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
+                                     {.flags = UV_INHERIT_FD, .data.fd = 2},
+                                     {.flags = UV_INHERIT_FD, .data.fd = 2}};
+    uv_process_options_t opt = {.exit_cb = on_proc_exit,
+                                .file = h->self_exe,
+                                .args = args,
+                                .stdio = stdio,
+                                .stdio_count = 3};
+    k->proc.data = k;
+    r = uv_spawn(h->loop, &k->proc, &opt);
+    if (r < 0) {
+        *err = xasprintf("cannot start the runtime agent: %s", uv_strerror(r));
+        uv_close((uv_handle_t *)&k->proc, NULL);
+        goto fail;
+    }
+    k->proc_running = true;
+    uv_timer_init(h->loop, &k->timer);
+    k->timer.data = k;
+    uv_timer_start(&k->timer, on_start_timeout, (uint64_t)(h->cfg.start_timeout_s + 10) * 1000, 0);
+    k->next = h->kernels;
+    h->kernels = k;
+    add_wait(k, WAIT_READY, cb, ctx);
+    log_info("kernel %s (%s): starting %s, agent pid %d", k->id, k->owner_name, spec_name,
+             k->proc.pid);
+    free(dir);
+    free(cfgpath);
+    *out = k;
+    return 0;
+fail:
+    unlink(cfgpath);
+    rmdir(dir);
+    free(dir);
+    free(cfgpath);
+    free(k->spec_name);
+    free(k);
+    return -EIO;
+}
+
+void kernel_restart(struct kernel *k, kernel_cb cb, void *ctx)
+{
+    if (k->life == KERNEL_STOPPING) {
+        if (cb)
+            cb(ctx, k, -ECANCELED, "the kernel is shutting down");
+        return;
+    }
+    if (kernel_send_to_agent(k, STREAM_RESTART, NULL, 0) < 0) {
+        if (cb)
+            cb(ctx, k, -ENOTCONN, "the runtime agent is not connected");
+        return;
+    }
+    log_info("kernel %s (%s): restart requested", k->id, k->owner_name);
+    k->life = KERNEL_RESTARTING;
+    snprintf(k->execution_state, sizeof(k->execution_state), "restarting");
+    channels_status(k, "restarting", NULL);
+    add_wait(k, WAIT_READY, cb, ctx);
+    uv_timer_start(&k->timer, on_start_timeout, (uint64_t)(k->hub->cfg.start_timeout_s + 10) * 1000, 0);
+}
+
+void kernel_interrupt(struct kernel *k)
+{
+    log_info("kernel %s (%s): interrupt", k->id, k->owner_name);
+    kernel_send_to_agent(k, STREAM_INTERRUPT, NULL, 0);
+}
+
+void kernel_shutdown(struct kernel *k, kernel_cb cb, void *ctx)
+{
+    if (cb)
+        add_wait(k, WAIT_GONE, cb, ctx);
+    if (k->life == KERNEL_STOPPING)
+        return;
+    log_info("kernel %s (%s): shutting down (was %s)", k->id, k->owner_name, life_name(k->life));
+    k->life = KERNEL_STOPPING;
+    channels_kernel_gone(k);
+    if (k->proc_running) {
+        if (kernel_send_to_agent(k, STREAM_SHUTDOWN, NULL, 0) < 0)
+            uv_process_kill(&k->proc, SIGTERM);
+        uv_timer_start(&k->timer, on_start_timeout, 6000, 0);
+    }
+    if (!k->proc_running && !k->proc_closed)
+        uv_close((uv_handle_t *)&k->proc, on_proc_closed);
+    uv_close((uv_handle_t *)&k->timer, NULL);
+    /* The timer must still fire to kill a stuck agent: close it when the agent is gone. */
+}
+
+int kernel_count_clients(const struct kernel *k);
+
+void kernels_shutdown_all(struct hub *h)
+{
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        if (k->life != KERNEL_STOPPING)
+            kernel_shutdown(k, NULL, NULL);
+}
+
+void kernels_close(struct hub *h)
+{
+    if (!uv_is_closing((uv_handle_t *)&h->agent_listener))
+        uv_close((uv_handle_t *)&h->agent_listener, NULL);
+    unlink(h->sock_path);
+}

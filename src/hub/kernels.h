@@ -1,0 +1,85 @@
+/* Runtimes as the Jupyter API sees them: kernels. Each kernel is one agent process
+ * (`labbook agent`, started by the local backend) that dials back to the hub's
+ * agent socket and relays the kernel's messages over one stream. This module owns
+ * the kernel list, the agent connections, and each kernel's lifecycle. */
+#ifndef LABBOOK_HUB_KERNELS_H
+#define LABBOOK_HUB_KERNELS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store/store.h"
+#include "wire/stream.h"
+#include "wire/wsframe.h"
+
+struct hub;
+struct client;
+struct parked;
+struct kwait;
+
+enum kernel_life { KERNEL_STARTING, KERNEL_RUNNING, KERNEL_RESTARTING, KERNEL_DEAD, KERNEL_STOPPING };
+
+#define KERNEL_ROUTES 1024
+
+struct kernel {
+    struct kernel *next;
+    struct hub *hub;
+    char id[40];
+    char *spec_name;
+    int64_t owner;
+    char owner_name[64];
+    char secret[65];
+    enum kernel_life life;
+    char execution_state[16];
+    char *reason;
+    char last_activity[32];
+    uv_process_t proc;
+    bool proc_running;
+    bool proc_closed;
+    uv_timer_t timer;
+    bool timer_closed;
+    struct agent_conn *agent;
+    struct client *clients;
+    struct parked *parked;
+    struct kwait *waiters;
+    /* which client session sent each recent request, to route its replies */
+    struct {
+        char msg_id[80];
+        char session[80];
+    } routes[KERNEL_ROUTES];
+    unsigned route_next;
+};
+
+/* Called once when a start or restart finishes (err 0) or fails (err < 0 and a
+ * reason), or when a shutdown completes. k may be NULL after a failed start. */
+typedef void (*kernel_cb)(void *ctx, struct kernel *k, int err, const char *reason);
+
+/* Opens the agent socket. */
+int kernels_listen(struct hub *h, char **err);
+/* Starts a kernel from kernelspec spec_name for user u in directory cwd (absolute,
+ * inside the user's drive). cb runs when it is ready or has failed. Returns 0 and
+ * *out, or a negative errno with *err (caller frees): -ENOENT for an unknown
+ * kernelspec. */
+int kernel_start(struct hub *h, const struct user *u, const char *spec_name, const char *cwd,
+                 const char *session_path, kernel_cb cb, void *ctx, struct kernel **out,
+                 char **err);
+void kernel_restart(struct kernel *k, kernel_cb cb, void *ctx);
+void kernel_interrupt(struct kernel *k);
+/* Shuts the kernel down; cb (may be NULL) runs when it is gone, after which k is freed. */
+void kernel_shutdown(struct kernel *k, kernel_cb cb, void *ctx);
+/* The user's kernel with this id, or NULL (also for another user's kernel). */
+struct kernel *kernel_find(struct hub *h, const struct user *u, const char *id);
+int kernel_count_clients(const struct kernel *k);
+/* The /api/kernels model. New reference. */
+json_t *kernel_model(const struct kernel *k);
+/* Shutdown of the hub: every kernel is shut down. */
+void kernels_shutdown_all(struct hub *h);
+void kernels_close(struct hub *h);
+
+/* For channels.c: a v1-serialized message from a client, to the agent. */
+int kernel_send_to_agent(struct kernel *k, enum stream_type type, const void *data, size_t len);
+void kernel_touch(struct kernel *k);
+
+#endif

@@ -1,0 +1,53 @@
+/* The hub <-> agent stream: length-prefixed frames over one Unix stream socket.
+ *
+ * Frame: u32 little-endian L (bytes after these four), u8 type, L-1 payload bytes.
+ * Types (see docs/agent-protocol.md):
+ *   STREAM_HELLO     agent -> hub   JSON {"id": runtime id, "secret": ..., "pid": N}
+ *   STREAM_MSG       both ways      one kernel message in the v1 kernel WebSocket
+ *                                   format (wsframe.h): channel, header, parent_header,
+ *                                   metadata, content, buffers...; unsigned (the agent
+ *                                   signs and verifies, the key never leaves it)
+ *   STREAM_STATE     agent -> hub   JSON {"state": "starting"|"running"|"restarting"|"dead",
+ *                                   "reason": "...", "pid": N}
+ *   STREAM_INTERRUPT hub -> agent   empty
+ *   STREAM_RESTART   hub -> agent   empty
+ *   STREAM_SHUTDOWN  hub -> agent   empty: shut the kernel down, then exit
+ */
+#ifndef LABBOOK_WIRE_STREAM_H
+#define LABBOOK_WIRE_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+enum stream_type {
+    STREAM_HELLO = 1,
+    STREAM_MSG = 2,
+    STREAM_STATE = 3,
+    STREAM_INTERRUPT = 4,
+    STREAM_RESTART = 5,
+    STREAM_SHUTDOWN = 6,
+};
+
+#define STREAM_HEADER_LEN 5
+
+/* Fills hdr with the 5-byte frame header for a payload of n bytes. */
+void stream_header(uint8_t hdr[STREAM_HEADER_LEN], enum stream_type type, size_t n);
+
+/* Incremental decoder: feed bytes as they arrive; each complete frame is handed to
+ * on_frame (payload valid only during the call). Frames over max_frame bytes make
+ * stream_decoder_feed return -EMSGSIZE; the stream must then be closed. */
+struct stream_decoder {
+    struct buf in;
+    size_t max_frame;
+};
+
+typedef int (*stream_frame_cb)(void *ctx, enum stream_type type, const uint8_t *payload,
+                               size_t len);
+
+int stream_decoder_feed(struct stream_decoder *d, const void *data, size_t n, stream_frame_cb cb,
+                        void *ctx);
+void stream_decoder_free(struct stream_decoder *d);
+
+#endif

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Builds the libFuzzer targets in tests/fuzz with clang (ASan + UBSan), and optionally
+# runs one: tests/fuzz/build.sh [SECONDS]  (runs fuzz_wsframe for SECONDS if given).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${FUZZ_OUT:-$root/build-fuzz}
+mkdir -p "$out"
+CC=${CC:-clang}
+CFLAGS="-std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -fno-omit-frame-pointer
+ -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$root/src"
+# shellcheck disable=SC2086
+$CC $CFLAGS -o "$out/fuzz_wsframe" "$here/fuzz_wsframe.c" "$root/src/wire/wsframe.c" \
+    "$root/src/common/util.c" $(pkg-config --cflags --libs jansson)
+echo "built $out/fuzz_wsframe"
+if [ $# -ge 1 ]; then
+    corpus="$out/corpus-wsframe"
+    mkdir -p "$corpus"
+    cp "$here"/corpus-wsframe/* "$corpus"/ 2>/dev/null || true
+    "$out/fuzz_wsframe" -max_total_time="$1" -max_len=65536 -rss_limit_mb=4096 \
+        -artifact_prefix="$out/" "$corpus"
+fi

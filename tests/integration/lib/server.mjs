@@ -1,0 +1,242 @@
+// Test harness: starts a real server (labbook's hub, or jupyter_server as a
+// reference) in a fresh data directory, hands out per-user tokens, and stops it.
+//
+// Target selection: LABBOOK_TARGET=labbook (default) or jupyter_server.
+// LABBOOK_BIN overrides the labbook binary (default ../../build/labbook).
+
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { before, after, afterEach } from 'node:test';
+
+const SUITE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const TMP_DIR = path.join(SUITE_DIR, '.tmp');
+
+export const TARGET = process.env.LABBOOK_TARGET || 'labbook';
+if (TARGET !== 'labbook' && TARGET !== 'jupyter_server') {
+  throw new Error(`LABBOOK_TARGET must be "labbook" or "jupyter_server", not ${JSON.stringify(TARGET)}`);
+}
+export const IS_LABBOOK = TARGET === 'labbook';
+/** Reason used by tests that need two users on a single-user server. */
+export const SINGLE_USER_REASON = 'jupyter_server has a single user: isolation between users is labbook-only';
+
+const LABBOOK_BIN = process.env.LABBOOK_BIN
+  ? path.resolve(process.env.LABBOOK_BIN)
+  : path.resolve(SUITE_DIR, '../../build/labbook');
+const JUPYTER_PYTHON = process.env.JUPYTER_PYTHON || '/usr/bin/python3';
+const START_TIMEOUT_MS = 30000;
+const STOP_TIMEOUT_MS = 10000;
+
+/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function labbookCli(args) {
+  return execFileSync(LABBOOK_BIN, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 20000,
+  });
+}
+
+/**
+ * Starts a server. Returns
+ * {target, baseUrl, wsUrl, tokens: {user: token}, users, dataDir, drive(user),
+ *  logFile, log(), stop(), restart()}.
+ * On jupyter_server only the first user exists (tokens has only that key).
+ */
+export async function startServer({ users = ['alice', 'bob'], name = 'server' } = {}) {
+  fs.mkdirSync(TMP_DIR, { recursive: true });
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'labbook-it-'));
+  const stamp = `${name}-${process.pid}-${Date.now()}`;
+  const logFile = path.join(TMP_DIR, `${stamp}.log`);
+  const tokens = {};
+  let drive;
+  let argv;
+  let env = { ...process.env };
+
+  if (IS_LABBOOK) {
+    if (!fs.existsSync(LABBOOK_BIN)) {
+      throw new Error(`labbook binary not found at ${LABBOOK_BIN}: build it or set LABBOOK_BIN`);
+    }
+    for (const u of users) {
+      labbookCli(['user', 'add', u, '--data', dataDir]);
+      const tok = labbookCli(['user', 'token', u, '--data', dataDir]).trim();
+      if (!tok || /\s/.test(tok)) throw new Error(`"labbook user token ${u}" printed ${JSON.stringify(tok)}`);
+      tokens[u] = tok;
+    }
+    drive = (u) => path.join(dataDir, 'drive', u);
+    argv = (port) => [LABBOOK_BIN, 'serve', '--data', dataDir, '--port', String(port), '--bind', '127.0.0.1'];
+  } else {
+    const u = users[0];
+    tokens[u] = crypto.randomBytes(24).toString('hex');
+    const root = path.join(dataDir, 'drive', u);
+    fs.mkdirSync(root, { recursive: true });
+    drive = (user) => {
+      if (user !== u) throw new Error(`jupyter_server has only user ${u}`);
+      return root;
+    };
+    // Keep jupyter's runtime/config files inside the temp dir, never in $HOME.
+    env = {
+      ...env,
+      JUPYTER_RUNTIME_DIR: path.join(dataDir, 'jupyter-runtime'),
+      JUPYTER_CONFIG_DIR: path.join(dataDir, 'jupyter-config'),
+      IPYTHONDIR: path.join(dataDir, 'ipython'),
+      PYDEVD_DISABLE_FILE_VALIDATION: '1',
+    };
+    argv = (port) => {
+      const a = [JUPYTER_PYTHON, '-m', 'jupyter_server',
+        `--ServerApp.token=${tokens[u]}`, `--port=${port}`, '--port-retries=0', '--ip=127.0.0.1',
+        `--ServerApp.root_dir=${root}`, '--no-browser', '--ServerApp.open_browser=False'];
+      if (process.getuid && process.getuid() === 0) a.push('--allow-root');
+      return a;
+    };
+  }
+
+  const anyToken = tokens[users[0]];
+  const server = {
+    target: TARGET,
+    users: Object.keys(tokens),
+    tokens,
+    dataDir,
+    drive,
+    logFile,
+    baseUrl: '',
+    wsUrl: '',
+    port: 0,
+    proc: null,
+    /** The server's stderr/stdout so far. */
+    log() {
+      try { return fs.readFileSync(logFile, 'utf8'); } catch { return ''; }
+    },
+    /** Stops the server with SIGTERM; throws if it takes over 10 s or fails. */
+    async stop() {
+      const p = server.proc;
+      if (!p) return;
+      server.proc = null;
+      if (p.exitCode !== null || p.signalCode !== null) {
+        throw new Error(`server had already exited (code ${p.exitCode}, signal ${p.signalCode})`);
+      }
+      const exited = new Promise((r) => p.once('exit', (code, sig) => r({ code, sig })));
+      p.kill('SIGTERM');
+      const res = await Promise.race([exited, sleep(STOP_TIMEOUT_MS).then(() => null)]);
+      if (res === null) {
+        p.kill('SIGKILL');
+        await exited;
+        throw new Error(`server did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM`);
+      }
+    },
+    /** Stops and starts the server again on the same data dir and port. */
+    async restart() {
+      await server.stop();
+      await launch(server.port);
+    },
+  };
+
+  async function launch(port) {
+    const out = fs.openSync(logFile, 'a');
+    fs.writeSync(out, `\n=== ${argv(port).join(' ')}\n`);
+    const p = spawn(argv(port)[0], argv(port).slice(1), {
+      env,
+      stdio: ['ignore', out, out],
+    });
+    fs.closeSync(out);
+    server.proc = p;
+    server.port = port;
+    server.baseUrl = `http://127.0.0.1:${port}`;
+    server.wsUrl = `ws://127.0.0.1:${port}`;
+    let exitInfo = null;
+    p.once('exit', (code, sig) => { exitInfo = { code, sig }; });
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (exitInfo) {
+        server.proc = null;
+        throw new Error(`server exited during start (code ${exitInfo.code}, signal ${exitInfo.sig}):\n${server.log()}`);
+      }
+      try {
+        const r = await fetch(`${server.baseUrl}/api/status`, {
+          headers: { Authorization: `token ${anyToken}` },
+          signal: AbortSignal.timeout(2000),
+        });
+        await r.arrayBuffer();
+        if (r.status === 200) return;
+      } catch { /* not listening yet */ }
+      await sleep(100);
+    }
+    await server.stop().catch(() => {});
+    throw new Error(`server did not answer GET /api/status with 200 within ${START_TIMEOUT_MS / 1000} s:\n${server.log()}`);
+  }
+
+  await launch(await freePort());
+  return server;
+}
+
+/**
+ * Best-effort cleanup: shuts down every kernel of every user, so no kernel
+ * outlives the suite even if the server leaves them running.
+ */
+async function shutdownAllKernels(server) {
+  for (const tok of Object.values(server.tokens)) {
+    try {
+      const r = await fetch(`${server.baseUrl}/api/kernels`, {
+        headers: { Authorization: `token ${tok}` }, signal: AbortSignal.timeout(5000),
+      });
+      if (r.status !== 200) continue;
+      for (const k of await r.json()) {
+        await fetch(`${server.baseUrl}/api/kernels/${k.id}`, {
+          method: 'DELETE', headers: { Authorization: `token ${tok}` }, signal: AbortSignal.timeout(10000),
+        }).then((x) => x.arrayBuffer()).catch(() => {});
+      }
+    } catch { /* server may be gone */ }
+  }
+}
+
+/**
+ * Registers before/after/afterEach hooks in the current file or suite: one
+ * server for all its tests, its log printed after each failing test, and the
+ * server stopped (a slow stop fails the suite) and its data dir removed at the end.
+ * Returns an object whose fields are filled in once the server is up.
+ */
+export function useServer(opts = {}) {
+  const holder = { server: null };
+  before(async () => {
+    holder.server = await startServer(opts);
+  });
+  afterEach((t) => {
+    if (t.passed === false && holder.server) {
+      const log = holder.server.log();
+      process.stderr.write(`\n----- server log for failed test "${t.name}" (${holder.server.logFile}) -----\n`);
+      process.stderr.write(log.length > 20000 ? '...\n' + log.slice(-20000) : log);
+      process.stderr.write('\n----- end of server log -----\n');
+    }
+  });
+  after(async () => {
+    const s = holder.server;
+    if (!s) return;
+    if (s.proc) await shutdownAllKernels(s);
+    try {
+      await s.stop();
+    } catch (err) {
+      process.stderr.write(`\n----- server log (${s.logFile}) -----\n${s.log().slice(-20000)}\n-----\n`);
+      throw err;
+    } finally {
+      fs.rmSync(s.dataDir, { recursive: true, force: true });
+    }
+  });
+  return holder;
+}

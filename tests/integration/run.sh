@@ -1,0 +1,21 @@
+#!/bin/sh
+# Runs the integration suite. LABBOOK_TARGET=labbook (default) or jupyter_server;
+# LABBOOK_BIN=path overrides ../../build/labbook. Extra arguments name test files.
+set -eu
+cd "$(dirname "$0")"
+
+# npm ci when node_modules is missing or older than the lockfile.
+if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] ||
+   [ package-lock.json -nt node_modules/.package-lock.json ] ||
+   [ package.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+fi
+
+mkdir -p .tmp
+if [ "$#" -gt 0 ]; then
+    files="$*"
+else
+    files=$(ls *.test.mjs)
+fi
+# shellcheck disable=SC2086
+exec node --test --test-concurrency=1 $files
