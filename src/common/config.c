@@ -35,7 +35,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     struct load_ctx *c = user;
     struct config *cfg = c->cfg;
     const int64_t MB = 1024 * 1024;
-    int64_t v;
+    int64_t v = 0;
     int r = -2;
     if (!strcmp(section, "server")) {
         if (!strcmp(name, "bind"))

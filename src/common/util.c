@@ -178,8 +178,9 @@ void iso8601_from_time(double t, char out[32])
     long usec = (long)((t - (double)sec) * 1e6);
     struct tm tm;
     gmtime_r(&sec, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+    char date[24];
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%.19s.%06ldZ", date, usec % 1000000);
 }
 
 void iso8601_now(char out[32])

@@ -5,6 +5,7 @@
 #define LABBOOK_HUB_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "store/store.h"
 

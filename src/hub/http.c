@@ -591,7 +591,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 static const struct lws_protocols protocols[] = {
     {"http", callback, sizeof(struct conn_slot), 65536, 0, NULL, 0},
     {V1_PROTOCOL, callback, sizeof(struct conn_slot), 65536, 0, NULL, 0},
-    LWS_PROTOCOL_LIST_TERM,
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 static void lws_log(int level, const char *line)
@@ -623,8 +623,13 @@ int http_start(struct hub *h, char **err)
     info.keepalive_timeout = 30;
     info.timeout_secs = 60;
     info.server_string = "labbook";
+    info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     h->lws = lws_create_context(&info);
     if (!h->lws) {
+        *err = xasprintf("cannot start libwebsockets");
+        return -ENOMEM;
+    }
+    if (!lws_create_vhost(h->lws, &info)) {
         *err = xasprintf("cannot listen on %s:%d (in use, or not an address of this machine)",
                          h->cfg.bind, h->cfg.port);
         return -EADDRINUSE;

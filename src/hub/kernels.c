@@ -24,9 +24,11 @@ struct agent_conn {
     bool closing;
 };
 
+enum { WAIT_READY, WAIT_GONE };
+
 struct kwait {
     struct kwait *next;
-    enum { WAIT_READY, WAIT_GONE } kind;
+    int kind; /* WAIT_READY or WAIT_GONE */
     kernel_cb cb;
     void *ctx;
 };
@@ -194,10 +196,24 @@ static void kernel_free(struct kernel *k)
     hub_maybe_finish_stop(h);
 }
 
+static void maybe_free(struct kernel *k);
+
+static void on_timer_closed(uv_handle_t *hd)
+{
+    struct kernel *k = hd->data;
+    k->timer_closed = true;
+    maybe_free(k);
+}
+
 static void maybe_free(struct kernel *k)
 {
-    if (k->life != KERNEL_STOPPING || k->proc_running || !k->proc_closed || !k->timer_closed ||
-        k->agent)
+    if (k->life != KERNEL_STOPPING || k->proc_running || !k->proc_closed || k->agent)
+        return;
+    if (!uv_is_closing((uv_handle_t *)&k->timer)) {
+        uv_close((uv_handle_t *)&k->timer, on_timer_closed);
+        return;
+    }
+    if (!k->timer_closed)
         return;
     run_waiters(k, WAIT_READY, -ECANCELED, "the kernel was shut down");
     run_waiters(k, WAIT_GONE, 0, NULL);
@@ -212,12 +228,6 @@ static void on_proc_closed(uv_handle_t *hd)
     maybe_free(k);
 }
 
-static void on_timer_closed(uv_handle_t *hd)
-{
-    struct kernel *k = hd->data;
-    k->timer_closed = true;
-    maybe_free(k);
-}
 
 static void agent_close(struct agent_conn *a);
 
@@ -586,13 +596,9 @@ void kernel_shutdown(struct kernel *k, kernel_cb cb, void *ctx)
             uv_process_kill(&k->proc, SIGTERM);
         uv_timer_start(&k->timer, on_start_timeout, 6000, 0);
     }
-    if (!k->proc_running && !k->proc_closed)
-        uv_close((uv_handle_t *)&k->proc, on_proc_closed);
-    uv_close((uv_handle_t *)&k->timer, NULL);
-    /* The timer must still fire to kill a stuck agent: close it when the agent is gone. */
+    /* The timer stays open to kill a stuck agent; maybe_free closes it at the end. */
+    maybe_free(k);
 }
-
-int kernel_count_clients(const struct kernel *k);
 
 void kernels_shutdown_all(struct hub *h)
 {

@@ -1,0 +1,404 @@
+/* The router and the small API areas: /api, /api/status, /api/me, /api/kernelspecs,
+ * /kernelspecs/ resources, /api/kernels, and /api/contents (run on the thread pool),
+ * plus the pages (/, /login, /logout). */
+#include "hub/api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hub/auth.h"
+#include "hub/contents.h"
+#include "hub/http.h"
+#include "hub/hub.h"
+#include "hub/kernels.h"
+#include "hub/sessions.h"
+
+#define LABBOOK_VERSION "0.1.0"
+
+/* --- /api/kernels --- */
+
+static void on_started(void *ctx, struct kernel *k, int err, const char *reason)
+{
+    struct http_pending *p = ctx;
+    if (err < 0) {
+        if (k)
+            kernel_shutdown(k, NULL, NULL);
+        http_pending_reply_error(p, 500, "the kernel failed to start: %s",
+                                 reason ? reason : "unknown reason");
+        return;
+    }
+    json_t *m = kernel_model(k);
+    char *body = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    http_pending_reply_raw(p, 201, "application/json", body, strlen(body),
+                           xasprintf("/api/kernels/%s", k->id));
+}
+
+static void on_restarted(void *ctx, struct kernel *k, int err, const char *reason)
+{
+    struct http_pending *p = ctx;
+    if (err < 0)
+        http_pending_reply_error(p, 500, "the kernel failed to restart: %s",
+                                 reason ? reason : "unknown reason");
+    else
+        http_pending_reply_json(p, 200, kernel_model(k));
+}
+
+static void on_gone(void *ctx, struct kernel *k, int err, const char *reason)
+{
+    (void)k;
+    (void)err;
+    (void)reason;
+    http_pending_reply_raw(ctx, 204, NULL, NULL, 0, NULL);
+}
+
+static void kernels_api(struct hub *h, struct http_req *req, const char *rest)
+{
+    const struct http_req_view *v = http_view(req);
+    if (!*rest || !strcmp(rest, "/")) {
+        if (v->method == HTTP_GET) {
+            json_t *list = json_array();
+            for (struct kernel *k = h->kernels; k; k = k->next)
+                if (k->owner == v->user.id && k->life != KERNEL_STOPPING)
+                    json_array_append_new(list, kernel_model(k));
+            http_reply_json(req, 200, list);
+            return;
+        }
+        if (v->method != HTTP_POST) {
+            http_reply_error(req, 405, "method not allowed");
+            return;
+        }
+        json_t *body = NULL;
+        if (v->body_len) {
+            json_error_t je;
+            body = json_loadb(v->body, v->body_len, 0, &je);
+            if (!json_is_object(body)) {
+                json_decref(body);
+                http_reply_error(req, 400, "Invalid JSON in request body: %s", je.text);
+                return;
+            }
+        }
+        const char *name = json_string_value(json_object_get(body, "name"));
+        if (!name)
+            name = h->cfg.default_kernel;
+        char *cwd = hub_user_drive(h, &v->user);
+        struct kernel *k;
+        char *err = NULL;
+        struct http_pending *p = http_defer(req);
+        int r = kernel_start(h, &v->user, name, cwd, NULL, on_started, p, &k, &err);
+        free(cwd);
+        json_decref(body);
+        if (r < 0) {
+            http_pending_reply_error(p, r == -ENOENT ? 404 : 500, "%s", err);
+            free(err);
+        }
+        return;
+    }
+    char id[64];
+    const char *s = rest + 1, *slash = strchr(s, '/');
+    size_t idlen = slash ? (size_t)(slash - s) : strlen(s);
+    if (idlen >= sizeof(id)) {
+        http_reply_error(req, 404, "Kernel does not exist");
+        return;
+    }
+    memcpy(id, s, idlen);
+    id[idlen] = '\0';
+    struct kernel *k = kernel_find(h, &v->user, id);
+    if (!k) {
+        http_reply_error(req, 404, "Kernel does not exist: %s", id);
+        return;
+    }
+    const char *action = slash ? slash : "";
+    if (!*action && v->method == HTTP_GET) {
+        http_reply_json(req, 200, kernel_model(k));
+    } else if (!*action && v->method == HTTP_DELETE) {
+        kernel_shutdown(k, on_gone, http_defer(req));
+    } else if (!strcmp(action, "/interrupt") && v->method == HTTP_POST) {
+        kernel_interrupt(k);
+        http_reply_empty(req, 204);
+    } else if (!strcmp(action, "/restart") && v->method == HTTP_POST) {
+        kernel_restart(k, on_restarted, http_defer(req));
+    } else if (!strcmp(action, "/channels")) {
+        http_reply_error(req, 400, "this is a WebSocket endpoint: connect with an Upgrade request");
+    } else {
+        http_reply_error(req, 405, "method not allowed");
+    }
+}
+
+/* --- /api/contents, on the thread pool --- */
+
+struct contents_job {
+    uv_work_t work;
+    struct http_pending *p;
+    struct contents_req req;
+    char *root, *method, *path, *cp_id, *q_type, *q_format, *q_content, *q_hash;
+    char *body_text;
+    size_t body_len;
+    bool bad_json;
+    char *json_err;
+    int status;
+    char *out;
+    size_t out_len;
+    char *location;
+};
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+static void contents_work(uv_work_t *w)
+{
+    struct contents_job *j = w->data;
+    json_t *body = NULL;
+    if (j->body_len) {
+        json_error_t je;
+        body = json_loadb(j->body_text, j->body_len, 0, &je);
+        if (!json_is_object(body)) {
+            json_decref(body);
+            j->status = 400;
+            json_t *e = http_error_body("Invalid JSON in request body", je.text);
+            j->out = json_dumps(e, JSON_COMPACT);
+            j->out_len = strlen(j->out);
+            json_decref(e);
+            return;
+        }
+    }
+    j->req.body = body;
+    json_t *out = NULL;
+    j->status = contents_handle(&j->req, &out, &j->location);
+    json_decref(body);
+    if (out) {
+        j->out = json_dumps(out, JSON_COMPACT);
+        j->out_len = strlen(j->out);
+        json_decref(out);
+    }
+}
+
+static void contents_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct contents_job *j = w->data;
+    http_pending_reply_raw(j->p, j->status, j->out ? "application/json" : NULL, j->out,
+                           j->out_len, j->location);
+    free(j->root);
+    free(j->method);
+    free(j->path);
+    free(j->cp_id);
+    free(j->q_type);
+    free(j->q_format);
+    free(j->q_content);
+    free(j->q_hash);
+    free(j->body_text);
+    free(j);
+}
+
+static void contents_api(struct hub *h, struct http_req *req, const char *rest)
+{
+    const struct http_req_view *v = http_view(req);
+    struct contents_job *j = xcalloc(1, sizeof(*j));
+    j->work.data = j;
+    j->root = hub_user_drive(h, &v->user);
+    j->method = xstrdup(v->method == HTTP_HEAD ? "GET" : v->method_name);
+    /* ".../checkpoints" and ".../checkpoints/{id}" address a file's checkpoints. */
+    char *path = xstrdup(rest);
+    char *cp = strstr(path, "/checkpoints");
+    while (cp) {
+        char *after = cp + strlen("/checkpoints");
+        if (*after == '\0' || (*after == '/' && !strchr(after + 1, '/'))) {
+            j->req.checkpoint = true;
+            if (*after == '/' && after[1])
+                j->cp_id = xstrdup(after + 1);
+            *cp = '\0';
+            break;
+        }
+        cp = strstr(cp + 1, "/checkpoints");
+    }
+    j->path = path;
+    j->q_type = dup_or_null(http_query(req, "type"));
+    j->q_format = dup_or_null(http_query(req, "format"));
+    j->q_content = dup_or_null(http_query(req, "content"));
+    j->q_hash = dup_or_null(http_query(req, "hash"));
+    if (v->body_len) {
+        j->body_text = xmalloc(v->body_len);
+        memcpy(j->body_text, v->body, v->body_len);
+        j->body_len = v->body_len;
+    }
+    j->req = (struct contents_req){.root = j->root,
+                                   .method = j->method,
+                                   .path = j->path,
+                                   .checkpoint = j->req.checkpoint,
+                                   .checkpoint_id = j->cp_id,
+                                   .q_type = j->q_type,
+                                   .q_format = j->q_format,
+                                   .q_content = j->q_content,
+                                   .q_hash = j->q_hash,
+                                   .max_file_size = h->cfg.max_file_get};
+    j->p = http_defer(req);
+    if (uv_queue_work(h->loop, &j->work, contents_work, contents_done) < 0) {
+        contents_work(&j->work);
+        contents_done(&j->work, 0);
+    }
+}
+
+/* --- small areas --- */
+
+static void kernelspecs_api(struct hub *h, struct http_req *req, const char *rest)
+{
+    struct kernelspec *specs;
+    size_t n;
+    if (kernelspec_scan(&specs, &n) == 0) {
+        kernelspec_list_free(h->specs, h->nspecs);
+        h->specs = specs;
+        h->nspecs = n;
+    }
+    json_t *all = kernelspec_list_model(h->specs, h->nspecs, h->cfg.default_kernel);
+    if (!*rest || !strcmp(rest, "/")) {
+        http_reply_json(req, 200, all);
+        return;
+    }
+    json_t *one = json_object_get(json_object_get(all, "kernelspecs"), rest + 1);
+    if (one)
+        http_reply_json(req, 200, json_incref(one));
+    else
+        http_reply_error(req, 404, "Kernel spec %s not found", rest + 1);
+    json_decref(all);
+}
+
+static const char *mime_of(const char *path)
+{
+    if (str_ends_with(path, ".png"))
+        return "image/png";
+    if (str_ends_with(path, ".svg"))
+        return "image/svg+xml";
+    if (str_ends_with(path, ".js"))
+        return "application/javascript";
+    if (str_ends_with(path, ".json"))
+        return "application/json";
+    if (str_ends_with(path, ".css"))
+        return "text/css";
+    return "application/octet-stream";
+}
+
+static void kernelspec_resource(struct hub *h, struct http_req *req, const char *rest)
+{
+    const char *s = rest[0] == '/' ? rest + 1 : rest;
+    const char *slash = strchr(s, '/');
+    if (!slash) {
+        http_reply_error(req, 404, "not found");
+        return;
+    }
+    char *name = xstrndup(s, (size_t)(slash - s));
+    char *path = NULL;
+    char *data = NULL;
+    size_t len;
+    if (kernelspec_resource_path(h->specs, h->nspecs, name, slash + 1, &path) == 0 &&
+        read_file(path, 16 << 20, &data, &len) == 0)
+        http_reply(req, 200, mime_of(path), data, len);
+    else
+        http_reply_error(req, 404, "Kernel spec resource not found");
+    free(name);
+    free(path);
+}
+
+static void status_api(struct hub *h, struct http_req *req)
+{
+    int kernels = 0, conns = 0;
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        if (k->life != KERNEL_STOPPING) {
+            kernels++;
+            conns += kernel_count_clients(k);
+        }
+    http_reply_json(req, 200,
+                    json_pack("{s:s, s:s, s:i, s:i}", "started", h->started, "last_activity",
+                              h->last_activity, "connections", conns, "kernels", kernels));
+}
+
+static void me_api(struct http_req *req)
+{
+    const struct http_req_view *v = http_view(req);
+    char initials[3] = {0};
+    initials[0] = (char)(v->user.name[0] >= 'a' && v->user.name[0] <= 'z' ? v->user.name[0] - 32
+                                                                          : v->user.name[0]);
+    http_reply_json(req, 200,
+                    json_pack("{s:{s:s, s:s, s:s, s:s, s:n, s:n}, s:{}}", "identity", "username",
+                              v->user.name, "name", v->user.name, "display_name", v->user.name,
+                              "initials", initials, "avatar_url", "color", "permissions"));
+}
+
+static void home_page(struct http_req *req)
+{
+    const struct http_req_view *v = http_view(req);
+    char *page = xasprintf(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>labbook</title></head><body>"
+        "<main><h1>labbook</h1><p>Signed in as <b>%s</b>. <a href=\"/logout\">Sign out</a></p>"
+        "<p>Connect JupyterLab or VS Code (\"existing Jupyter server\") to this server's URL "
+        "with an API token from <code>labbook user token %s</code>.</p></main></body></html>",
+        v->user.name, v->user.name);
+    http_reply(req, 200, "text/html; charset=utf-8", page, strlen(page));
+}
+
+static bool changes_state(enum http_method m)
+{
+    return m == HTTP_POST || m == HTTP_PUT || m == HTTP_PATCH || m == HTTP_DELETE;
+}
+
+void api_route(struct hub *h, struct http_req *req)
+{
+    const struct http_req_view *v = http_view(req);
+    const char *path = v->path;
+    if (!strcmp(path, "/login")) {
+        auth_login_page(h, req);
+        return;
+    }
+    if (!strcmp(path, "/logout")) {
+        auth_logout(h, req);
+        return;
+    }
+    if (!strcmp(path, "/api") || !strcmp(path, "/api/")) {
+        http_reply_json(req, 200, json_pack("{s:s, s:s}", "version", "2.0.0", "labbook",
+                                            LABBOOK_VERSION));
+        return;
+    }
+    if (!v->authed) {
+        if (str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) {
+            http_reply_error(req, 403, "Forbidden: authentication required");
+        } else {
+            char *loc = xasprintf("/login?next=%s", "/");
+            http_add_header(req, "location:", loc);
+            free(loc);
+            http_reply_empty(req, 302);
+        }
+        return;
+    }
+    if (v->by_cookie && changes_state(v->method) && !auth_xsrf_ok(http_wsi(req), NULL)) {
+        http_reply_error(req, 403, "'_xsrf' argument missing from %s", v->method_name);
+        return;
+    }
+    if (!strcmp(path, "/") || !strcmp(path, "/tree") || !strcmp(path, "/lab")) {
+        home_page(req);
+    } else if (!strcmp(path, "/api/status")) {
+        status_api(h, req);
+    } else if (!strcmp(path, "/api/me")) {
+        me_api(req);
+    } else if (str_starts_with(path, "/api/kernelspecs") &&
+               (path[16] == '\0' || path[16] == '/')) {
+        kernelspecs_api(h, req, path + 16);
+    } else if (str_starts_with(path, "/kernelspecs/")) {
+        kernelspec_resource(h, req, path + strlen("/kernelspecs"));
+    } else if (str_starts_with(path, "/api/kernels") && (path[12] == '\0' || path[12] == '/')) {
+        kernels_api(h, req, path + 12);
+    } else if (str_starts_with(path, "/api/sessions") && (path[13] == '\0' || path[13] == '/')) {
+        sessions_handle(h, req, path + 13);
+    } else if (str_starts_with(path, "/api/contents") && (path[13] == '\0' || path[13] == '/')) {
+        contents_api(h, req, path + 13);
+    } else if (!strcmp(path, "/api/terminals")) {
+        http_reply_json(req, 200, json_array());
+    } else {
+        http_reply_error(req, 404, "Not Found");
+    }
+}

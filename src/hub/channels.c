@@ -1,0 +1,514 @@
+/* Kernel channels over WebSocket: per-client send queues with a byte cap, fragment
+ * writes sized to the socket, reply routing by request msg_id, iopub fan-out, and
+ * replay buffers for clients that drop and come back with the same session_id. */
+#include "hub/channels.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hub/hub.h"
+#include "hub/kernels.h"
+
+#define FRAGMENT (256 * 1024)
+
+/* A message ready to send, shared by every client that gets it. */
+struct blob {
+    int refs;
+    bool binary;
+    size_t len;
+    unsigned char data[]; /* LWS_PRE headroom, then len bytes */
+};
+
+struct qent {
+    struct qent *next;
+    struct blob *blob;
+};
+
+struct queue {
+    struct qent *head, *tail;
+    size_t bytes;
+};
+
+struct client {
+    struct client *next;
+    struct kernel *k;
+    struct hub *hub;
+    struct lws *wsi;
+    bool v1;
+    bool closing;
+    const char *close_reason;
+    char session[80];
+    struct queue q;
+    size_t off; /* bytes of q.head already sent */
+    struct buf in;
+    bool in_binary;
+};
+
+/* A session whose client dropped: what it misses is kept (v1 form) for a while. */
+struct parked {
+    struct parked *next;
+    char session[80];
+    struct queue q;
+    uint64_t since;
+};
+
+static unsigned char scratch[LWS_PRE + FRAGMENT];
+
+static struct blob *blob_new(const void *data, size_t len, bool binary)
+{
+    struct blob *b = xmalloc(sizeof(*b) + LWS_PRE + len);
+    b->refs = 1;
+    b->binary = binary;
+    b->len = len;
+    if (data)
+        memcpy(b->data + LWS_PRE, data, len);
+    return b;
+}
+
+static void blob_unref(struct blob *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static void queue_push(struct queue *q, struct blob *b)
+{
+    struct qent *e = xmalloc(sizeof(*e));
+    e->next = NULL;
+    e->blob = b;
+    b->refs++;
+    if (q->tail)
+        q->tail->next = e;
+    else
+        q->head = e;
+    q->tail = e;
+    q->bytes += b->len;
+}
+
+static void queue_pop(struct queue *q)
+{
+    struct qent *e = q->head;
+    q->head = e->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->bytes -= e->blob->len;
+    blob_unref(e->blob);
+    free(e);
+}
+
+static void queue_clear(struct queue *q)
+{
+    while (q->head)
+        queue_pop(q);
+}
+
+int kernel_count_clients(const struct kernel *k)
+{
+    int n = 0;
+    for (struct client *c = k->clients; c; c = c->next)
+        if (!c->closing)
+            n++;
+    return n;
+}
+
+int channels_check(struct hub *h, const struct user *u, const char *kernel_id)
+{
+    return kernel_find(h, u, kernel_id) ? 0 : -ENOENT;
+}
+
+static void client_close(struct client *c, const char *why)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->close_reason = why;
+    queue_clear(&c->q);
+    c->off = 0;
+    buf_free(&c->in);
+    if (c->wsi)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* Legacy clients get their own encoding of a v1 blob. */
+static struct blob *to_legacy(const struct blob *v1)
+{
+    struct kmsg m;
+    if (wsv1_parse(v1->data + LWS_PRE, v1->len, &m) < 0)
+        return NULL;
+    struct buf out = {0};
+    bool binary = false;
+    if (legacy_encode(&m, &out, &binary) < 0) {
+        buf_free(&out);
+        return NULL;
+    }
+    struct blob *b = blob_new(out.data, out.len, binary);
+    buf_free(&out);
+    return b;
+}
+
+static void client_push(struct client *c, struct blob *v1, struct blob **legacy)
+{
+    if (c->closing)
+        return;
+    struct blob *b = v1;
+    if (!c->v1) {
+        if (!*legacy)
+            *legacy = to_legacy(v1);
+        if (!*legacy)
+            return;
+        b = *legacy;
+    }
+    if (c->q.bytes + b->len > (size_t)c->hub->cfg.ws_queue_max) {
+        log_warn("kernel %s: closing a client that stopped reading (%zu bytes unsent, cap %lld)",
+                 c->k->id, c->q.bytes, (long long)c->hub->cfg.ws_queue_max);
+        client_close(c, "client too slow: unsent output over the cap");
+        return;
+    }
+    bool was_empty = !c->q.head;
+    queue_push(&c->q, b);
+    if (was_empty && c->wsi)
+        lws_callback_on_writable(c->wsi);
+}
+
+static void parked_push(struct kernel *k, struct parked *p, struct blob *v1)
+{
+    struct hub *h = k->hub;
+    if (p->q.bytes + v1->len > (size_t)h->cfg.replay_max) {
+        log_warn("kernel %s: replay buffer of a disconnected client is over %lld bytes; dropping it",
+                 k->id, (long long)h->cfg.replay_max);
+        queue_clear(&p->q);
+        p->since = 0; /* expire at the next tick */
+        return;
+    }
+    queue_push(&p->q, v1);
+}
+
+static bool session_has_client(struct kernel *k, const char *session)
+{
+    for (struct client *c = k->clients; c; c = c->next)
+        if (!c->closing && !strcmp(c->session, session))
+            return true;
+    return false;
+}
+
+static const char *route_lookup(struct kernel *k, const char *msg_id)
+{
+    for (unsigned i = 0; i < KERNEL_ROUTES; i++) {
+        unsigned idx = (k->route_next + KERNEL_ROUTES - 1 - i) % KERNEL_ROUTES;
+        if (!k->routes[idx].msg_id[0])
+            return NULL;
+        if (!strcmp(k->routes[idx].msg_id, msg_id))
+            return k->routes[idx].session;
+    }
+    return NULL;
+}
+
+static void route_add(struct kernel *k, const char *msg_id, const char *session)
+{
+    unsigned idx = k->route_next++ % KERNEL_ROUTES;
+    snprintf(k->routes[idx].msg_id, sizeof(k->routes[idx].msg_id), "%s", msg_id);
+    snprintf(k->routes[idx].session, sizeof(k->routes[idx].session), "%s", session);
+}
+
+/* Reads one string field of a JSON part without keeping the parse. */
+static bool part_string(const uint8_t *p, size_t len, const char *key, char *out, size_t n)
+{
+    json_t *j = json_loadb((const char *)p, len, 0, NULL);
+    const char *s = json_string_value(json_object_get(j, key));
+    bool ok = s && strlen(s) < n;
+    if (ok)
+        memcpy(out, s, strlen(s) + 1);
+    json_decref(j);
+    return ok;
+}
+
+void channels_deliver(struct kernel *k, const uint8_t *data, size_t len, const struct kmsg *m)
+{
+    struct blob *v1 = blob_new(data, len, true), *legacy = NULL;
+    bool iopub = m->channel_len == 5 && !memcmp(m->channel, "iopub", 5);
+    if (iopub) {
+        char type[32];
+        if (part_string(m->part[0], m->part_len[0], "msg_type", type, sizeof(type)) &&
+            !strcmp(type, "status")) {
+            char st[16];
+            if (part_string(m->part[3], m->part_len[3], "execution_state", st, sizeof(st)) &&
+                k->life == KERNEL_RUNNING)
+                snprintf(k->execution_state, sizeof(k->execution_state), "%s", st);
+        }
+        for (struct client *c = k->clients; c; c = c->next)
+            client_push(c, v1, &legacy);
+        for (struct parked *p = k->parked; p; p = p->next)
+            if (p->since)
+                parked_push(k, p, v1);
+    } else {
+        char parent[80], sess[80] = "";
+        if (part_string(m->part[1], m->part_len[1], "msg_id", parent, sizeof(parent))) {
+            const char *s = route_lookup(k, parent);
+            if (s)
+                snprintf(sess, sizeof(sess), "%s", s);
+        }
+        if (!sess[0])
+            part_string(m->part[1], m->part_len[1], "session", sess, sizeof(sess));
+        bool delivered = false;
+        for (struct client *c = k->clients; c; c = c->next)
+            if (!strcmp(c->session, sess)) {
+                client_push(c, v1, &legacy);
+                delivered = true;
+            }
+        if (!delivered)
+            for (struct parked *p = k->parked; p; p = p->next)
+                if (p->since && !strcmp(p->session, sess))
+                    parked_push(k, p, v1);
+    }
+    blob_unref(v1);
+    blob_unref(legacy);
+}
+
+static void status_header(char *out, size_t n, const char *kernel_id)
+{
+    char id[33], date[32];
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(id, sizeof(id), raw, sizeof(raw));
+    iso8601_now(date);
+    snprintf(out, n,
+             "{\"msg_id\":\"%s\",\"msg_type\":\"status\",\"username\":\"labbook\","
+             "\"session\":\"%s\",\"date\":\"%s\",\"version\":\"5.3\"}",
+             id, kernel_id, date);
+}
+
+void channels_status(struct kernel *k, const char *state, const char *reason)
+{
+    char hdr[512];
+    status_header(hdr, sizeof(hdr), k->id);
+    json_t *content = json_pack("{s:s}", "execution_state", state);
+    if (reason)
+        json_object_set_new(content, "reason", json_string(reason));
+    char *c = json_dumps(content, JSON_COMPACT);
+    json_decref(content);
+    struct kmsg m = {.channel = "iopub", .channel_len = 5, .nparts = 4};
+    m.part[0] = (const uint8_t *)hdr;
+    m.part_len[0] = strlen(hdr);
+    m.part[1] = (const uint8_t *)"{}";
+    m.part_len[1] = 2;
+    m.part[2] = (const uint8_t *)"{}";
+    m.part_len[2] = 2;
+    m.part[3] = (const uint8_t *)c;
+    m.part_len[3] = strlen(c);
+    size_t len = wsv1_size(&m);
+    uint8_t *bytes = xmalloc(len);
+    wsv1_write(&m, bytes);
+    struct kmsg parsed;
+    if (wsv1_parse(bytes, len, &parsed) == 0)
+        channels_deliver(k, bytes, len, &parsed);
+    free(bytes);
+    free(c);
+}
+
+struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *u,
+                             const char *kernel_id, const char *session_id, bool v1)
+{
+    struct kernel *k = kernel_find(h, u, kernel_id);
+    if (!k)
+        return NULL;
+    struct client *c = xcalloc(1, sizeof(*c));
+    c->k = k;
+    c->hub = h;
+    c->wsi = wsi;
+    c->v1 = v1;
+    c->in.cap_max = (size_t)h->cfg.max_ws_message;
+    if (session_id && *session_id && strlen(session_id) < sizeof(c->session)) {
+        snprintf(c->session, sizeof(c->session), "%s", session_id);
+    } else {
+        unsigned char raw[16];
+        randombytes_buf(raw, sizeof(raw));
+        sodium_bin2hex(c->session, sizeof(c->session), raw, sizeof(raw));
+    }
+    c->next = k->clients;
+    k->clients = c;
+    kernel_touch(k);
+    /* Give back what this session missed while it was away. */
+    int replayed = 0;
+    for (struct parked **pp = &k->parked; *pp; pp = &(*pp)->next) {
+        struct parked *p = *pp;
+        if (strcmp(p->session, c->session))
+            continue;
+        *pp = p->next;
+        struct blob *legacy = NULL;
+        while (p->q.head) {
+            client_push(c, p->q.head->blob, &legacy);
+            blob_unref(legacy);
+            legacy = NULL;
+            queue_pop(&p->q);
+            replayed++;
+        }
+        free(p);
+        break;
+    }
+    log_info("kernel %s (%s): client connected (%s protocol%s)", k->id, k->owner_name,
+             v1 ? "v1" : "json", replayed ? ", replaying what it missed" : "");
+    /* The state the client should show now. */
+    if (k->life == KERNEL_DEAD)
+        channels_status(k, "dead", k->reason);
+    return c;
+}
+
+int channels_receive(struct client *c, const void *data, size_t len, bool first, bool final,
+                     bool binary)
+{
+    if (c->closing)
+        return 0;
+    if (first) {
+        buf_reset(&c->in);
+        c->in_binary = binary;
+    }
+    if (buf_append(&c->in, data, len) < 0) {
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too large", 17);
+        log_warn("kernel %s: closing a client whose message is over %lld bytes",
+                 c->k ? c->k->id : "-", (long long)c->hub->cfg.max_ws_message);
+        return -1;
+    }
+    if (!final)
+        return 0;
+    struct kernel *k = c->k;
+    if (!k)
+        return 0;
+    struct buf v1 = {0};
+    const uint8_t *msg = (const uint8_t *)c->in.data;
+    size_t mlen = c->in.len;
+    struct kmsg m;
+    const char *err = "not a kernel message";
+    int r;
+    if (c->v1) {
+        r = wsv1_parse(msg, mlen, &m);
+    } else {
+        r = legacy_decode(msg, mlen, c->in_binary, &v1, &err);
+        if (r == 0) {
+            msg = (const uint8_t *)v1.data;
+            mlen = v1.len;
+            r = wsv1_parse(msg, mlen, &m);
+        }
+    }
+    if (r < 0) {
+        log_warn("kernel %s: dropped a malformed message from a client: %s", k->id, err);
+        goto out;
+    }
+    char msg_id[80];
+    if (part_string(m.part[0], m.part_len[0], "msg_id", msg_id, sizeof(msg_id)))
+        route_add(k, msg_id, c->session);
+    kernel_touch(k);
+    if (kernel_send_to_agent(k, STREAM_MSG, msg, mlen) == -ENOBUFS) {
+        client_close(c, "the kernel is not keeping up with this client's messages");
+    }
+out:
+    buf_free(&v1);
+    buf_reset(&c->in);
+    return 0;
+}
+
+int channels_writeable(struct client *c)
+{
+    if (c->closing) {
+        const char *why = c->close_reason ? c->close_reason : "closing";
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why, strlen(why));
+        return -1;
+    }
+    struct qent *e = c->q.head;
+    if (!e)
+        return 0;
+    struct blob *b = e->blob;
+    size_t n = b->len - c->off;
+    if (n > FRAGMENT)
+        n = FRAGMENT;
+    bool last = c->off + n == b->len;
+    int flags = c->off == 0 ? (b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) : LWS_WRITE_CONTINUATION;
+    if (!last)
+        flags |= LWS_WRITE_NO_FIN;
+    unsigned char *p;
+    if (c->off == 0) {
+        p = b->data + LWS_PRE; /* the blob's own headroom */
+    } else {
+        memcpy(scratch + LWS_PRE, b->data + LWS_PRE + c->off, n);
+        p = scratch + LWS_PRE;
+    }
+    if (lws_write(c->wsi, p, n, (enum lws_write_protocol)flags) < 0)
+        return -1;
+    c->off += n;
+    if (last) {
+        c->off = 0;
+        queue_pop(&c->q);
+    }
+    if (c->q.head)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+void channels_closed(struct client *c)
+{
+    struct kernel *k = c->k;
+    if (k) {
+        for (struct client **pp = &k->clients; *pp; pp = &(*pp)->next)
+            if (*pp == c) {
+                *pp = c->next;
+                break;
+            }
+        log_info("kernel %s (%s): client disconnected", k->id, k->owner_name);
+        /* Keep what this session misses, unless another connection of it is open. */
+        if (k->life != KERNEL_STOPPING && c->hub->cfg.replay_max > 0 &&
+            !session_has_client(k, c->session)) {
+            struct parked *p = NULL;
+            for (p = k->parked; p && strcmp(p->session, c->session); p = p->next)
+                ;
+            if (!p) {
+                p = xcalloc(1, sizeof(*p));
+                snprintf(p->session, sizeof(p->session), "%s", c->session);
+                p->next = k->parked;
+                k->parked = p;
+            }
+            p->since = now_ms();
+            /* What was queued but not sent goes back into the replay buffer. */
+            if (c->off == 0)
+                for (struct qent *e = c->q.head; e; e = e->next)
+                    if (c->v1)
+                        parked_push(k, p, e->blob);
+        }
+    }
+    queue_clear(&c->q);
+    buf_free(&c->in);
+    free(c);
+}
+
+void channels_kernel_gone(struct kernel *k)
+{
+    for (struct client *c = k->clients; c; c = c->next) {
+        client_close(c, "the kernel was shut down");
+        c->k = NULL;
+    }
+    k->clients = NULL;
+    while (k->parked) {
+        struct parked *p = k->parked;
+        k->parked = p->next;
+        queue_clear(&p->q);
+        free(p);
+    }
+}
+
+void channels_expire(struct kernel *k)
+{
+    uint64_t now = now_ms(), keep = (uint64_t)k->hub->cfg.replay_keep_s * 1000;
+    for (struct parked **pp = &k->parked; *pp;) {
+        struct parked *p = *pp;
+        if (!p->since || now - p->since > keep) {
+            *pp = p->next;
+            queue_clear(&p->q);
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}

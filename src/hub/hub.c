@@ -1,0 +1,252 @@
+/* `labbook serve`: reads the configuration, opens the store and the data folders,
+ * creates the first admin on a fresh install, and runs the loop until SIGTERM, when
+ * it shuts every kernel down and exits cleanly. */
+#include "hub/hub.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hub/channels.h"
+#include "hub/http.h"
+#include "hub/kernels.h"
+#include "hub/sessions.h"
+
+void hub_touch(struct hub *h)
+{
+    iso8601_now(h->last_activity);
+}
+
+char *hub_user_drive(struct hub *h, const struct user *u)
+{
+    char *p = xasprintf("%s/%s", h->drive_dir, u->name);
+    if (mkdir(p, 0700) < 0 && errno != EEXIST)
+        log_error("cannot create the drive folder %s: %s", p, strerror(errno));
+    return p;
+}
+
+static void finish_stop(struct hub *h)
+{
+    kernels_close(h);
+    uv_close((uv_handle_t *)&h->sig_term, NULL);
+    uv_close((uv_handle_t *)&h->sig_int, NULL);
+    uv_close((uv_handle_t *)&h->tick, NULL);
+    uv_stop(h->loop);
+}
+
+void hub_maybe_finish_stop(struct hub *h)
+{
+    if (h->stopping && !h->kernels && !uv_is_closing((uv_handle_t *)&h->tick))
+        finish_stop(h);
+}
+
+void hub_stop(struct hub *h)
+{
+    if (h->stopping)
+        return;
+    h->stopping = true;
+    log_info("shutting down: stopping every kernel");
+    sessions_free_all(h);
+    kernels_shutdown_all(h);
+    hub_maybe_finish_stop(h);
+}
+
+static void on_signal(uv_signal_t *s, int sig)
+{
+    struct hub *h = s->data;
+    log_info("received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    hub_stop(h);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct hub *h = t->data;
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        channels_expire(k);
+}
+
+static void close_walk(uv_handle_t *hd, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(hd))
+        uv_close(hd, NULL);
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: labbook serve [--config FILE] [--data DIR] [--port N] [--bind ADDR]\n");
+    return 2;
+}
+
+static char *absolute(const char *p)
+{
+    if (p[0] == '/')
+        return xstrdup(p);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return xstrdup(p);
+    return xasprintf("%s/%s", cwd, p);
+}
+
+/* A fresh install has no user: create "admin" and print a sign-in link. */
+static int bootstrap_admin(struct hub *h)
+{
+    int64_t n = 0;
+    if (store_user_count(h->store, &n) < 0)
+        return -EIO;
+    if (n > 0)
+        return 0;
+    int r = store_user_add(h->store, "admin", true, NULL);
+    char *token = NULL;
+    if (r == 0)
+        r = store_token_create(h->store, "admin", &token);
+    if (r < 0)
+        return r;
+    const char *host = strcmp(h->cfg.bind, "0.0.0.0") && strcmp(h->cfg.bind, "::") ? h->cfg.bind
+                                                                                    : "127.0.0.1";
+    printf("\nlabbook: created the first user, \"admin\" (an administrator).\n"
+           "Sign in by opening:\n\n    http://%s:%d/login?token=%s\n\n"
+           "For JupyterLab or VS Code use the server URL http://%s:%d/ and that token.\n"
+           "Set a password with: labbook user passwd admin\n\n",
+           host, h->cfg.port, token, host, h->cfg.port);
+    fflush(stdout);
+    free(token);
+    return 0;
+}
+
+int hub_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"bind", required_argument, NULL, 'b'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *data = NULL, *port = NULL, *bind = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'd': data = optarg; break;
+        case 'p': port = optarg; break;
+        case 'b': bind = optarg; break;
+        default: return usage();
+        }
+    }
+    if (optind != argc)
+        return usage();
+
+    static struct hub hub;
+    struct hub *h = &hub;
+    char *err = NULL;
+    int rc = 1;
+    if (config_load(config_path, &h->cfg, &err) < 0) {
+        fprintf(stderr, "labbook serve: %s\n", err);
+        free(err);
+        return 1;
+    }
+    log_set_level((enum log_level)h->cfg.log_level);
+    if (data) {
+        free(h->cfg.data_dir);
+        h->cfg.data_dir = xstrdup(data);
+    }
+    if (bind) {
+        free(h->cfg.bind);
+        h->cfg.bind = xstrdup(bind);
+    }
+    if (port) {
+        int64_t p;
+        if (str_to_i64(port, 1, 65535, &p) < 0) {
+            fprintf(stderr, "labbook serve: --port must be a number from 1 to 65535\n");
+            return 2;
+        }
+        h->cfg.port = (int)p;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    h->data_dir = absolute(h->cfg.data_dir);
+    h->drive_dir = xasprintf("%s/drive", h->data_dir);
+    h->runtimes_dir = xasprintf("%s/runtimes", h->data_dir);
+    char *run_dir = xasprintf("%s/run", h->data_dir);
+    h->sock_path = xasprintf("%s/hub.sock", run_dir);
+    int r = mkdir_p(h->data_dir, 0700);
+    if (!r)
+        r = mkdir_p(h->drive_dir, 0711);
+    if (!r)
+        r = mkdir_p(h->runtimes_dir, 0700);
+    if (!r)
+        r = mkdir_p(run_dir, 0700);
+    free(run_dir);
+    if (r < 0) {
+        log_error("cannot create the data folder %s: %s", h->data_dir, strerror(-r));
+        return 1;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        log_error("cannot find this program's path: %s", strerror(errno));
+        return 1;
+    }
+    exe[n] = '\0';
+    h->self_exe = xstrdup(exe);
+
+    char *dbpath = xasprintf("%s/labbook.db", h->data_dir);
+    r = store_open(dbpath, &h->store, &err);
+    free(dbpath);
+    if (r < 0) {
+        log_error("cannot open the database: %s", err ? err : strerror(-r));
+        free(err);
+        return 1;
+    }
+    if (kernelspec_scan(&h->specs, &h->nspecs) < 0 || h->nspecs == 0)
+        log_warn("no kernelspecs found in the Jupyter data paths: install python3-ipykernel");
+
+    h->loop = uv_default_loop();
+    iso8601_now(h->started);
+    hub_touch(h);
+    if (kernels_listen(h, &err) < 0 || http_start(h, &err) < 0) {
+        log_error("%s", err);
+        free(err);
+        goto out;
+    }
+    if (bootstrap_admin(h) < 0) {
+        log_error("cannot create the first user");
+        goto out;
+    }
+    uv_signal_init(h->loop, &h->sig_term);
+    uv_signal_init(h->loop, &h->sig_int);
+    h->sig_term.data = h->sig_int.data = h;
+    uv_signal_start(&h->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&h->sig_int, on_signal, SIGINT);
+    uv_timer_init(h->loop, &h->tick);
+    h->tick.data = h;
+    uv_timer_start(&h->tick, on_tick, 1000, 1000);
+    log_info("labbook %s listening on http://%s:%d/ (data in %s, %zu kernelspecs)", "0.1.0",
+             h->cfg.bind, h->cfg.port, h->data_dir, h->nspecs);
+
+    uv_run(h->loop, UV_RUN_DEFAULT);
+    rc = 0;
+out:
+    http_destroy(h);
+    uv_walk(h->loop, close_walk, NULL);
+    uv_run(h->loop, UV_RUN_DEFAULT);
+    uv_loop_close(h->loop);
+    store_close(h->store);
+    kernelspec_list_free(h->specs, h->nspecs);
+    log_info("stopped");
+    config_free(&h->cfg);
+    free(h->data_dir);
+    free(h->drive_dir);
+    free(h->runtimes_dir);
+    free(h->sock_path);
+    free(h->self_exe);
+    return rc;
+}

@@ -1,0 +1,368 @@
+/* /api/sessions: the per-user list of notebook sessions, each pointing at a kernel
+ * by id (looked up on every use, so a kernel shut down elsewhere ends its session). */
+#include "hub/sessions.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hub/http.h"
+#include "hub/hub.h"
+#include "hub/kernels.h"
+
+struct session {
+    struct session *next;
+    char id[40];
+    int64_t owner;
+    char *path, *name, *type;
+    char kernel_id[40];
+    bool starting; /* its kernel is being started or replaced */
+};
+
+static void new_id(char out[40])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof(b));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+static void session_free(struct session *s)
+{
+    free(s->path);
+    free(s->name);
+    free(s->type);
+    free(s);
+}
+
+static void unlink_session(struct hub *h, struct session *s)
+{
+    for (struct session **pp = &h->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+}
+
+static struct kernel *session_kernel(struct hub *h, struct session *s)
+{
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        if (!strcmp(k->id, s->kernel_id) && k->owner == s->owner && k->life != KERNEL_STOPPING)
+            return k;
+    return NULL;
+}
+
+/* Sessions whose kernel is gone end with it, as in jupyter_server. */
+static void prune(struct hub *h)
+{
+    for (struct session **pp = &h->sessions; *pp;) {
+        struct session *s = *pp;
+        if (!s->starting && !session_kernel(h, s)) {
+            *pp = s->next;
+            session_free(s);
+        } else {
+            pp = &s->next;
+        }
+    }
+}
+
+static json_t *session_model(struct hub *h, struct session *s)
+{
+    struct kernel *k = session_kernel(h, s);
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:{s:s, s:s}}", "id", s->id, "path", s->path,
+                     "name", s->name, "type", s->type, "kernel", k ? kernel_model(k) : json_null(),
+                     "notebook", "path", s->path, "name", s->name);
+}
+
+static struct session *find(struct hub *h, const struct user *u, const char *id)
+{
+    for (struct session *s = h->sessions; s; s = s->next)
+        if (s->owner == u->id && !strcmp(s->id, id))
+            return s;
+    return NULL;
+}
+
+/* The kernel's working folder: the notebook's folder inside the user's drive, or
+ * the drive itself when that folder does not exist. */
+static char *kernel_cwd(struct hub *h, const struct user *u, const char *path)
+{
+    char *drive = hub_user_drive(h, u);
+    char *copy = xstrdup(path);
+    char *dir = dirname(copy);
+    char *res = NULL;
+    bool bad = strstr(path, "..") != NULL || !strcmp(dir, ".") || !strcmp(dir, "/");
+    if (!bad) {
+        char *cand = xasprintf("%s/%s", drive, dir[0] == '/' ? dir + 1 : dir);
+        char *real = realpath(cand, NULL);
+        if (real && str_starts_with(real, drive) &&
+            (real[strlen(drive)] == '/' || real[strlen(drive)] == '\0'))
+            res = real;
+        else
+            free(real);
+        free(cand);
+    }
+    free(copy);
+    if (res) {
+        free(drive);
+        return res;
+    }
+    return drive;
+}
+
+struct start_ctx {
+    struct hub *h;
+    struct http_pending *p;
+    char session_id[40];
+    char old_kernel[40];
+    int status;
+};
+
+static void on_kernel_ready(void *vctx, struct kernel *k, int err, const char *reason)
+{
+    struct start_ctx *c = vctx;
+    struct hub *h = c->h;
+    struct session *s = NULL;
+    for (s = h->sessions; s && strcmp(s->id, c->session_id); s = s->next)
+        ;
+    if (err < 0) {
+        if (s && !c->old_kernel[0]) {
+            unlink_session(h, s);
+            session_free(s);
+        } else if (s) {
+            snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", c->old_kernel);
+            s->starting = false;
+        }
+        if (k)
+            kernel_shutdown(k, NULL, NULL);
+        http_pending_reply_error(c->p, 500, "the kernel failed to start: %s",
+                                 reason ? reason : "unknown reason");
+        free(c);
+        return;
+    }
+    if (!s) { /* the session was deleted meanwhile */
+        kernel_shutdown(k, NULL, NULL);
+        http_pending_reply_error(c->p, 404, "the session was deleted while its kernel started");
+        free(c);
+        return;
+    }
+    s->starting = false;
+    if (c->old_kernel[0]) {
+        struct user u = {.id = s->owner};
+        struct kernel *old = kernel_find(h, &u, c->old_kernel);
+        if (old)
+            kernel_shutdown(old, NULL, NULL);
+    }
+    http_pending_reply_json(c->p, c->status, session_model(h, s));
+    free(c);
+}
+
+static const char *str_field(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static void create(struct hub *h, struct http_req *req, json_t *body)
+{
+    const struct http_req_view *v = http_view(req);
+    const char *path = str_field(body, "path");
+    if (!path)
+        path = str_field(json_object_get(body, "notebook"), "path");
+    if (!path) {
+        http_reply_error(req, 400, "path not specified");
+        return;
+    }
+    const char *type = str_field(body, "type");
+    const char *name = str_field(body, "name");
+    json_t *kj = json_object_get(body, "kernel");
+    prune(h);
+    for (struct session *s = h->sessions; s; s = s->next)
+        if (s->owner == v->user.id && !strcmp(s->path, path) && !s->starting) {
+            http_reply_json(req, 201, session_model(h, s));
+            return;
+        }
+    struct session *s = xcalloc(1, sizeof(*s));
+    new_id(s->id);
+    s->owner = v->user.id;
+    s->path = xstrdup(path);
+    s->name = xstrdup(name ? name : "");
+    s->type = xstrdup(type ? type : "notebook");
+    const char *kid = str_field(kj, "id");
+    if (kid) {
+        struct kernel *k = kernel_find(h, &v->user, kid);
+        if (!k) {
+            session_free(s);
+            http_reply_error(req, 404, "Kernel does not exist: %s", kid);
+            return;
+        }
+        snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
+        s->next = h->sessions;
+        h->sessions = s;
+        http_reply_json(req, 201, session_model(h, s));
+        return;
+    }
+    const char *kname = str_field(kj, "name");
+    if (!kname)
+        kname = h->cfg.default_kernel;
+    char *cwd = kernel_cwd(h, &v->user, path);
+    struct start_ctx *c = xcalloc(1, sizeof(*c));
+    c->h = h;
+    c->status = 201;
+    snprintf(c->session_id, sizeof(c->session_id), "%s", s->id);
+    s->starting = true;
+    s->next = h->sessions;
+    h->sessions = s;
+    struct kernel *k;
+    char *err = NULL;
+    int r = kernel_start(h, &v->user, kname, cwd, path, on_kernel_ready, c, &k, &err);
+    free(cwd);
+    if (r < 0) {
+        unlink_session(h, s);
+        session_free(s);
+        free(c);
+        http_reply_error(req, r == -ENOENT ? 404 : 500, "%s", err);
+        free(err);
+        return;
+    }
+    snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
+    c->p = http_defer(req);
+}
+
+static void patch(struct hub *h, struct http_req *req, struct session *s, json_t *body)
+{
+    const struct http_req_view *v = http_view(req);
+    const char *path = str_field(body, "path");
+    const char *name = str_field(body, "name");
+    const char *type = str_field(body, "type");
+    if (path) {
+        free(s->path);
+        s->path = xstrdup(path);
+    }
+    if (name) {
+        free(s->name);
+        s->name = xstrdup(name);
+    }
+    if (type) {
+        free(s->type);
+        s->type = xstrdup(type);
+    }
+    json_t *kj = json_object_get(body, "kernel");
+    if (!json_is_object(kj)) {
+        http_reply_json(req, 200, session_model(h, s));
+        return;
+    }
+    const char *kid = str_field(kj, "id");
+    if (kid) {
+        struct kernel *k = kernel_find(h, &v->user, kid);
+        if (!k) {
+            http_reply_error(req, 400, "No kernel with id %s", kid);
+            return;
+        }
+        snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
+        http_reply_json(req, 200, session_model(h, s));
+        return;
+    }
+    const char *kname = str_field(kj, "name");
+    if (!kname) {
+        http_reply_json(req, 200, session_model(h, s));
+        return;
+    }
+    if (s->starting) {
+        http_reply_error(req, 409, "the session's kernel is already being started");
+        return;
+    }
+    char *cwd = kernel_cwd(h, &v->user, s->path);
+    struct start_ctx *c = xcalloc(1, sizeof(*c));
+    c->h = h;
+    c->status = 200;
+    snprintf(c->session_id, sizeof(c->session_id), "%s", s->id);
+    snprintf(c->old_kernel, sizeof(c->old_kernel), "%s", s->kernel_id);
+    struct kernel *k;
+    char *err = NULL;
+    int r = kernel_start(h, &v->user, kname, cwd, s->path, on_kernel_ready, c, &k, &err);
+    free(cwd);
+    if (r < 0) {
+        free(c);
+        http_reply_error(req, r == -ENOENT ? 404 : 500, "%s", err);
+        free(err);
+        return;
+    }
+    s->starting = true;
+    snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
+    c->p = http_defer(req);
+}
+
+static void on_session_kernel_gone(void *ctx, struct kernel *k, int err, const char *reason)
+{
+    (void)k;
+    (void)err;
+    (void)reason;
+    http_pending_reply_raw(ctx, 204, NULL, NULL, 0, NULL);
+}
+
+void sessions_handle(struct hub *h, struct http_req *req, const char *rest)
+{
+    const struct http_req_view *v = http_view(req);
+    json_t *body = NULL;
+    if (v->method == HTTP_POST || v->method == HTTP_PATCH) {
+        json_error_t je;
+        body = json_loadb(v->body, v->body_len, 0, &je);
+        if (!json_is_object(body)) {
+            json_decref(body);
+            http_reply_error(req, 400, "Invalid JSON in request body: %s", je.text);
+            return;
+        }
+    }
+    prune(h);
+    if (!*rest || !strcmp(rest, "/")) {
+        if (v->method == HTTP_GET) {
+            json_t *list = json_array();
+            for (struct session *s = h->sessions; s; s = s->next)
+                if (s->owner == v->user.id && !s->starting)
+                    json_array_append_new(list, session_model(h, s));
+            http_reply_json(req, 200, list);
+        } else if (v->method == HTTP_POST) {
+            create(h, req, body);
+        } else {
+            http_reply_error(req, 405, "method not allowed");
+        }
+        goto out;
+    }
+    struct session *s = find(h, &v->user, rest + 1);
+    if (!s) {
+        http_reply_error(req, 404, "Session not found: %s", rest + 1);
+        goto out;
+    }
+    if (v->method == HTTP_GET) {
+        http_reply_json(req, 200, session_model(h, s));
+    } else if (v->method == HTTP_PATCH) {
+        patch(h, req, s, body);
+    } else if (v->method == HTTP_DELETE) {
+        struct kernel *k = session_kernel(h, s);
+        unlink_session(h, s);
+        session_free(s);
+        if (k)
+            kernel_shutdown(k, on_session_kernel_gone, http_defer(req));
+        else
+            http_reply_empty(req, 204);
+    } else {
+        http_reply_error(req, 405, "method not allowed");
+    }
+out:
+    json_decref(body);
+}
+
+void sessions_free_all(struct hub *h)
+{
+    while (h->sessions) {
+        struct session *s = h->sessions;
+        h->sessions = s->next;
+        session_free(s);
+    }
+}
