@@ -183,8 +183,8 @@ static void contents_done(uv_work_t *w, int status)
 {
     (void)status;
     struct contents_job *j = w->data;
-    http_pending_reply_raw(j->p, j->status, j->out ? "application/json" : NULL, j->out,
-                           j->out_len, j->location);
+    http_pending_reply_raw(j->p, j->status, j->out ? "application/json" : NULL, j->out, j->out_len,
+                           j->location);
     free(j->root);
     free(j->method);
     free(j->path);
@@ -360,8 +360,8 @@ void api_route(struct hub *h, struct http_req *req)
         return;
     }
     if (!strcmp(path, "/api") || !strcmp(path, "/api/")) {
-        http_reply_json(req, 200, json_pack("{s:s, s:s}", "version", "2.0.0", "labbook",
-                                            LABBOOK_VERSION));
+        http_reply_json(req, 200,
+                        json_pack("{s:s, s:s}", "version", "2.0.0", "labbook", LABBOOK_VERSION));
         return;
     }
     if (!v->authed) {
@@ -385,8 +385,7 @@ void api_route(struct hub *h, struct http_req *req)
         status_api(h, req);
     } else if (!strcmp(path, "/api/me")) {
         me_api(req);
-    } else if (str_starts_with(path, "/api/kernelspecs") &&
-               (path[16] == '\0' || path[16] == '/')) {
+    } else if (str_starts_with(path, "/api/kernelspecs") && (path[16] == '\0' || path[16] == '/')) {
         kernelspecs_api(h, req, path + 16);
     } else if (str_starts_with(path, "/kernelspecs/")) {
         kernelspec_resource(h, req, path + strlen("/kernelspecs"));

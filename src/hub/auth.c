@@ -104,12 +104,23 @@ static char *html_escape(const char *s)
     struct buf b = {0};
     for (; *s; s++) {
         switch (*s) {
-        case '<': buf_append(&b, "&lt;", 4); break;
-        case '>': buf_append(&b, "&gt;", 4); break;
-        case '&': buf_append(&b, "&amp;", 5); break;
-        case '"': buf_append(&b, "&quot;", 6); break;
-        case '\'': buf_append(&b, "&#39;", 5); break;
-        default: buf_append(&b, s, 1);
+        case '<':
+            buf_append(&b, "&lt;", 4);
+            break;
+        case '>':
+            buf_append(&b, "&gt;", 4);
+            break;
+        case '&':
+            buf_append(&b, "&amp;", 5);
+            break;
+        case '"':
+            buf_append(&b, "&quot;", 6);
+            break;
+        case '\'':
+            buf_append(&b, "&#39;", 5);
+            break;
+        default:
+            buf_append(&b, s, 1);
         }
     }
     return buf_steal(&b, NULL);
@@ -200,8 +211,7 @@ static void login_form(struct http_req *req, int status, const char *error, cons
     http_reply(req, status, "text/html; charset=utf-8", page, strlen(page));
 }
 
-static void start_login(struct hub *h, struct http_req *req, const struct user *u,
-                        const char *next)
+static void start_login(struct hub *h, struct http_req *req, const struct user *u, const char *next)
 {
     char *cookie = NULL;
     if (store_login_create(h->store, u->id, h->cfg.cookie_max_age, &cookie) < 0) {

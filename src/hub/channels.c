@@ -179,8 +179,9 @@ static void parked_push(struct kernel *k, struct parked *p, struct blob *v1)
 {
     struct hub *h = k->hub;
     if (p->q.bytes + v1->len > (size_t)h->cfg.replay_max) {
-        log_warn("kernel %s: replay buffer of a disconnected client is over %lld bytes; dropping it",
-                 k->id, (long long)h->cfg.replay_max);
+        log_warn(
+            "kernel %s: replay buffer of a disconnected client is over %lld bytes; dropping it",
+            k->id, (long long)h->cfg.replay_max);
         queue_clear(&p->q);
         p->since = 0; /* expire at the next tick */
         return;
@@ -227,9 +228,28 @@ static bool part_string(const uint8_t *p, size_t len, const char *key, char *out
     return ok;
 }
 
+struct blob *channels_blob_new(size_t len, uint8_t **data)
+{
+    struct blob *b = blob_new(NULL, len, true);
+    *data = b->data + LWS_PRE;
+    return b;
+}
+
+void channels_blob_unref(struct blob *b)
+{
+    blob_unref(b);
+}
+
 void channels_deliver(struct kernel *k, const uint8_t *data, size_t len, const struct kmsg *m)
 {
-    struct blob *v1 = blob_new(data, len, true), *legacy = NULL;
+    struct blob *v1 = blob_new(data, len, true);
+    channels_deliver_blob(k, v1, m);
+    blob_unref(v1);
+}
+
+void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg *m)
+{
+    struct blob *legacy = NULL;
     bool iopub = m->channel_len == 5 && !memcmp(m->channel, "iopub", 5);
     if (iopub) {
         char type[32];
@@ -265,7 +285,6 @@ void channels_deliver(struct kernel *k, const uint8_t *data, size_t len, const s
                 if (p->since && !strcmp(p->session, sess))
                     parked_push(k, p, v1);
     }
-    blob_unref(v1);
     blob_unref(legacy);
 }
 
@@ -368,7 +387,8 @@ int channels_receive(struct client *c, const void *data, size_t len, bool first,
         c->in_binary = binary;
     }
     if (buf_append(&c->in, data, len) < 0) {
-        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too large", 17);
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"message too large", 17);
         log_warn("kernel %s: closing a client whose message is over %lld bytes",
                  c->k ? c->k->id : "-", (long long)c->hub->cfg.max_ws_message);
         return -1;
@@ -415,7 +435,8 @@ int channels_writeable(struct client *c)
 {
     if (c->closing) {
         const char *why = c->close_reason ? c->close_reason : "closing";
-        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why, strlen(why));
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
+                         strlen(why));
         return -1;
     }
     struct qent *e = c->q.head;
@@ -426,7 +447,8 @@ int channels_writeable(struct client *c)
     if (n > FRAGMENT)
         n = FRAGMENT;
     bool last = c->off + n == b->len;
-    int flags = c->off == 0 ? (b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) : LWS_WRITE_CONTINUATION;
+    int flags =
+        c->off == 0 ? (b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) : LWS_WRITE_CONTINUATION;
     if (!last)
         flags |= LWS_WRITE_NO_FIN;
     unsigned char *p;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store/store.h"
 #include "wire/wsframe.h"
@@ -36,6 +37,12 @@ struct kernel;
 /* From the kernel layer: one message from the kernel (v1 bytes, and m its parts
  * pointing into them) to deliver to its clients. */
 void channels_deliver(struct kernel *k, const uint8_t *data, size_t len, const struct kmsg *m);
+/* The same without a copy: v1 is a message buffer from channels_blob_new, filled in;
+ * the caller keeps its own reference. */
+struct blob;
+struct blob *channels_blob_new(size_t len, uint8_t **data);
+void channels_blob_unref(struct blob *b);
+void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg *m);
 /* Sends every client an iopub status message with execution_state (and reason). */
 void channels_status(struct kernel *k, const char *state, const char *reason);
 /* The kernel is going away: close its clients and drop what was kept for them. */

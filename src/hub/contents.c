@@ -26,6 +26,7 @@
 #define MAX_DELETE_DEPTH 256
 #define MAX_NAME_TRIES 10000
 #define MAX_LIST_ENTRIES 100000
+#define CONTENTS_DEFAULT_MAX_FILE ((int64_t)256 << 20) /* when the request gives none */
 
 /* One request in flight: the root fd and where the answer goes. */
 struct op {
@@ -273,18 +274,18 @@ out:
 
 /* ---- small file helpers ----------------------------------------------------------------- */
 
-static void iso_from_ts(struct timespec ts, char out[32])
+static void iso_from_ts(struct timespec ts, char out[96])
 {
     struct tm tm;
     time_t sec = ts.tv_sec;
     gmtime_r(&sec, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+    snprintf(out, 96, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
 }
 
 static json_t *json_time(struct timespec ts)
 {
-    char s[32];
+    char s[96];
     iso_from_ts(ts, s);
     return json_string(s);
 }
@@ -743,8 +744,7 @@ static char *nb_validate(const json_t *nb)
             if (!strcmp(ot, "stream")) {
                 if (!json_is_string(json_object_get(o, "name")) ||
                     !is_str_or_str_list(json_object_get(o, "text")))
-                    return xasprintf("cells[%zu].outputs[%zu]: a stream needs name and text", i,
-                                     j);
+                    return xasprintf("cells[%zu].outputs[%zu]: a stream needs name and text", i, j);
             } else if (!strcmp(ot, "display_data") || !strcmp(ot, "execute_result")) {
                 if (!json_is_object(json_object_get(o, "data")) ||
                     !json_is_object(json_object_get(o, "metadata")))
@@ -764,8 +764,7 @@ static char *nb_validate(const json_t *nb)
                                      "traceback",
                                      i, j);
             } else {
-                return xasprintf("cells[%zu].outputs[%zu].output_type '%s' is unknown", i, j,
-                                 ot);
+                return xasprintf("cells[%zu].outputs[%zu].output_type '%s' is unknown", i, j, ot);
             }
         }
     }
@@ -792,8 +791,8 @@ static char *nb_serialize(const json_t *content, size_t *len)
 
 static json_t *new_notebook(void)
 {
-    return json_pack("{s:[], s:{}, s:i, s:i}", "cells", "metadata", "nbformat", 4,
-                     "nbformat_minor", 5);
+    return json_pack("{s:[], s:{}, s:i, s:i}", "cells", "metadata", "nbformat", 4, "nbformat_minor",
+                     5);
 }
 
 /* ---- models ----------------------------------------------------------------------------- */
@@ -814,12 +813,11 @@ static bool fd_writable(int fd)
 
 static json_t *base_model(const char *norm, const char *type, const struct stat *st, int fd)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:O, s:n, s:n}", "name",
-                     path_basename(norm), "path", norm, "type", type, "writable",
-                     fd_writable(fd), "created", json_time(st->st_ctim), "last_modified",
-                     json_time(st->st_mtim), "mimetype", "content", "format", "size",
-                     S_ISDIR(st->st_mode) ? json_null() : json_integer(st->st_size), "hash",
-                     "hash_algorithm");
+    return json_pack(
+        "{s:s, s:s, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:o, s:n, s:n}", "name", path_basename(norm),
+        "path", norm, "type", type, "writable", fd_writable(fd), "created", json_time(st->st_ctim),
+        "last_modified", json_time(st->st_mtim), "mimetype", "content", "format", "size",
+        S_ISDIR(st->st_mode) ? json_null() : json_integer(st->st_size), "hash", "hash_algorithm");
 }
 
 static int model_get(struct op *op, const char *norm, const struct get_opts *g, json_t **model);
@@ -852,22 +850,20 @@ static int dir_list(struct op *op, const char *norm, json_t *model)
         if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
             continue;
         if (json_array_size(list) >= MAX_LIST_ENTRIES) {
-            status = reply_err(op, 400, NULL,
-                               "Directory %s has more than %d entries, too many to list", norm,
-                               MAX_LIST_ENTRIES);
+            status =
+                reply_err(op, 400, NULL, "Directory %s has more than %d entries, too many to list",
+                          norm, MAX_LIST_ENTRIES);
             break;
         }
         char *child = path_join(norm, e->d_name);
         struct get_opts g = {0};
-        json_t *cm = NULL, *saved = *op->out;
-        json_t *err = NULL;
-        op->out = &err;
-        if (model_get(op, child, &g, &cm) == 200)
+        json_t *cm = NULL, *err = NULL;
+        struct op quiet = *op; /* a child that cannot be described is left out */
+        quiet.out = &err;
+        if (model_get(&quiet, child, &g, &cm) == 200)
             json_array_append_new(list, cm);
         json_decref(err);
-        op->out = (json_t **)saved; /* restored below */
         free(child);
-        (void)saved;
     }
     closedir(d);
     if (status != 200) {
@@ -935,8 +931,7 @@ static int model_get(struct op *op, const char *norm, const struct get_opts *g, 
                 status = reply_err(op, 400, NULL,
                                    "%s is too large to open (%lld bytes; the limit is %lld "
                                    "bytes): download it instead",
-                                   norm, (long long)st.st_size,
-                                   (long long)op->req->max_file_size);
+                                   norm, (long long)st.st_size, (long long)op->req->max_file_size);
                 goto out;
             }
             if (r < 0) {
@@ -1003,8 +998,8 @@ static int model_get(struct op *op, const char *norm, const struct get_opts *g, 
             free(b64);
         }
         if (json_is_null(json_object_get(m, "mimetype")))
-            json_object_set_new(m, "mimetype", json_string(text ? "text/plain"
-                                                                : "application/octet-stream"));
+            json_object_set_new(m, "mimetype",
+                                json_string(text ? "text/plain" : "application/octet-stream"));
     }
     status = 200;
 out:
@@ -1195,8 +1190,7 @@ static int op_checkpoints(struct op *op, const char *norm)
         *op->out = checkpoint_model(&st);
         set_location(op, norm, "/checkpoints/" CHECKPOINT_ID);
         status = 201;
-    } else if (req->checkpoint_id &&
-               (!strcmp(method, "POST") || !strcmp(method, "DELETE"))) {
+    } else if (req->checkpoint_id && (!strcmp(method, "POST") || !strcmp(method, "DELETE"))) {
         if (strcmp(req->checkpoint_id, CHECKPOINT_ID) || checkpoint_stat(pfd, name, &st) < 0) {
             status = reply_err(op, 404, NULL, "Checkpoint does not exist: %s@%s", norm,
                                req->checkpoint_id);
@@ -1266,8 +1260,7 @@ static int decode_content(struct op *op, const char *norm, const json_t *body, c
         return reply_err(op, 400, NULL,
                          "Must specify format of file contents as 'text' or 'base64'");
     if (!json_is_string(c))
-        return reply_err(op, 400, NULL, "Encoding error saving %s: content is not a string",
-                         norm);
+        return reply_err(op, 400, NULL, "Encoding error saving %s: content is not a string", norm);
     const char *s = json_string_value(c);
     size_t sl = json_string_length(c);
     if (!strcmp(format, "text")) {
@@ -1290,8 +1283,7 @@ static int decode_content(struct op *op, const char *norm, const json_t *body, c
 }
 
 /* Writes bytes to norm (following inside links), mapping failures to replies. */
-static int save_bytes(struct op *op, const char *norm, const char *data, size_t len,
-                      bool noreplace)
+static int save_bytes(struct op *op, const char *norm, const char *data, size_t len, bool noreplace)
 {
     int dfd = -1, status = 0;
     char *name = NULL;
@@ -1426,8 +1418,8 @@ static int save_chunk(struct op *op, const char *norm, const json_t *body, bool 
     if (!type)
         return reply_err(op, 400, NULL, "No file type provided");
     if (strcmp(type, "file"))
-        return reply_err(op, 400, NULL,
-                         "File type \"%s\" is not supported for large file transfer", type);
+        return reply_err(op, 400, NULL, "File type \"%s\" is not supported for large file transfer",
+                         type);
     if (!json_object_get(body, "content"))
         return reply_err(op, 400, NULL, "No file content provided");
     if (chunk == 0 || chunk < -1 || !json_is_integer(json_object_get(body, "chunk")))
@@ -1456,11 +1448,11 @@ static int save_chunk(struct op *op, const char *norm, const json_t *body, bool 
     else
         fd = openat(dfd, tmp, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
-        status = reply_err(op, 400, NULL, "No upload in progress for %s (chunk 1 is missing)",
-                           norm);
+        status =
+            reply_err(op, 400, NULL, "No upload in progress for %s (chunk 1 is missing)", norm);
         goto out;
     }
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
         status = reply_errno(op, fd < 0 ? errno : EINVAL, norm);
         goto out;
     }
@@ -1518,8 +1510,8 @@ static int create_incremented(struct op *op, const char *dir, const char *filena
                               int (*try_create)(struct op *, const char *, void *), void *arg,
                               char **made)
 {
-    const char *dot = str_ends_with(filename, ".ipynb") ? strrchr(filename, '.')
-                                                        : strchr(filename, '.');
+    const char *dot =
+        str_ends_with(filename, ".ipynb") ? strrchr(filename, '.') : strchr(filename, '.');
     size_t blen = dot ? (size_t)(dot - filename) : strlen(filename);
     const char *suffix = dot ? dot : "";
     int dfd = open_beneath(op->root_fd, dir, O_PATH | O_DIRECTORY, 0);
@@ -1686,8 +1678,8 @@ static int copy_file(struct op *op, const char *to, const char *copy_from)
         int pfd = to[0] ? open_parent(op->root_fd, to) : -ENOENT;
         if (pfd < 0) {
             char *parent = path_parent(to);
-            status = reply_err(op, 404, NULL, "No such parent directory: %s to copy file in",
-                               parent);
+            status =
+                reply_err(op, 404, NULL, "No such parent directory: %s to copy file in", parent);
             free(parent);
             goto out;
         }
@@ -1797,8 +1789,8 @@ static int op_post(struct op *op, const char *norm)
     if (body && !json_is_object(body))
         return reply_err(op, 400, NULL, "The body must be a JSON object");
     const char *copy_from = NULL, *type = NULL, *ext = NULL;
-    if (body && (body_str(body, "copy_from", &copy_from) < 0 ||
-                 body_str(body, "type", &type) < 0 || body_str(body, "ext", &ext) < 0))
+    if (body && (body_str(body, "copy_from", &copy_from) < 0 || body_str(body, "type", &type) < 0 ||
+                 body_str(body, "ext", &ext) < 0))
         return reply_err(op, 400, NULL, "Invalid copy_from, type or ext");
     if (copy_from && copy_from[0])
         return copy_file(op, norm, copy_from);
@@ -1947,7 +1939,10 @@ int contents_handle(const struct contents_req *req, json_t **out, char **locatio
         *location = NULL;
     if (sodium_init() < 0)
         return 500;
-    struct op op = {.req = req, .root_fd = -1, .out = out, .location = location};
+    struct contents_req r2 = *req;
+    if (r2.max_file_size <= 0)
+        r2.max_file_size = CONTENTS_DEFAULT_MAX_FILE;
+    struct op op = {.req = &r2, .root_fd = -1, .out = out, .location = location};
     char *norm = NULL;
     int status;
     op.root_fd = open(req->root, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -57,30 +57,54 @@ static const char *method_names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "H
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 
@@ -300,7 +324,8 @@ void http_pending_reply_raw(struct http_pending *p, int status, const char *cont
  * object exists). Returns 0 or -1. */
 static int write_simple(struct lws *wsi, int status, const char *message)
 {
-    unsigned char hbuf[LWS_PRE + 1024], *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf);
+    unsigned char hbuf[LWS_PRE + 1024], *start = hbuf + LWS_PRE, *p = start,
+                                        *end = hbuf + sizeof(hbuf);
     json_t *b = http_error_body(message, NULL);
     char *s = json_dumps(b, JSON_COMPACT);
     json_decref(b);
@@ -398,14 +423,29 @@ static int method_of(struct lws *wsi, enum http_method *m)
     char *uri;
     int len;
     switch (lws_http_get_uri_and_method(wsi, &uri, &len)) {
-    case LWSHUMETH_GET: *m = HTTP_GET; return 0;
-    case LWSHUMETH_POST: *m = HTTP_POST; return 0;
-    case LWSHUMETH_PUT: *m = HTTP_PUT; return 0;
-    case LWSHUMETH_PATCH: *m = HTTP_PATCH; return 0;
-    case LWSHUMETH_DELETE: *m = HTTP_DELETE; return 0;
-    case LWSHUMETH_HEAD: *m = HTTP_HEAD; return 0;
-    case LWSHUMETH_OPTIONS: *m = HTTP_OPTIONS; return 0;
-    default: return -1;
+    case LWSHUMETH_GET:
+        *m = HTTP_GET;
+        return 0;
+    case LWSHUMETH_POST:
+        *m = HTTP_POST;
+        return 0;
+    case LWSHUMETH_PUT:
+        *m = HTTP_PUT;
+        return 0;
+    case LWSHUMETH_PATCH:
+        *m = HTTP_PATCH;
+        return 0;
+    case LWSHUMETH_DELETE:
+        *m = HTTP_DELETE;
+        return 0;
+    case LWSHUMETH_HEAD:
+        *m = HTTP_HEAD;
+        return 0;
+    case LWSHUMETH_OPTIONS:
+        *m = HTTP_OPTIONS;
+        return 0;
+    default:
+        return -1;
     }
 }
 
@@ -447,6 +487,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct lws_context *ctx = lws_get_context(wsi);
     struct hub *h = ctx ? lws_context_user(ctx) : NULL;
 
+    /* libwebsockets may refuse a request (a NUL in the URI, say) before it gives the
+     * connection its slot: nothing of ours exists yet. */
+    if (!slot && reason != LWS_CALLBACK_WSI_CREATE && reason != LWS_CALLBACK_WSI_DESTROY &&
+        reason != LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+
     switch (reason) {
     case LWS_CALLBACK_HTTP: {
         if (slot->req) { /* a pipelined request while one is in flight */
@@ -472,8 +518,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         int64_t cl = content_length(wsi);
         if (cl == -2 || cl > h->cfg.max_body) {
             char q[300];
-            log_warn("%s %s refused: body of %lld bytes over the %lld-byte cap",
-                     req->v.method_name, log_quote(req->v.path, q, sizeof(q)), (long long)cl,
+            log_warn("%s %s refused: body of %lld bytes over the %lld-byte cap", req->v.method_name,
+                     log_quote(req->v.path, q, sizeof(q)), (long long)cl,
                      (long long)h->cfg.max_body);
             char msg[128];
             snprintf(msg, sizeof(msg), "request body too large (limit %lld MiB)",
@@ -614,7 +660,8 @@ int http_start(struct hub *h, char **err)
     info.port = h->cfg.port;
     info.iface = h->cfg.bind;
     info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.options =
+        LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     info.foreign_loops = loops;
     info.user = h;
     info.max_http_header_data = 16384;

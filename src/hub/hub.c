@@ -110,8 +110,8 @@ static int bootstrap_admin(struct hub *h)
         r = store_token_create(h->store, "admin", &token);
     if (r < 0)
         return r;
-    const char *host = strcmp(h->cfg.bind, "0.0.0.0") && strcmp(h->cfg.bind, "::") ? h->cfg.bind
-                                                                                    : "127.0.0.1";
+    const char *host =
+        strcmp(h->cfg.bind, "0.0.0.0") && strcmp(h->cfg.bind, "::") ? h->cfg.bind : "127.0.0.1";
     printf("\nlabbook: created the first user, \"admin\" (an administrator).\n"
            "Sign in by opening:\n\n    http://%s:%d/login?token=%s\n\n"
            "For JupyterLab or VS Code use the server URL http://%s:%d/ and that token.\n"
@@ -134,11 +134,20 @@ int hub_main(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'd': data = optarg; break;
-        case 'p': port = optarg; break;
-        case 'b': bind = optarg; break;
-        default: return usage();
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'p':
+            port = optarg;
+            break;
+        case 'b':
+            bind = optarg;
+            break;
+        default:
+            return usage();
         }
     }
     if (optind != argc)
@@ -235,7 +244,9 @@ int hub_main(int argc, char **argv)
     uv_run(h->loop, UV_RUN_DEFAULT);
     rc = 0;
 out:
+    /* libwebsockets closes its own handles as the loop runs; then whatever is left. */
     http_destroy(h);
+    uv_run(h->loop, UV_RUN_DEFAULT);
     uv_walk(h->loop, close_walk, NULL);
     uv_run(h->loop, UV_RUN_DEFAULT);
     uv_loop_close(h->loop);

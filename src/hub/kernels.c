@@ -20,9 +20,18 @@ struct agent_conn {
     uv_pipe_t pipe;
     struct hub *hub;
     struct kernel *k;
-    struct stream_decoder dec;
     bool closing;
+    /* the frame being read: its header, then its body, read straight into place */
+    uint8_t hdr[STREAM_HEADER_LEN];
+    size_t hdr_have;
+    enum stream_type type;
+    uint8_t *body;
+    size_t body_len, body_have;
+    struct blob *blob; /* for STREAM_MSG: the body is the message buffer clients share */
 };
+
+/* Before an agent has said who it is, it may send only small frames. */
+#define HELLO_MAX_FRAME 65536
 
 enum { WAIT_READY, WAIT_GONE };
 
@@ -63,8 +72,8 @@ static const char *life_name(enum kernel_life l)
 json_t *kernel_model(const struct kernel *k)
 {
     json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:i}", "id", k->id, "name", k->spec_name,
-                          "last_activity", k->last_activity, "execution_state",
-                          k->execution_state, "connections", kernel_count_clients(k));
+                          "last_activity", k->last_activity, "execution_state", k->execution_state,
+                          "connections", kernel_count_clients(k));
     if (k->reason)
         json_object_set_new(m, "reason", json_string(k->reason));
     return m;
@@ -133,11 +142,13 @@ int kernel_send_to_agent(struct kernel *k, enum stream_type type, const void *da
     struct agent_conn *a = k->agent;
     if (!a || a->closing)
         return -ENOTCONN;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&a->pipe) > (size_t)k->hub->cfg.agent_max_frame)
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&a->pipe) >
+        (size_t)k->hub->cfg.agent_max_frame)
         return -ENOBUFS;
     uint8_t hdr[STREAM_HEADER_LEN];
     stream_header(hdr, type, len);
-    uv_buf_t bufs[2] = {uv_buf_init((char *)hdr, sizeof(hdr)), uv_buf_init((char *)data, (unsigned)len)};
+    uv_buf_t bufs[2] = {uv_buf_init((char *)hdr, sizeof(hdr)),
+                        uv_buf_init((char *)data, (unsigned)len)};
     size_t total = sizeof(hdr) + len;
     size_t done = 0;
     if (uv_stream_get_write_queue_size((uv_stream_t *)&a->pipe) == 0) {
@@ -228,7 +239,6 @@ static void on_proc_closed(uv_handle_t *hd)
     maybe_free(k);
 }
 
-
 static void agent_close(struct agent_conn *a);
 
 static void become_dead(struct kernel *k, const char *reason)
@@ -268,11 +278,16 @@ static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
 static void on_agent_closed(uv_handle_t *hd)
 {
     struct agent_conn *a = hd->data;
-    stream_decoder_free(&a->dec);
     struct kernel *k = a->k;
+    if (a->blob)
+        channels_blob_unref(a->blob);
+    else
+        free(a->body);
     free(a);
-    if (k)
+    if (k) {
+        k->agent = NULL;
         maybe_free(k);
+    }
 }
 
 static void agent_close(struct agent_conn *a)
@@ -280,8 +295,6 @@ static void agent_close(struct agent_conn *a)
     if (a->closing)
         return;
     a->closing = true;
-    if (a->k && a->k->agent == a)
-        a->k->agent = NULL;
     uv_close((uv_handle_t *)&a->pipe, on_agent_closed);
 }
 
@@ -364,24 +377,102 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
 
 static void agent_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *b)
 {
-    (void)hd;
     (void)suggested;
-    static char slab[1 << 20];
+    struct agent_conn *a = hd->data;
+    static char slab[64 * 1024];
+    if (a->body && a->body_have < a->body_len && a->body_len - a->body_have >= sizeof(slab)) {
+        /* A big body: let the kernel copy it straight to where it goes. */
+        b->base = (char *)a->body + a->body_have;
+        b->len = a->body_len - a->body_have;
+        return;
+    }
     b->base = slab;
     b->len = sizeof(slab);
+}
+
+/* A whole frame has arrived in a->body. */
+static int agent_frame_done(struct agent_conn *a)
+{
+    int r = 0;
+    if (a->type == STREAM_MSG && a->k) {
+        struct kmsg m;
+        if (wsv1_parse(a->body, a->body_len, &m) == 0) { /* nonsense is dropped */
+            kernel_touch(a->k);
+            channels_deliver_blob(a->k, a->blob, &m);
+        }
+    } else {
+        r = on_agent_frame(a, a->type, a->body, a->body_len);
+    }
+    if (a->blob)
+        channels_blob_unref(a->blob);
+    else
+        free(a->body);
+    a->blob = NULL;
+    a->body = NULL;
+    a->hdr_have = a->body_len = a->body_have = 0;
+    return r;
+}
+
+static int agent_frame_start(struct agent_conn *a)
+{
+    uint32_t l = (uint32_t)a->hdr[0] | (uint32_t)a->hdr[1] << 8 | (uint32_t)a->hdr[2] << 16 |
+                 (uint32_t)a->hdr[3] << 24;
+    size_t max = a->k ? (size_t)a->hub->cfg.agent_max_frame : HELLO_MAX_FRAME;
+    if (l == 0 || l - 1 > max)
+        return -EMSGSIZE;
+    a->type = (enum stream_type)a->hdr[4];
+    a->body_len = l - 1;
+    a->body_have = 0;
+    if (a->type == STREAM_MSG && a->k) {
+        a->blob = channels_blob_new(a->body_len, &a->body);
+    } else {
+        a->body = xmalloc(a->body_len + 1);
+        a->body[a->body_len] = 0;
+    }
+    return a->body_len == 0 ? agent_frame_done(a) : 0;
 }
 
 static void agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct agent_conn *a = s->data;
+    int r = 0;
     if (n < 0) {
         agent_close(a);
         return;
     }
-    if (n == 0)
-        return;
-    int r = stream_decoder_feed(&a->dec, b->base, (size_t)n, on_agent_frame, a);
-    if (r < 0) {
+    if (a->body && b->base == (char *)a->body + a->body_have) {
+        a->body_have += (size_t)n;
+        if (a->body_have == a->body_len)
+            r = agent_frame_done(a);
+        goto out;
+    }
+    const uint8_t *p = (const uint8_t *)b->base;
+    size_t left = (size_t)n;
+    while (left && r == 0 && !a->closing) {
+        if (!a->body) {
+            size_t take = STREAM_HEADER_LEN - a->hdr_have;
+            if (take > left)
+                take = left;
+            memcpy(a->hdr + a->hdr_have, p, take);
+            a->hdr_have += take;
+            p += take;
+            left -= take;
+            if (a->hdr_have == STREAM_HEADER_LEN)
+                r = agent_frame_start(a);
+            continue;
+        }
+        size_t take = a->body_len - a->body_have;
+        if (take > left)
+            take = left;
+        memcpy(a->body + a->body_have, p, take);
+        a->body_have += take;
+        p += take;
+        left -= take;
+        if (a->body_have == a->body_len)
+            r = agent_frame_done(a);
+    }
+out:
+    if (r < 0 && !a->closing) {
         if (a->k)
             log_warn("kernel %s: agent stream error: %s", a->k->id, strerror(-r));
         agent_close(a);
@@ -395,7 +486,6 @@ static void on_agent_connect(uv_stream_t *server, int status)
         return;
     struct agent_conn *a = xcalloc(1, sizeof(*a));
     a->hub = h;
-    a->dec.max_frame = (size_t)h->cfg.agent_max_frame;
     uv_pipe_init(h->loop, &a->pipe, 0);
     a->pipe.data = a;
     if (uv_accept(server, (uv_stream_t *)&a->pipe) < 0) {
@@ -455,11 +545,11 @@ static json_t *agent_config(struct kernel *k, const struct kernelspec *ks, const
         json_object_set_new(env, "JPY_SESSION_NAME", json_string(session_path));
     const char *im = json_string_value(json_object_get(spec, "interrupt_mode"));
     return json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:i, s:s}", "id", k->id,
-                     "secret", k->secret, "hub_socket", h->sock_path, "runtime_dir",
-                     "", "argv", json_object_get(spec, "argv"), "env", env, "cwd", cwd,
-                     "interrupt_mode", im && !strcmp(im, "message") ? "message" : "signal",
-                     "max_frame", (json_int_t)h->cfg.agent_max_frame, "start_timeout_s",
-                     h->cfg.start_timeout_s, "kernel_name", ks->name);
+                     "secret", k->secret, "hub_socket", h->sock_path, "runtime_dir", "", "argv",
+                     json_object_get(spec, "argv"), "env", env, "cwd", cwd, "interrupt_mode",
+                     im && !strcmp(im, "message") ? "message" : "signal", "max_frame",
+                     (json_int_t)h->cfg.agent_max_frame, "start_timeout_s", h->cfg.start_timeout_s,
+                     "kernel_name", ks->name);
 }
 
 static const struct kernelspec *find_spec(struct hub *h, const char *name)
@@ -482,8 +572,7 @@ static const struct kernelspec *find_spec(struct hub *h, const char *name)
 }
 
 int kernel_start(struct hub *h, const struct user *u, const char *spec_name, const char *cwd,
-                 const char *session_path, kernel_cb cb, void *ctx, struct kernel **out,
-                 char **err)
+                 const char *session_path, kernel_cb cb, void *ctx, struct kernel **out, char **err)
 {
     const struct kernelspec *ks = find_spec(h, spec_name);
     if (!ks) {
@@ -573,7 +662,8 @@ void kernel_restart(struct kernel *k, kernel_cb cb, void *ctx)
     snprintf(k->execution_state, sizeof(k->execution_state), "restarting");
     channels_status(k, "restarting", NULL);
     add_wait(k, WAIT_READY, cb, ctx);
-    uv_timer_start(&k->timer, on_start_timeout, (uint64_t)(k->hub->cfg.start_timeout_s + 10) * 1000, 0);
+    uv_timer_start(&k->timer, on_start_timeout, (uint64_t)(k->hub->cfg.start_timeout_s + 10) * 1000,
+                   0);
 }
 
 void kernel_interrupt(struct kernel *k)

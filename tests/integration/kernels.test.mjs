@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { KernelMessage } from '@jupyterlab/services';
 import { useServer } from './lib/server.mjs';
-import { managersFor, settingsFor, api, execute, rawKernelSocket, makeMsg, sleep, until } from './lib/clients.mjs';
+import { managersFor, settingsFor, api, execute, rawKernelSocket, sleep, until, withTimeout } from './lib/clients.mjs';
 
 const V1 = 'v1.kernel.websocket.jupyter.org';
 // A 1x1 red PNG.
@@ -36,7 +36,7 @@ test('GET /api/kernelspecs lists python3 with a display name and resources', asy
     await m.specs.refreshSpecs();
     assert.equal(m.specs.specs.kernelspecs.python3.display_name, py.spec.display_name);
   } finally {
-    m.dispose();
+    await m.dispose();
   }
 });
 
@@ -62,7 +62,7 @@ describe('a kernel driven by @jupyterlab/services', () => {
 
   after(async () => {
     if (kernel && !kernel.isDisposed) kernel.dispose();
-    m?.dispose();
+    await m?.dispose();
   });
 
   test('the connection uses the binary v1.kernel.websocket.jupyter.org subprotocol', () => {
@@ -159,10 +159,7 @@ describe('a kernel driven by @jupyterlab/services', () => {
     await until(() => iopub.some((x) => x.header.msg_type === 'execute_input'), { what: 'cell to start' });
     await sleep(300);
     await kernel.interrupt();
-    const reply = await Promise.race([
-      future.done,
-      sleep(15000).then(() => { throw new Error('interrupt did not end the cell within 15 s'); }),
-    ]);
+    const reply = await withTimeout(future.done, 15000, 'interrupted cell');
     assert.equal(reply.content.status, 'error');
     assert.equal(reply.content.ename, 'KeyboardInterrupt');
     assert.ok(Date.now() - t0 < 15000);

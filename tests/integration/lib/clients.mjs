@@ -9,6 +9,18 @@ import { ServerConnection, KernelManager, SessionManager, ContentsManager, Kerne
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves like `promise`, or rejects with `what` after `ms` (timer cleared either way). */
+export async function withTimeout(promise, ms, what) {
+  let timer;
+  try {
+    return await Promise.race([promise, new Promise((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** ServerConnection settings for `user`, with `ws` as the WebSocket class. */
 export function settingsFor(server, user = 'alice', extra = {}) {
   return ServerConnection.makeSettings({
@@ -21,7 +33,19 @@ export function settingsFor(server, user = 'alice', extra = {}) {
   });
 }
 
-/** Managers for one user; call dispose() at the end (they hold timers). */
+/**
+ * Stops the @lumino/polling polls a manager holds: Poll.dispose() leaves its
+ * timer scheduled (up to 61 s), which would keep the test process alive.
+ */
+async function stopPolls(obj) {
+  for (const v of Object.values(obj)) {
+    if (v && typeof v.schedule === 'function' && typeof v.stop === 'function' && 'frequency' in v) {
+      await v.stop().catch(() => {});
+    }
+  }
+}
+
+/** Managers for one user; `await dispose()` at the end (they hold timers). */
 export function managersFor(server, user = 'alice', extra = {}) {
   const serverSettings = settingsFor(server, user, extra);
   const kernels = new KernelManager({ serverSettings, standby: 'never' });
@@ -30,11 +54,11 @@ export function managersFor(server, user = 'alice', extra = {}) {
   const specs = new KernelSpecManager({ serverSettings, standby: 'never' });
   return {
     serverSettings, kernels, sessions, contents, specs,
-    dispose() {
-      sessions.dispose();
-      kernels.dispose();
-      contents.dispose();
-      specs.dispose();
+    async dispose() {
+      for (const x of [sessions, kernels, contents, specs]) {
+        await stopPolls(x);
+        x.dispose();
+      }
     },
   };
 }
@@ -103,16 +127,7 @@ export async function execute(kernel, code, { onStdin, timeoutMs = 30000, allowS
   });
   future.onIOPub = (msg) => { iopub.push(msg); };
   if (onStdin) future.onStdin = (msg) => onStdin(msg, future);
-  let timer;
-  const timeout = new Promise((_, rej) => {
-    timer = setTimeout(() => rej(new Error(`execute timed out after ${timeoutMs} ms: ${code}`)), timeoutMs);
-  });
-  let reply;
-  try {
-    reply = await Promise.race([future.done, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  const reply = await withTimeout(future.done, timeoutMs, `execute ${JSON.stringify(code)}`);
   return summarize(reply, iopub);
 }
 

@@ -12,6 +12,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { before, after, afterEach } from 'node:test';
+import { managersFor } from './clients.mjs';
 
 const SUITE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TMP_DIR = path.join(SUITE_DIR, '.tmp');
@@ -21,6 +22,14 @@ if (TARGET !== 'labbook' && TARGET !== 'jupyter_server') {
   throw new Error(`LABBOOK_TARGET must be "labbook" or "jupyter_server", not ${JSON.stringify(TARGET)}`);
 }
 export const IS_LABBOOK = TARGET === 'labbook';
+/**
+ * Self-check of the suite: LABBOOK_IT_SELFCHECK=1 with the jupyter_server
+ * target runs the labbook-only tests anyway, with "bob" as a second name for
+ * the one jupyter_server user. They must fail there; that shows they can fail.
+ */
+export const SELFCHECK = !IS_LABBOOK && process.env.LABBOOK_IT_SELFCHECK === '1';
+/** Whether tests of labbook-only behaviour run (on labbook, or in the self-check). */
+export const RUN_LABBOOK_ONLY = IS_LABBOOK || SELFCHECK;
 /** Reason used by tests that need two users on a single-user server. */
 export const SINGLE_USER_REASON = 'jupyter_server has a single user: isolation between users is labbook-only';
 
@@ -87,8 +96,9 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server' } 
     tokens[u] = crypto.randomBytes(24).toString('hex');
     const root = path.join(dataDir, 'drive', u);
     fs.mkdirSync(root, { recursive: true });
+    if (SELFCHECK) for (const other of users.slice(1)) tokens[other] = tokens[u];
     drive = (user) => {
-      if (user !== u) throw new Error(`jupyter_server has only user ${u}`);
+      if (!(user in tokens)) throw new Error(`jupyter_server has only user ${u}`);
       return root;
     };
     // Keep jupyter's runtime/config files inside the temp dir, never in $HOME.
@@ -134,7 +144,9 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server' } 
       }
       const exited = new Promise((r) => p.once('exit', (code, sig) => r({ code, sig })));
       p.kill('SIGTERM');
-      const res = await Promise.race([exited, sleep(STOP_TIMEOUT_MS).then(() => null)]);
+      let timer;
+      const res = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r(null), STOP_TIMEOUT_MS); })]);
+      clearTimeout(timer);
       if (res === null) {
         p.kill('SIGKILL');
         await exited;
@@ -210,14 +222,25 @@ async function shutdownAllKernels(server) {
  * Registers before/after/afterEach hooks in the current file or suite: one
  * server for all its tests, its log printed after each failing test, and the
  * server stopped (a slow stop fails the suite) and its data dir removed at the end.
- * Returns an object whose fields are filled in once the server is up.
+ * Returns an object whose fields are filled in once the server is up
+ * (top-level before() hooks of a file do not wait for each other: use it in tests).
  */
 export function useServer(opts = {}) {
-  const holder = { server: null };
+  const holder = {
+    server: null,
+    cached: {},
+    /** @jupyterlab/services managers for `user`, made once, disposed at the end. */
+    managers(user = 'alice') {
+      if (!holder.cached[user]) holder.cached[user] = managersFor(holder.server, user);
+      return holder.cached[user];
+    },
+  };
   before(async () => {
     holder.server = await startServer(opts);
   });
+  let failed = false;
   afterEach((t) => {
+    if (t.passed === false) failed = true;
     if (t.passed === false && holder.server) {
       const log = holder.server.log();
       process.stderr.write(`\n----- server log for failed test "${t.name}" (${holder.server.logFile}) -----\n`);
@@ -226,11 +249,13 @@ export function useServer(opts = {}) {
     }
   });
   after(async () => {
+    for (const m of Object.values(holder.cached)) await m.dispose();
     const s = holder.server;
     if (!s) return;
     if (s.proc) await shutdownAllKernels(s);
     try {
       await s.stop();
+      if (!failed) fs.rmSync(s.logFile, { force: true }); // keep logs of failed runs only
     } catch (err) {
       process.stderr.write(`\n----- server log (${s.logFile}) -----\n${s.log().slice(-20000)}\n-----\n`);
       throw err;
