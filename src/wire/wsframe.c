@@ -128,7 +128,21 @@ static size_t utf8_seq(const uint8_t *p, size_t n)
 static bool skip_string(const uint8_t *p, size_t n, size_t *i)
 {
     size_t j = *i + 1;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     while (j < n) {
+        /* Eight plain ASCII bytes at a time: no quote, backslash, control or high byte. */
+        while (j + 8 <= n) {
+            uint64_t w, q, b;
+            memcpy(&w, p + j, 8);
+            q = w ^ (ones * '"');
+            b = w ^ (ones * '\\');
+            if ((w & highs) | ((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) |
+                ((b - ones) & ~b & highs))
+                break;
+            j += 8;
+        }
+        if (j >= n)
+            break;
         uint8_t c = p[j];
         if (c == '"') {
             *i = j + 1;

@@ -33,8 +33,9 @@ struct kmsg {
     size_t part_len[KMSG_MAX_PARTS];
 };
 
-/* Splits a v1 frame into m, checking every offset. Returns 0 or -EINVAL (also for
- * fewer than 4 parts or more than KMSG_MAX_PARTS). */
+/* Splits a v1 frame into m, checking every offset; m then points into data. Returns 0
+ * or -EINVAL (also for fewer than 4 parts, more than KMSG_MAX_PARTS, or an empty
+ * channel). The parts' contents are not looked at. */
 int wsv1_parse(const uint8_t *data, size_t len, struct kmsg *m);
 
 /* Size of m's v1 serialization, and the serialization itself into out (which must
@@ -43,13 +44,16 @@ size_t wsv1_size(const struct kmsg *m);
 void wsv1_write(const struct kmsg *m, uint8_t *out);
 
 /* Appends m in the legacy format to out; *binary says whether it must go as a
- * binary frame (it has buffers). Returns 0, or -EINVAL where a part is not JSON. */
+ * binary frame (it has buffers). Parts are copied, not re-serialized. Returns 0, or
+ * -EINVAL where a part is not a JSON object (or the header lacks string msg_id and
+ * msg_type, or there are fewer than 4 parts), -E2BIG where out's cap is reached,
+ * -EMSGSIZE past 4 GiB. On failure out is left as it was. */
 int legacy_encode(const struct kmsg *m, struct buf *out, bool *binary);
 
 /* Reads a client's legacy frame (text JSON, or binary with buffers) and appends its
  * v1 serialization to out. Returns 0, or -EINVAL with a reason in *err (static
- * string) for malformed input: not JSON, missing header or channel, bad offsets. */
-int legacy_decode(const uint8_t *data, size_t len, bool binary, struct buf *out,
-                  const char **err);
+ * string) for malformed input: not JSON, missing header or channel, bad offsets;
+ * -E2BIG where out's cap is reached. On failure out is left as it was. */
+int legacy_decode(const uint8_t *data, size_t len, bool binary, struct buf *out, const char **err);
 
 #endif

@@ -3,6 +3,10 @@
 #include "wire/zmsg.h"
 
 #include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void zmsg_key_init(struct zmsg_key *k, const void *key, size_t len)
@@ -10,17 +14,37 @@ void zmsg_key_init(struct zmsg_key *k, const void *key, size_t len)
     memset(k, 0, sizeof(*k));
     if (!len)
         return;
-    crypto_auth_hmacsha256_init(&k->st, key, len);
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    if (!ctx || !EVP_MAC_init(ctx, key, len, params)) {
+        fprintf(stderr, "labbook: OpenSSL has no HMAC-SHA256\n");
+        abort();
+    }
+    EVP_MAC_free(mac); /* the context keeps its own reference */
+    k->ctx = ctx;
     k->enabled = true;
 }
 
-static void mac(const struct zmsg_key *k, const struct kmsg *m,
-                uint8_t out[crypto_auth_hmacsha256_BYTES])
+void zmsg_key_free(struct zmsg_key *k)
 {
-    crypto_auth_hmacsha256_state st = k->st;
+    EVP_MAC_CTX_free(k->ctx);
+    k->ctx = NULL;
+    k->enabled = false;
+}
+
+static void mac(const struct zmsg_key *k, const struct kmsg *m, uint8_t out[ZMSG_MAC_LEN])
+{
+    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(k->ctx);
+    size_t outl = 0;
+    if (!c)
+        abort();
     for (size_t i = 0; i < 4; i++)
-        crypto_auth_hmacsha256_update(&st, m->part[i], m->part_len[i]);
-    crypto_auth_hmacsha256_final(&st, out);
+        EVP_MAC_update(c, m->part[i], m->part_len[i]);
+    EVP_MAC_final(c, out, &outl, ZMSG_MAC_LEN);
+    EVP_MAC_CTX_free(c);
 }
 
 static void to_hex(const uint8_t *in, size_t n, char *out)
@@ -39,7 +63,7 @@ void zmsg_sign(const struct zmsg_key *k, const struct kmsg *m, char sig[ZMSG_SIG
         sig[0] = '\0';
         return;
     }
-    uint8_t h[crypto_auth_hmacsha256_BYTES];
+    uint8_t h[ZMSG_MAC_LEN];
     mac(k, m, h);
     to_hex(h, sizeof(h), sig);
 }

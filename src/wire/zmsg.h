@@ -16,21 +16,25 @@
 
 #define ZMSG_DELIM "<IDS|MSG>"
 #define ZMSG_DELIM_LEN 9
+#define ZMSG_MAC_LEN 32
 #define ZMSG_SIG_LEN 64 /* hex hmac-sha256 */
 #define ZMSG_MAX_IDENTS 16
 #define ZMSG_MAX_FRAMES (ZMSG_MAX_IDENTS + 2 + KMSG_MAX_PARTS)
 
-/* The signing key: the hmac state after absorbing the key, copied for each message.
- * A key of length 0 means "no signing" (signature "", anything verifies), as in
- * jupyter_client. */
+/* The signing key: an HMAC-SHA256 context that has absorbed the key, duplicated for
+ * each message. OpenSSL's, not libsodium's: with SHA-NI it hashes at about 1.2 GB/s
+ * against libsodium's 250 MB/s, which decided the speed of large outputs
+ * (docs/benchmarks.md). A key of length 0 means "no signing" (signature "",
+ * anything verifies), as in jupyter_client. */
 struct zmsg_key {
-    crypto_auth_hmacsha256_state st;
+    void *ctx; /* EVP_MAC_CTX */
     bool enabled;
 };
 
 /* Sets up k from the key bytes (for Jupyter, the ASCII of the connection file's
- * "key", used as is). */
+ * "key", used as is). Free with zmsg_key_free. */
 void zmsg_key_init(struct zmsg_key *k, const void *key, size_t len);
+void zmsg_key_free(struct zmsg_key *k);
 
 /* Writes the lower-case hex signature of m's first four parts into sig (NUL-terminated;
  * "" where k is not enabled). m must have at least 4 parts. */

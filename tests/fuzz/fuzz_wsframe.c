@@ -29,11 +29,9 @@ static void check_v1(const uint8_t *data, size_t size)
         struct buf back = {.cap_max = 64 << 20};
         const char *err;
         /* what we send to a legacy client, it could send back */
-        if (legacy_decode((const uint8_t *)legacy.data, legacy.len, binary, &back, &err) ==
-            0) {
+        if (legacy_decode((const uint8_t *)legacy.data, legacy.len, binary, &back, &err) == 0) {
             struct kmsg m2;
-            if (wsv1_parse((const uint8_t *)back.data, back.len, &m2) < 0 ||
-                m2.nparts != m.nparts)
+            if (wsv1_parse((const uint8_t *)back.data, back.len, &m2) < 0 || m2.nparts != m.nparts)
                 abort();
         }
         buf_free(&back);
