@@ -29,7 +29,7 @@
 #include "wire/zmsg.h"
 
 #define HB_INTERVAL_MS 3000
-#define PROBE_INTERVAL_MS 1000
+#define PROBE_INTERVAL_MS 200
 #define STOP_GRACE_MS 3000
 #define RESTART_WINDOW_MS 60000
 #define RESTART_MAX 5
@@ -421,9 +421,9 @@ static void send_own(struct agent *a, enum chan ch, const char *msg_type, json_t
     iso8601_now(date);
     unsigned slot = a->own_next++ % OWN_IDS;
     a->own_len[slot] = (size_t)snprintf(a->own[slot], sizeof(a->own[slot]), "\"%s\"", id);
-    json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "msg_id", id, "msg_type", msg_type,
-                          "username", "labbook", "session", a->session, "date", date, "version",
-                          "5.3");
+    json_t *h =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "msg_id", id, "msg_type", msg_type, "username",
+                  "labbook", "session", a->session, "date", date, "version", "5.3");
     char *hs = json_dumps(h, JSON_COMPACT);
     char *cs = json_dumps(content, JSON_COMPACT);
     json_decref(h);
@@ -470,8 +470,8 @@ static int kernel_start(struct agent *a, char **reason)
         *reason = xasprintf("failed to start kernel: no free ports: %s", strerror(-r));
         return r;
     }
-    if ((r = kernel_write_connection_file(a->conn_path, ports, a->keyhex,
-                                          a->cfg.kernel_name)) < 0) {
+    if ((r = kernel_write_connection_file(a->conn_path, ports, a->keyhex, a->cfg.kernel_name)) <
+        0) {
         *reason = xasprintf("failed to start kernel: writing %s: %s", a->conn_path, strerror(-r));
         return r;
     }
@@ -585,8 +585,8 @@ static void on_kernel_exit(struct agent *a, const siginfo_t *si)
     a->nrestarts = k;
     if (a->nrestarts >= RESTART_MAX) {
         snprintf(reason, sizeof(reason),
-                 "the kernel died (%s) after %d restarts within %d s; not restarting it",
-                 how, RESTART_MAX, RESTART_WINDOW_MS / 1000);
+                 "the kernel died (%s) after %d restarts within %d s; not restarting it", how,
+                 RESTART_MAX, RESTART_WINDOW_MS / 1000);
         a->nrestarts = 0;
         send_state(a, "dead", reason);
         return;
@@ -597,24 +597,26 @@ static void on_kernel_exit(struct agent *a, const siginfo_t *si)
     kernel_start_or_die(a);
 }
 
-/* Reaps children; the kernel's process group is killed once its leader has exited,
- * while the zombie still holds the group id. */
+/* Reaps children one at a time, peeking first (WNOWAIT) so that the kernel's process
+ * group is killed while its exited leader still holds the group id, and so that a
+ * kernel started meanwhile is never reaped unseen. */
 static void reap(struct agent *a)
 {
-    if (a->pid > 0) {
+    for (;;) {
         siginfo_t si;
         memset(&si, 0, sizeof(si));
-        if (waitid(P_PID, (id_t)a->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-            si.si_pid == a->pid) {
-            kill(-a->pid, SIGKILL);
-            while (waitpid(a->pid, NULL, 0) < 0 && errno == EINTR)
-                ;
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+            return;
+        pid_t pid = si.si_pid;
+        if (pid == a->pid)
+            kill(-pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        if (pid == a->pid) {
             a->pid = 0;
             on_kernel_exit(a, &si);
         }
     }
-    while (waitpid(-1, NULL, WNOHANG) > 0)
-        ;
 }
 
 static void check_ready(struct agent *a)
@@ -836,6 +838,12 @@ static long next_timeout(const struct agent *a)
 static int loop(struct agent *a)
 {
     while (!a->done) {
+        /* However the hub went away, the kernel goes with it (for now: a later change
+         * lets agents outlive the hub). */
+        if (a->hub_fd < 0 && !(a->kstate == K_STOPPING && a->after == AFTER_EXIT)) {
+            kernel_stop(a, AFTER_EXIT);
+            continue;
+        }
         /* Item i of rev[] is the hub, the signalfd, then the channels; absent ones
          * are left out of the poll set. */
         zmq_pollitem_t items[2 + CH_COUNT];
@@ -985,8 +993,8 @@ int agent_main(int argc, char **argv)
     a->conn_path = xasprintf("%s/kernel-%s.json", a->cfg.runtime_dir, a->cfg.id);
     a->zctx = zmq_ctx_new();
     if (r < 0) {
-        char *reason = xasprintf("failed to start kernel: creating %s: %s", a->cfg.runtime_dir,
-                                 strerror(-r));
+        char *reason =
+            xasprintf("failed to start kernel: creating %s: %s", a->cfg.runtime_dir, strerror(-r));
         send_state(a, "dead", reason);
         free(reason);
     } else {
@@ -1017,6 +1025,7 @@ out:
     free(a->conn_path);
     free(err);
     sodium_memzero(a->keyhex, sizeof(a->keyhex));
+    zmsg_key_free(&a->key);
     config_free(&a->cfg);
     free(a);
     sigprocmask(SIG_SETMASK, &old, NULL);

@@ -50,12 +50,12 @@ out:
 int kernel_write_connection_file(const char *path, const int ports[KPORT_COUNT], const char *key,
                                  const char *kernel_name)
 {
-    json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s}", "shell_port",
-                          ports[KPORT_SHELL], "iopub_port", ports[KPORT_IOPUB], "stdin_port",
-                          ports[KPORT_STDIN], "control_port", ports[KPORT_CONTROL], "hb_port",
-                          ports[KPORT_HB], "ip", "127.0.0.1", "key", key, "transport", "tcp",
-                          "signature_scheme", "hmac-sha256", "kernel_name",
-                          kernel_name ? kernel_name : "");
+    json_t *o =
+        json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s}", "shell_port",
+                  ports[KPORT_SHELL], "iopub_port", ports[KPORT_IOPUB], "stdin_port",
+                  ports[KPORT_STDIN], "control_port", ports[KPORT_CONTROL], "hb_port",
+                  ports[KPORT_HB], "ip", "127.0.0.1", "key", key, "transport", "tcp",
+                  "signature_scheme", "hmac-sha256", "kernel_name", kernel_name ? kernel_name : "");
     if (!o)
         return -EINVAL;
     char *s = json_dumps(o, JSON_INDENT(1) | JSON_SORT_KEYS);
@@ -113,14 +113,15 @@ struct child_err {
 };
 
 /* In the child between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn)) child(const struct kernel_cmd *cmd, char **argv, char **envp,
-                                            int errfd)
+static void __attribute__((noreturn))
+child(const struct kernel_cmd *cmd, char **argv, char **envp, int errfd)
 {
     struct child_err ce = {0};
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    static const int sigs[] = {SIGPIPE, SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2};
+    static const int sigs[] = {SIGPIPE, SIGINT,  SIGQUIT, SIGTERM,
+                               SIGHUP,  SIGCHLD, SIGUSR1, SIGUSR2};
     for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
         signal(sigs[i], SIG_DFL);
     setsid();
