@@ -32,7 +32,8 @@ struct buf {
 
 int buf_append(struct buf *b, const void *data, size_t n);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Makes room for n more bytes and returns a pointer to them; call buf_commit after. */
+/* Makes room for n more bytes and returns a pointer to them (NULL past the cap);
+ * add what was written there to len. */
 void *buf_reserve(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
 void buf_free(struct buf *b);

@@ -1,0 +1,166 @@
+/* A top-level scan of a JSON object: member keys and the one big string are found
+ * with memchr, other values are skipped with jansson (JSON_DISABLE_EOF_CHECK). */
+#include "common/jsonbig.h"
+
+#include <string.h>
+
+#include "common/util.h"
+
+static size_t skip_ws(const char *t, size_t n, size_t i)
+{
+    while (i < n && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* t[i] is an opening quote: returns the index of the closing one, or n. */
+static size_t string_end(const char *t, size_t n, size_t i, bool *escaped)
+{
+    size_t j = i + 1;
+    for (;;) {
+        const char *q = memchr(t + j, '"', n - j);
+        if (!q)
+            return n;
+        size_t k = (size_t)(q - t);
+        size_t bs = 0;
+        while (k - bs > i + 1 && t[k - bs - 1] == '\\')
+            bs++;
+        if (bs % 2 == 0) {
+            if (memchr(t + i + 1, '\\', k - i - 1))
+                *escaped = true;
+            return k;
+        }
+        j = k + 1;
+    }
+}
+
+static void set_error(json_error_t *err, const char *msg, size_t pos)
+{
+    if (!err)
+        return;
+    memset(err, 0, sizeof(*err));
+    snprintf(err->text, sizeof(err->text), "%s", msg);
+    err->position = (int)pos;
+}
+
+json_t *json_load_big(const char *text, size_t len, const char *key, struct json_big *big,
+                      json_error_t *err)
+{
+    memset(big, 0, sizeof(*big));
+    size_t klen = strlen(key), i = skip_ws(text, len, 0);
+    size_t raw_start = 0, raw_end = 0;
+    if (i >= len || text[i] != '{')
+        goto plain;
+    i = skip_ws(text, len, i + 1);
+    if (i < len && text[i] == '}')
+        goto plain;
+    while (i < len) {
+        if (text[i] != '"')
+            goto plain;
+        bool kesc = false;
+        size_t kend = string_end(text, len, i, &kesc);
+        if (kend >= len)
+            goto plain;
+        bool match = !kesc && kend - i - 1 == klen && !memcmp(text + i + 1, key, klen);
+        i = skip_ws(text, len, kend + 1);
+        if (i >= len || text[i] != ':')
+            goto plain;
+        i = skip_ws(text, len, i + 1);
+        if (i >= len)
+            goto plain;
+        if (text[i] == '"') {
+            bool esc = false;
+            size_t end = string_end(text, len, i, &esc);
+            if (end >= len)
+                goto plain;
+            if (match && !big->raw) {
+                raw_start = i + 1;
+                raw_end = end;
+                big->raw = text + raw_start;
+                big->raw_len = raw_end - raw_start;
+                big->escaped = esc;
+            }
+            i = end + 1;
+        } else {
+            json_error_t e;
+            json_t *v = json_loadb(text + i, len - i, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &e);
+            if (!v)
+                goto plain;
+            json_decref(v);
+            i += (size_t)e.position;
+        }
+        i = skip_ws(text, len, i);
+        if (i < len && text[i] == ',') {
+            i = skip_ws(text, len, i + 1);
+            continue;
+        }
+        if (i < len && text[i] == '}')
+            break;
+        goto plain;
+    }
+    if (!big->raw)
+        goto plain;
+    /* Parse everything but the big string, which becomes "". */
+    struct buf small = {0};
+    buf_append(&small, text, raw_start);
+    buf_append(&small, text + raw_end, len - raw_end);
+    json_t *obj = json_loadb(small.data, small.len, 0, err);
+    buf_free(&small);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        memset(big, 0, sizeof(*big));
+        set_error(err, "not a JSON object", 0);
+        return NULL;
+    }
+    /* Escapes must be valid JSON too: check them now, so callers see one answer. */
+    if (big->escaped) {
+        size_t n;
+        char *owned = NULL;
+        if (!json_big_value(big, &n, &owned)) {
+            json_decref(obj);
+            memset(big, 0, sizeof(*big));
+            set_error(err, "invalid escape in a string", raw_start);
+            return NULL;
+        }
+        free(owned);
+    }
+    return obj;
+plain:
+    memset(big, 0, sizeof(*big));
+    {
+        json_t *obj = json_loadb(text, len, 0, err);
+        if (obj && !json_is_object(obj)) {
+            json_decref(obj);
+            set_error(err, "not a JSON object", 0);
+            return NULL;
+        }
+        return obj;
+    }
+}
+
+const char *json_big_value(const struct json_big *big, size_t *len, char **owned)
+{
+    *owned = NULL;
+    if (!big->raw)
+        return NULL;
+    if (!big->escaped) {
+        *len = big->raw_len;
+        return big->raw;
+    }
+    /* Rare (text with escapes): let jansson decode the quoted string. */
+    struct buf q = {0};
+    buf_append(&q, "\"", 1);
+    buf_append(&q, big->raw, big->raw_len);
+    buf_append(&q, "\"", 1);
+    json_t *s = json_loadb(q.data, q.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    buf_free(&q);
+    if (!json_is_string(s)) {
+        json_decref(s);
+        return NULL;
+    }
+    *len = json_string_length(s);
+    *owned = xmalloc(*len + 1);
+    memcpy(*owned, json_string_value(s), *len + 1);
+    json_decref(s);
+    return *owned;
+}

@@ -1,0 +1,98 @@
+/* json_load_big: the big member comes back as a slice, the rest as jansson objects,
+ * and malformed text is refused exactly as jansson would refuse it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jsonbig.h"
+
+static json_t *load(const char *t, struct json_big *b)
+{
+    json_error_t e;
+    return json_load_big(t, strlen(t), "content", b, &e);
+}
+
+static void test_big_member_is_sliced(void **state)
+{
+    (void)state;
+    struct json_big b;
+    json_t *o = load("{\"type\": \"file\", \"format\":\"base64\", \"content\": \"QUJD\", \"chunk\": 2,"
+                     " \"meta\": {\"a\": [1, \"}\"]}}",
+                     &b);
+    assert_non_null(o);
+    assert_non_null(b.raw);
+    assert_int_equal(b.raw_len, 4);
+    assert_memory_equal(b.raw, "QUJD", 4);
+    assert_false(b.escaped);
+    assert_string_equal(json_string_value(json_object_get(o, "content")), "");
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "file");
+    assert_int_equal(json_integer_value(json_object_get(o, "chunk")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(o, "meta"), "a"), 1)), "}");
+    json_decref(o);
+}
+
+static void test_escaped_text(void **state)
+{
+    (void)state;
+    struct json_big b;
+    json_t *o = load("{\"content\": \"line \\\"1\\\"\\nline 2 \\u00e9\\\\\", \"type\": \"file\"}", &b);
+    assert_non_null(o);
+    assert_true(b.escaped);
+    size_t n;
+    char *owned;
+    const char *v = json_big_value(&b, &n, &owned);
+    assert_non_null(v);
+    assert_string_equal(v, "line \"1\"\nline 2 \xc3\xa9\\");
+    free(owned);
+    json_decref(o);
+}
+
+static void test_no_or_nonstring_member(void **state)
+{
+    (void)state;
+    struct json_big b;
+    json_t *o = load("{\"content\": {\"cells\": []}, \"type\": \"notebook\"}", &b);
+    assert_non_null(o);
+    assert_null(b.raw);
+    assert_true(json_is_object(json_object_get(o, "content")));
+    json_decref(o);
+    o = load("{\"type\": \"directory\"}", &b);
+    assert_non_null(o);
+    assert_null(b.raw);
+    json_decref(o);
+    /* A nested "content" is not the top-level member. */
+    o = load("{\"x\": {\"content\": \"no\"}}", &b);
+    assert_non_null(o);
+    assert_null(b.raw);
+    json_decref(o);
+}
+
+static void test_malformed_refused(void **state)
+{
+    (void)state;
+    const char *bad[] = {"", "[]", "\"content\"", "{\"content\": \"abc}", "{\"content\": \"a\" \"b\"}",
+                         "{\"content\": \"a\",}", "{\"content\": \"\\q\"}", "{\"content\": \"a\"} x",
+                         "{\"a\": tru, \"content\": \"x\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct json_big b;
+        json_t *o = load(bad[i], &b);
+        if (o)
+            fail_msg("accepted: %s", bad[i]);
+        assert_null(b.raw);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_big_member_is_sliced),
+        cmocka_unit_test(test_escaped_text),
+        cmocka_unit_test(test_no_or_nonstring_member),
+        cmocka_unit_test(test_malformed_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
