@@ -39,7 +39,7 @@ LB_PID=$!
 JS_TOKEN=benchtoken$$
 mkdir -p "$WORK/js"
 $PY -m jupyter_server --ServerApp.token="$JS_TOKEN" --port="$JS_PORT" --ip=127.0.0.1 \
-    --ServerApp.root_dir="$WORK/js" --ServerApp.open_browser=False >"$WORK/js.log" 2>&1 &
+    --ServerApp.root_dir="$WORK/js" --ServerApp.open_browser=False --allow-root >"$WORK/js.log" 2>&1 &
 JS_PID=$!
 wait_up "http://127.0.0.1:$LB_PORT" "$LB_TOKEN"
 wait_up "http://127.0.0.1:$JS_PORT" "$JS_TOKEN"
