@@ -3,6 +3,8 @@
  * root, and every change is made with *at() calls relative to such resolved directory fds. */
 #include "hub/contents.h"
 
+#include "common/base64.h"
+
 #include "common/util.h"
 
 #include <dirent.h>
@@ -989,11 +991,10 @@ static int model_get(struct op *op, const char *norm, const struct get_opts *g, 
             json_object_set_new(m, "content", text);
             json_object_set_new(m, "format", json_string("text"));
         } else {
-            size_t blen = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-            char *b64 = xmalloc(blen);
-            sodium_bin2base64(b64, blen, (const unsigned char *)data, len,
-                              sodium_base64_VARIANT_ORIGINAL);
-            json_object_set_new(m, "content", json_string(b64));
+            size_t blen = base64_encoded_len(len);
+            char *b64 = xmalloc(blen + 1);
+            base64_encode((const uint8_t *)data, len, b64);
+            json_object_set_new(m, "content", json_stringn_nocheck(b64, blen));
             json_object_set_new(m, "format", json_string("base64"));
             free(b64);
         }
@@ -1259,22 +1260,23 @@ static int decode_content(struct op *op, const char *norm, const json_t *body, c
     if (!format || (strcmp(format, "text") && strcmp(format, "base64")))
         return reply_err(op, 400, NULL,
                          "Must specify format of file contents as 'text' or 'base64'");
-    if (!json_is_string(c))
-        return reply_err(op, 400, NULL, "Encoding error saving %s: content is not a string", norm);
-    const char *s = json_string_value(c);
-    size_t sl = json_string_length(c);
+    const char *s = op->req->content_raw;
+    size_t sl = op->req->content_raw_len;
+    if (!s) {
+        if (!json_is_string(c))
+            return reply_err(op, 400, NULL, "Encoding error saving %s: content is not a string",
+                             norm);
+        s = json_string_value(c);
+        sl = json_string_length(c);
+    }
     if (!strcmp(format, "text")) {
         *data = xmalloc(sl + 1);
         memcpy(*data, s, sl);
         *len = sl;
         return 0;
     }
-    size_t max = sl / 4 * 3 + 3;
-    *data = xmalloc(max + 1);
-    const char *end = NULL;
-    if (sodium_base642bin((unsigned char *)*data, max, s, sl, " \t\r\n", len, &end,
-                          sodium_base64_VARIANT_ORIGINAL) < 0 ||
-        end != s + sl) {
+    *data = xmalloc(base64_decoded_max(sl) + 1);
+    if (base64_decode(s, sl, (uint8_t *)*data, len) < 0) {
         free(*data);
         *data = NULL;
         return reply_err(op, 400, NULL, "Encoding error saving %s: invalid base64", norm);

@@ -32,6 +32,10 @@ struct contents_req {
     const char *checkpoint_id;
     const char *q_type, *q_format, *q_content, *q_hash;
     const json_t *body;
+    /* When set, the body's "content" string as bytes (unescaped), which the caller
+     * took out of the JSON text without a full parse; body then holds "" there. */
+    const char *content_raw;
+    size_t content_raw_len;
     int64_t max_file_size; /* largest file GET will return whole, bytes */
 };
 
