@@ -5,7 +5,7 @@
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* 0-63 for alphabet characters, 64 for '=', 65 for skipped line breaks, 255 otherwise. */
+/* 0-63 for alphabet characters, 64 for '=', 65 for skipped white space, 255 otherwise. */
 static uint8_t rev[256];
 
 static void init_rev(void)
@@ -17,6 +17,8 @@ static void init_rev(void)
     rev['='] = 64;
     rev['\n'] = 65;
     rev['\r'] = 65;
+    rev[' '] = 65;
+    rev['\t'] = 65;
 }
 
 int base64_decode(const char *in, size_t n, uint8_t *out, size_t *outlen)

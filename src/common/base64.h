@@ -14,8 +14,8 @@ static inline size_t base64_decoded_max(size_t n)
     return n / 4 * 3 + 3;
 }
 
-/* Decodes n characters into out (base64_decoded_max(n) bytes). Line breaks (\r, \n)
- * are skipped; any other character outside the alphabet, or misplaced padding, is
+/* Decodes n characters into out (base64_decoded_max(n) bytes). White space (space,
+ * tab, \r, \n) is skipped; any other character outside the alphabet, or misplaced padding, is
  * an error. Returns 0 and *outlen, or -EINVAL. */
 int base64_decode(const char *in, size_t n, uint8_t *out, size_t *outlen);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "common/jsonbig.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "hub/auth.h"
@@ -155,9 +156,13 @@ static void contents_work(uv_work_t *w)
 {
     struct contents_job *j = w->data;
     json_t *body = NULL;
+    char *owned = NULL;
     if (j->body_len) {
         json_error_t je;
-        body = json_loadb(j->body_text, j->body_len, 0, &je);
+        struct json_big big;
+        body = json_load_big(j->body_text, j->body_len, "content", &big, &je);
+        if (body && big.raw)
+            j->req.content_raw = json_big_value(&big, &j->req.content_raw_len, &owned);
         if (!json_is_object(body)) {
             json_decref(body);
             j->status = 400;
@@ -172,6 +177,7 @@ static void contents_work(uv_work_t *w)
     json_t *out = NULL;
     j->status = contents_handle(&j->req, &out, &j->location);
     json_decref(body);
+    free(owned);
     if (out) {
         j->out = json_dumps(out, JSON_COMPACT);
         j->out_len = strlen(j->out);
@@ -223,11 +229,8 @@ static void contents_api(struct hub *h, struct http_req *req, const char *rest)
     j->q_format = dup_or_null(http_query(req, "format"));
     j->q_content = dup_or_null(http_query(req, "content"));
     j->q_hash = dup_or_null(http_query(req, "hash"));
-    if (v->body_len) {
-        j->body_text = xmalloc(v->body_len);
-        memcpy(j->body_text, v->body, v->body_len);
-        j->body_len = v->body_len;
-    }
+    if (v->body_len)
+        j->body_text = http_body_steal(req, &j->body_len);
     j->req = (struct contents_req){.root = j->root,
                                    .method = j->method,
                                    .path = j->path,

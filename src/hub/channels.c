@@ -470,6 +470,27 @@ int channels_writeable(struct client *c)
     return 0;
 }
 
+/* A kernel keeps at most PARKED_MAX dropped sessions, so that clients coming and
+ * going with new session ids cannot pile up replay buffers. */
+#define PARKED_MAX 8
+
+static void drop_oldest_parked(struct kernel *k)
+{
+    int n = 0;
+    struct parked **oldest = NULL;
+    for (struct parked **pp = &k->parked; *pp; pp = &(*pp)->next) {
+        n++;
+        if (!oldest || (*pp)->since < (*oldest)->since)
+            oldest = pp;
+    }
+    if (n < PARKED_MAX || !oldest)
+        return;
+    struct parked *p = *oldest;
+    *oldest = p->next;
+    queue_clear(&p->q);
+    free(p);
+}
+
 void channels_closed(struct client *c)
 {
     struct kernel *k = c->k;
@@ -487,6 +508,7 @@ void channels_closed(struct client *c)
             for (p = k->parked; p && strcmp(p->session, c->session); p = p->next)
                 ;
             if (!p) {
+                drop_oldest_parked(k);
                 p = xcalloc(1, sizeof(*p));
                 snprintf(p->session, sizeof(p->session), "%s", c->session);
                 p->next = k->parked;

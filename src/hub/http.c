@@ -131,6 +131,14 @@ static char *req_keep(struct http_req *req, char *s)
     return s;
 }
 
+char *http_body_steal(struct http_req *req, size_t *len)
+{
+    char *b = buf_steal(&req->body, len);
+    req->v.body = "";
+    req->v.body_len = 0;
+    return b;
+}
+
 const char *http_query(struct http_req *req, const char *name)
 {
     if (!req->wsi)
@@ -529,8 +537,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             write_simple(wsi, 413, msg);
             return -1;
         }
-        if (cl > 0)
-            return 0; /* wait for the body */
+        if (cl > 0) {
+            buf_reserve(&req->body, (size_t)cl); /* one allocation for the whole body */
+            return 0;                            /* wait for it */
+        }
         dispatch(req);
         return 0;
     }
@@ -635,7 +645,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {"http", callback, sizeof(struct conn_slot), 65536, 0, NULL, 0},
+    {"http", callback, sizeof(struct conn_slot), 262144, 0, NULL, 0},
     {V1_PROTOCOL, callback, sizeof(struct conn_slot), 65536, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -35,6 +35,9 @@ int http_start(struct hub *h, char **err);
 void http_destroy(struct hub *h);
 
 const struct http_req_view *http_view(struct http_req *req);
+/* Hands the request body over to the caller (who frees it); the view's body becomes
+ * empty. */
+char *http_body_steal(struct http_req *req, size_t *len);
 /* Query argument by name (urldecoded), copied into a buffer owned by req; NULL if absent. */
 const char *http_query(struct http_req *req, const char *name);
 /* Request header by lowercase name with colon ("x-xsrftoken:"), owned by req; NULL if absent. */
