@@ -16,13 +16,22 @@
 
 #define FRAGMENT (256 * 1024)
 
-/* A message ready to send, shared by every client that gets it. */
+/* A message ready to send, shared by every client that gets it. Its bytes are its
+ * own data, or (a legacy encoding of a large message) its own data with a run of
+ * bytes borrowed from another blob inserted at `split`. */
 struct blob {
     int refs;
     bool binary;
     size_t len;
-    unsigned char data[]; /* LWS_PRE headroom, then len bytes */
+    struct blob *base;     /* holds the borrowed bytes alive */
+    const uint8_t *borrow; /* NULL: the message is data[LWS_PRE...] whole */
+    size_t borrow_len;
+    size_t split;
+    unsigned char data[]; /* LWS_PRE headroom, then the own bytes */
 };
+
+/* Content parts at least this large are not copied into legacy encodings. */
+#define BORROW_MIN (64 * 1024)
 
 struct qent {
     struct qent *next;
@@ -65,6 +74,9 @@ static struct blob *blob_new(const void *data, size_t len, bool binary)
     b->refs = 1;
     b->binary = binary;
     b->len = len;
+    b->base = NULL;
+    b->borrow = NULL;
+    b->borrow_len = b->split = 0;
     if (data)
         memcpy(b->data + LWS_PRE, data, len);
     return b;
@@ -72,8 +84,33 @@ static struct blob *blob_new(const void *data, size_t len, bool binary)
 
 static void blob_unref(struct blob *b)
 {
-    if (b && --b->refs == 0)
+    if (b && --b->refs == 0) {
+        blob_unref(b->base);
         free(b);
+    }
+}
+
+/* Copies n bytes of b's message, starting at off, to dst. */
+static void blob_read(const struct blob *b, size_t off, size_t n, unsigned char *dst)
+{
+    const unsigned char *own = b->data + LWS_PRE;
+    size_t split = b->borrow ? b->split : b->len, blen = b->borrow ? b->borrow_len : 0;
+    while (n) {
+        size_t take;
+        if (off < split) {
+            take = split - off < n ? split - off : n;
+            memcpy(dst, own + off, take);
+        } else if (off < split + blen) {
+            take = split + blen - off < n ? split + blen - off : n;
+            memcpy(dst, b->borrow + (off - split), take);
+        } else {
+            take = n;
+            memcpy(dst, own + (off - blen), take);
+        }
+        dst += take;
+        off += take;
+        n -= take;
+    }
 }
 
 static void queue_push(struct queue *q, struct blob *b)
@@ -134,19 +171,30 @@ static void client_close(struct client *c, const char *why)
         lws_callback_on_writable(c->wsi);
 }
 
-/* Legacy clients get their own encoding of a v1 blob. */
-static struct blob *to_legacy(const struct blob *v1)
+/* Legacy clients get their own encoding of a v1 blob; a large content part is
+ * borrowed from the v1 blob rather than copied. */
+static struct blob *to_legacy(struct blob *v1)
 {
     struct kmsg m;
     if (wsv1_parse(v1->data + LWS_PRE, v1->len, &m) < 0)
         return NULL;
     struct buf out = {0};
     bool binary = false;
-    if (legacy_encode(&m, &out, &binary) < 0) {
-        buf_free(&out);
-        return NULL;
+    size_t at = 0;
+    struct blob *b = NULL;
+    if (m.nparts == 4 && m.part_len[3] >= BORROW_MIN) {
+        if (legacy_encode_around_content(&m, &out, &at) == 0) {
+            b = blob_new(out.data, out.len, false);
+            b->base = v1;
+            v1->refs++;
+            b->borrow = m.part[3];
+            b->borrow_len = m.part_len[3];
+            b->split = at;
+            b->len = out.len + m.part_len[3];
+        }
+    } else if (legacy_encode(&m, &out, &binary) == 0) {
+        b = blob_new(out.data, out.len, binary);
     }
-    struct blob *b = blob_new(out.data, out.len, binary);
     buf_free(&out);
     return b;
 }
@@ -452,10 +500,10 @@ int channels_writeable(struct client *c)
     if (!last)
         flags |= LWS_WRITE_NO_FIN;
     unsigned char *p;
-    if (c->off == 0) {
+    if (c->off == 0 && !b->borrow) {
         p = b->data + LWS_PRE; /* the blob's own headroom */
     } else {
-        memcpy(scratch + LWS_PRE, b->data + LWS_PRE + c->off, n);
+        blob_read(b, c->off, n, scratch + LWS_PRE);
         p = scratch + LWS_PRE;
     }
     if (lws_write(c->wsi, p, n, (enum lws_write_protocol)flags) < 0)

@@ -321,7 +321,7 @@ static int append_str(struct buf *out, const char *s)
     return buf_append(out, s, strlen(s));
 }
 
-int legacy_encode(const struct kmsg *m, struct buf *out, bool *binary)
+static int encode(const struct kmsg *m, struct buf *out, bool *binary, size_t *content_at)
 {
     static const char *const names[4] = {"header", "parent_header", "metadata", "content"};
     size_t start = out->len;
@@ -355,8 +355,13 @@ int legacy_encode(const struct kmsg *m, struct buf *out, bool *binary)
         out->len += head;
     }
     for (size_t i = 0; i < 4; i++) {
-        if ((r = buf_printf(out, "%s\"%s\":", i ? "," : "{", names[i])) < 0 ||
-            (r = buf_append(out, m->part[i], m->part_len[i])) < 0)
+        if ((r = buf_printf(out, "%s\"%s\":", i ? "," : "{", names[i])) < 0)
+            goto out;
+        if (i == 3 && content_at && !nbufs) {
+            *content_at = out->len - start; /* the caller supplies these bytes */
+            continue;
+        }
+        if ((r = buf_append(out, m->part[i], m->part_len[i])) < 0)
             goto out;
     }
     if ((r = append_str(out, nbufs ? "" : ",\"buffers\":[]")) < 0 ||
@@ -391,6 +396,19 @@ out:
     json_decref(header);
     json_decref(channel);
     return r;
+}
+
+int legacy_encode(const struct kmsg *m, struct buf *out, bool *binary)
+{
+    return encode(m, out, binary, NULL);
+}
+
+int legacy_encode_around_content(const struct kmsg *m, struct buf *out, size_t *content_at)
+{
+    bool binary;
+    if (m->nparts != 4)
+        return -EINVAL;
+    return encode(m, out, &binary, content_at);
 }
 
 /* Returns the member key of msg as an object: {} where it is absent, NULL where it is

@@ -50,6 +50,11 @@ void wsv1_write(const struct kmsg *m, uint8_t *out);
  * -EMSGSIZE past 4 GiB. On failure out is left as it was. */
 int legacy_encode(const struct kmsg *m, struct buf *out, bool *binary);
 
+/* The same for a message without buffers, leaving out the content part's bytes:
+ * they belong at offset *content_at of what is appended to out (a text frame), so a
+ * large content can be sent from where it already is. */
+int legacy_encode_around_content(const struct kmsg *m, struct buf *out, size_t *content_at);
+
 /* Reads a client's legacy frame (text JSON, or binary with buffers) and appends its
  * v1 serialization to out. Returns 0, or -EINVAL with a reason in *err (static
  * string) for malformed input: not JSON, missing header or channel, bad offsets;

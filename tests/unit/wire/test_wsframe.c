@@ -774,6 +774,31 @@ static void test_legacy_decode_rejects_binary(void **state)
 
 /* ---- large ---- */
 
+/* Leaving the content out and putting it back at *content_at gives exactly what
+ * legacy_encode gives; invalid content is still refused. */
+static void test_legacy_encode_around_content(void **state)
+{
+    (void)state;
+    const char *content = "{\"name\":\"stdout\",\"text\":\"h\\u00e9llo\"}";
+    struct kmsg m = make_msg("{\"msg_id\":\"i\",\"msg_type\":\"stream\"}", "{\"msg_id\":\"p\"}",
+                             "{}", content);
+    struct buf whole = {0}, around = {0};
+    bool binary;
+    size_t at = 0;
+    assert_int_equal(legacy_encode(&m, &whole, &binary), 0);
+    assert_int_equal(legacy_encode_around_content(&m, &around, &at), 0);
+    assert_int_equal(around.len + strlen(content), whole.len);
+    assert_memory_equal(around.data, whole.data, at);
+    assert_memory_equal(whole.data + at, content, strlen(content));
+    assert_memory_equal(whole.data + at + strlen(content), around.data + at, around.len - at);
+    struct kmsg bad = make_msg("{\"msg_id\":\"i\",\"msg_type\":\"stream\"}", "{}", "{}", "{\"a\":");
+    struct buf out = {0};
+    assert_int_equal(legacy_encode_around_content(&bad, &out, &at), -EINVAL);
+    buf_free(&whole);
+    buf_free(&around);
+    buf_free(&out);
+}
+
 static void test_large_content(void **state)
 {
     (void)state;
@@ -831,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_legacy_decode_defaults_and_unicode),
         cmocka_unit_test(test_legacy_decode_rejects_text),
         cmocka_unit_test(test_legacy_decode_rejects_binary),
+        cmocka_unit_test(test_legacy_encode_around_content),
         cmocka_unit_test(test_large_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
