@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8888
 DATA ?= ./var
 
-.PHONY: all build run test unit integration deps test-deps clean
+.PHONY: all build run test check unit integration fuzz deps test-deps clean
 
 all: build
 
@@ -16,7 +16,7 @@ test-deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j$$(nproc)
+	@cmake --build $(BUILD) -j$$(nproc) -- --no-print-directory
 
 run: build
 	$(BUILD)/labbook serve --data $(DATA) --port $(PORT)
@@ -24,14 +24,21 @@ run: build
 # C unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 unit: test-deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLABBOOK_SANITIZE=ON >/dev/null
-	@cmake --build $(ASAN_BUILD) -j$$(nproc)
+	@cmake --build $(ASAN_BUILD) -j$$(nproc) -- --no-print-directory
 	cd $(ASAN_BUILD) && ctest --output-on-failure
 
 # node:test suites against a real hub, driven by real Jupyter clients.
 integration: build test-deps
 	LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/integration/run.sh
 
-test: unit integration
+test: check unit integration
+
+check:
+	@scripts/check-source.sh
+
+# libFuzzer targets (clang): make fuzz SECONDS=60
+fuzz:
+	tests/fuzz/build.sh $(or $(SECONDS),60)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -8,7 +8,7 @@ libsodium-dev libzmq3-dev libarchive-dev libseccomp-dev libinih-dev libcmocka-de
 python3 python3-ipykernel python3-jupyter-client"
 # Tests and benchmarks also drive real clients and jupyter_server.
 if [ "${1:-}" = "--test" ]; then
-    PKGS="$PKGS python3-jupyter-server python3-websockets nodejs"
+    PKGS="$PKGS clang-format python3-jupyter-server python3-websockets nodejs"
 fi
 missing=""
 for p in $PKGS; do

@@ -117,8 +117,7 @@ int config_load(const char *path, struct config *cfg, char **err)
         return -e;
     }
     if (r != 0) {
-        *err = xasprintf("config %s line %d: %s", path, r,
-                         c.err ? c.err : "syntax error");
+        *err = xasprintf("config %s line %d: %s", path, r, c.err ? c.err : "syntax error");
         free(c.err);
         return -EINVAL;
     }

@@ -18,11 +18,11 @@ struct config {
     int64_t cookie_max_age; /* cookie_max_age_days = 14 */
     int log_level;          /* log_level = info (debug, info, warn, error) */
     /* [kernels] */
-    char *default_kernel;     /* default = python3 */
-    int start_timeout_s;      /* start_timeout_s = 60 */
-    int64_t agent_max_frame;  /* max_message_mb = 1024: largest kernel message relayed */
-    int64_t replay_max;       /* replay_mb = 64: messages kept for a disconnected client */
-    int replay_keep_s;        /* replay_keep_s = 300: how long they are kept */
+    char *default_kernel;    /* default = python3 */
+    int start_timeout_s;     /* start_timeout_s = 60 */
+    int64_t agent_max_frame; /* max_message_mb = 1024: largest kernel message relayed */
+    int64_t replay_max;      /* replay_mb = 64: messages kept for a disconnected client */
+    int replay_keep_s;       /* replay_keep_s = 300: how long they are kept */
 };
 
 /* Fills cfg with the defaults, then reads path if non-NULL. Returns 0, or a negative

@@ -2,6 +2,7 @@
  * with memchr, other values are skipped with jansson (JSON_DISABLE_EOF_CHECK). */
 #include "common/jsonbig.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -32,6 +33,64 @@ static size_t string_end(const char *t, size_t n, size_t i, bool *escaped)
         }
         j = k + 1;
     }
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* What jansson requires of a string's raw characters: no control characters, and
+ * valid UTF-8. Plain ASCII is checked eight bytes at a time. */
+static bool chars_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    while (i < n) {
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if ((w & highs) | ((w - ones * 0x20) & ~w & highs))
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
+        if (p[i] < 0x20)
+            return false;
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t l = utf8_len(p + i, n - i);
+        if (!l)
+            return false;
+        i += l;
+    }
+    return true;
 }
 
 static void set_error(json_error_t *err, const char *msg, size_t pos)
@@ -112,7 +171,14 @@ json_t *json_load_big(const char *text, size_t len, const char *key, struct json
         set_error(err, "not a JSON object", 0);
         return NULL;
     }
-    /* Escapes must be valid JSON too: check them now, so callers see one answer. */
+    /* The string must be what jansson would accept: check it now, so callers see one
+     * answer. Escaped strings are decoded (and so checked) by jansson itself. */
+    if (!big->escaped && !chars_valid(big->raw, big->raw_len)) {
+        json_decref(obj);
+        memset(big, 0, sizeof(*big));
+        set_error(err, "control character or invalid UTF-8 in a string", raw_start);
+        return NULL;
+    }
     if (big->escaped) {
         size_t n;
         char *owned = NULL;

@@ -15,7 +15,15 @@ struct lws;
 struct http_req;
 struct http_pending;
 
-enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE, HTTP_HEAD, HTTP_OPTIONS };
+enum http_method {
+    HTTP_GET,
+    HTTP_POST,
+    HTTP_PUT,
+    HTTP_PATCH,
+    HTTP_DELETE,
+    HTTP_HEAD,
+    HTTP_OPTIONS
+};
 
 /* What a handler may read of a request; valid until the response is written. */
 struct http_req_view {

@@ -198,6 +198,19 @@ int hub_main(int argc, char **argv)
         log_error("cannot create the data folder %s: %s", h->data_dir, strerror(-r));
         return 1;
     }
+    char *real = realpath(h->data_dir, NULL);
+    if (real && strcmp(real, h->data_dir)) { /* "./var" reads better as /srv/x/var */
+        free(h->data_dir);
+        free(h->drive_dir);
+        free(h->runtimes_dir);
+        free(h->sock_path);
+        h->data_dir = real;
+        h->drive_dir = xasprintf("%s/drive", real);
+        h->runtimes_dir = xasprintf("%s/runtimes", real);
+        h->sock_path = xasprintf("%s/run/hub.sock", real);
+    } else {
+        free(real);
+    }
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n <= 0) {

@@ -19,7 +19,13 @@ struct client;
 struct parked;
 struct kwait;
 
-enum kernel_life { KERNEL_STARTING, KERNEL_RUNNING, KERNEL_RESTARTING, KERNEL_DEAD, KERNEL_STOPPING };
+enum kernel_life {
+    KERNEL_STARTING,
+    KERNEL_RUNNING,
+    KERNEL_RESTARTING,
+    KERNEL_DEAD,
+    KERNEL_STOPPING
+};
 
 #define KERNEL_ROUTES 1024
 

@@ -8,10 +8,10 @@
 #include <jansson.h>
 
 struct kernelspec {
-    char *name;          /* folder name, e.g. "python3" */
-    char *resource_dir;  /* absolute path of the folder */
-    json_t *spec;        /* the parsed kernel.json: argv, display_name, language, env,
-                            interrupt_mode, metadata */
+    char *name;         /* folder name, e.g. "python3" */
+    char *resource_dir; /* absolute path of the folder */
+    json_t *spec;       /* the parsed kernel.json: argv, display_name, language, env,
+                           interrupt_mode, metadata */
 };
 
 /* Scans the data paths. Kernelspecs whose kernel.json is missing, not JSON, or has

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the libFuzzer targets in tests/fuzz with clang (ASan + UBSan), and optionally
-# runs one: tests/fuzz/build.sh [SECONDS]  (runs fuzz_wsframe for SECONDS if given).
+# runs them: tests/fuzz/build.sh [SECONDS]  (runs each target for SECONDS if given).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -13,10 +13,17 @@ CFLAGS="-std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -fno-omit-frame-po
 $CC $CFLAGS -o "$out/fuzz_wsframe" "$here/fuzz_wsframe.c" "$root/src/wire/wsframe.c" \
     "$root/src/common/util.c" $(pkg-config --cflags --libs jansson)
 echo "built $out/fuzz_wsframe"
+# shellcheck disable=SC2086
+$CC $CFLAGS -o "$out/fuzz_upload_body" "$here/fuzz_upload_body.c" "$root/src/common/jsonbig.c" \
+    "$root/src/common/base64.c" "$root/src/common/util.c" $(pkg-config --cflags --libs jansson)
+echo "built $out/fuzz_upload_body"
 if [ $# -ge 1 ]; then
     corpus="$out/corpus-wsframe"
     mkdir -p "$corpus"
     cp "$here"/corpus-wsframe/* "$corpus"/ 2>/dev/null || true
     "$out/fuzz_wsframe" -max_total_time="$1" -max_len=65536 -rss_limit_mb=4096 \
         -artifact_prefix="$out/" "$corpus"
+    mkdir -p "$out/corpus-upload"
+    "$out/fuzz_upload_body" -max_total_time="$1" -max_len=4096 -rss_limit_mb=4096 \
+        -artifact_prefix="$out/" "$out/corpus-upload"
 fi

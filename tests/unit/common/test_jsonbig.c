@@ -20,9 +20,10 @@ static void test_big_member_is_sliced(void **state)
 {
     (void)state;
     struct json_big b;
-    json_t *o = load("{\"type\": \"file\", \"format\":\"base64\", \"content\": \"QUJD\", \"chunk\": 2,"
-                     " \"meta\": {\"a\": [1, \"}\"]}}",
-                     &b);
+    json_t *o =
+        load("{\"type\": \"file\", \"format\":\"base64\", \"content\": \"QUJD\", \"chunk\": 2,"
+             " \"meta\": {\"a\": [1, \"}\"]}}",
+             &b);
     assert_non_null(o);
     assert_non_null(b.raw);
     assert_int_equal(b.raw_len, 4);
@@ -31,15 +32,20 @@ static void test_big_member_is_sliced(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "content")), "");
     assert_string_equal(json_string_value(json_object_get(o, "type")), "file");
     assert_int_equal(json_integer_value(json_object_get(o, "chunk")), 2);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(o, "meta"), "a"), 1)), "}");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(json_object_get(o, "meta"), "a"), 1)),
+        "}");
     json_decref(o);
+    json_decref(load("{\"content\": \"h\xc3\xa9llo \xf0\x9f\x9a\x80\"}", &b));
+    assert_non_null(b.raw); /* UTF-8 is fine */
 }
 
 static void test_escaped_text(void **state)
 {
     (void)state;
     struct json_big b;
-    json_t *o = load("{\"content\": \"line \\\"1\\\"\\nline 2 \\u00e9\\\\\", \"type\": \"file\"}", &b);
+    json_t *o =
+        load("{\"content\": \"line \\\"1\\\"\\nline 2 \\u00e9\\\\\", \"type\": \"file\"}", &b);
     assert_non_null(o);
     assert_true(b.escaped);
     size_t n;
@@ -74,9 +80,20 @@ static void test_no_or_nonstring_member(void **state)
 static void test_malformed_refused(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "[]", "\"content\"", "{\"content\": \"abc}", "{\"content\": \"a\" \"b\"}",
-                         "{\"content\": \"a\",}", "{\"content\": \"\\q\"}", "{\"content\": \"a\"} x",
-                         "{\"a\": tru, \"content\": \"x\"}"};
+    const char *bad[] = {"",
+                         "[]",
+                         "\"content\"",
+                         "{\"content\": \"abc}",
+                         "{\"content\": \"a\" \"b\"}",
+                         "{\"content\": \"a\",}",
+                         "{\"content\": \"\\q\"}",
+                         "{\"content\": \"a\"} x",
+                         "{\"a\": tru, \"content\": \"x\"}",
+                         "{\"content\": \"a\x13"
+                         "b\"}",
+                         "{\"content\": \"\xc3\x28\"}",
+                         "{\"content\": \"\xed\xa0\x80\"}",
+                         "{\"content\": \"\xe0\x80\xaf\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct json_big b;
         json_t *o = load(bad[i], &b);
