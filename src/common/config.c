@@ -2,9 +2,11 @@
 #include "common/config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -28,6 +30,82 @@ static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max, int64_
         return -1;
     *dst = x * unit;
     return 0;
+}
+
+static struct profile *profile_get(struct config *cfg, const char *name, bool create)
+{
+    for (int i = 0; i < cfg->nprofiles; i++)
+        if (!strcmp(cfg->profiles[i].name, name))
+            return &cfg->profiles[i];
+    if (!create)
+        return NULL;
+    cfg->profiles = xrealloc(cfg->profiles, (size_t)(cfg->nprofiles + 1) * sizeof(struct profile));
+    struct profile *p = &cfg->profiles[cfg->nprofiles++];
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    *p = (struct profile){.name = xstrdup(name),
+                          .display_name = xstrdup(!strcmp(name, "cpu")   ? "CPU"
+                                                  : !strcmp(name, "gpu") ? "GPU"
+                                                                         : name),
+                          .gpus = !strcmp(name, "gpu") ? 1 : 0,
+                          .memory = pages > 0 && psize > 0 ? (int64_t)pages * psize / 4 : 0,
+                          .cpu_shares = 1024,
+                          .pids = 4096,
+                          .idle_timeout_s = 5400,
+                          .max_lifetime_s = 43200,
+                          .max_per_user = 2,
+                          .network = 1};
+    return p;
+}
+
+static bool profile_name_valid(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 32)
+        return false;
+    for (; *n; n++)
+        if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_' || *n == '-'))
+            return false;
+    return true;
+}
+
+static int on_profile_key(struct config *cfg, const char *pname, const char *name,
+                          const char *value)
+{
+    const int64_t MB = 1024 * 1024;
+    if (!profile_name_valid(pname))
+        return -1;
+    struct profile *p = profile_get(cfg, pname, true);
+    int64_t v = 0;
+    int r = -2;
+    if (!strcmp(name, "display_name"))
+        r = set_str(&p->display_name, value);
+    else if (!strcmp(name, "gpus")) {
+        r = set_int(&v, value, 0, 64, 1);
+        p->gpus = (int)v;
+    } else if (!strcmp(name, "memory_mb"))
+        r = set_int(&p->memory, value, 0, INT64_MAX / MB, MB);
+    else if (!strcmp(name, "cpu_shares")) {
+        r = set_int(&v, value, 2, 262144, 1);
+        p->cpu_shares = (int)v;
+    } else if (!strcmp(name, "disk_mb"))
+        r = set_int(&p->disk, value, 0, INT64_MAX / MB, MB);
+    else if (!strcmp(name, "pids")) {
+        r = set_int(&v, value, 0, 1 << 22, 1);
+        p->pids = (int)v;
+    } else if (!strcmp(name, "idle_timeout_s")) {
+        r = set_int(&v, value, 0, 86400 * 365, 1);
+        p->idle_timeout_s = (int)v;
+    } else if (!strcmp(name, "max_lifetime_s")) {
+        r = set_int(&v, value, 0, 86400 * 365, 1);
+        p->max_lifetime_s = (int)v;
+    } else if (!strcmp(name, "max_per_user")) {
+        r = set_int(&v, value, 0, 1000, 1);
+        p->max_per_user = (int)v;
+    } else if (!strcmp(name, "network")) {
+        r = set_int(&v, value, 0, 1, 1);
+        p->network = (int)v;
+    }
+    return r;
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -62,6 +140,19 @@ static int on_key(void *user, const char *section, const char *name, const char 
                     cfg->log_level = i, r = 0;
             if (r)
                 r = -1;
+        }
+    } else if (str_starts_with(section, "profile.")) {
+        r = on_profile_key(cfg, section + 8, name, value);
+    } else if (!strcmp(section, "runtimes")) {
+        if (!strcmp(name, "gpus")) {
+            if (!strcmp(value, "nvml") || !strcmp(value, "none") ||
+                (str_starts_with(value, "fake:") && str_to_i64(value + 5, 0, 64, &v) == 0))
+                r = set_str(&cfg->gpu_provider, value);
+            else
+                r = -1;
+        } else if (!strcmp(name, "sandbox")) {
+            r = set_int(&v, value, 0, 1, 1);
+            cfg->sandbox = (int)v;
         }
     } else if (!strcmp(section, "kernels")) {
         if (!strcmp(name, "default"))
@@ -107,6 +198,9 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->agent_max_frame = 1024 * MB;
     cfg->replay_max = 64 * MB;
     cfg->replay_keep_s = 300;
+    cfg->gpu_provider = xstrdup("nvml");
+    cfg->sandbox = 1;
+    profile_get(cfg, "cpu", true);
     if (!path)
         return 0;
     struct load_ctx c = {.cfg = cfg};
@@ -124,8 +218,27 @@ int config_load(const char *path, struct config *cfg, char **err)
     return 0;
 }
 
+const struct profile *config_profile(const struct config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->nprofiles; i++)
+        if (!strcmp(cfg->profiles[i].name, name))
+            return &cfg->profiles[i];
+    return NULL;
+}
+
+void config_add_gpu_profile(struct config *cfg)
+{
+    profile_get(cfg, "gpu", true);
+}
+
 void config_free(struct config *cfg)
 {
+    for (int i = 0; i < cfg->nprofiles; i++) {
+        free(cfg->profiles[i].name);
+        free(cfg->profiles[i].display_name);
+    }
+    free(cfg->profiles);
+    free(cfg->gpu_provider);
     free(cfg->bind);
     free(cfg->data_dir);
     free(cfg->default_kernel);

@@ -6,6 +6,21 @@
 
 #include <stdint.h>
 
+/* A runtime type, [profile.NAME]. Limits of 0 mean "none". */
+struct profile {
+    char *name;         /* [a-z0-9_-]{1,32} */
+    char *display_name; /* display_name = CPU / GPU / the name */
+    int gpus;           /* gpus = 0 */
+    int64_t memory;     /* memory_mb: bytes; default 1/4 of the host's memory */
+    int cpu_shares;     /* cpu_shares = 1024 (relative weight) */
+    int64_t disk;       /* disk_mb = 0: quota of /content, bytes */
+    int pids;           /* pids = 4096: most processes at once */
+    int idle_timeout_s; /* idle_timeout_s = 5400 (90 min, as Colab) */
+    int max_lifetime_s; /* max_lifetime_s = 43200 (12 h, as Colab) */
+    int max_per_user;   /* max_per_user = 2: runtimes of this type a user may hold */
+    int network;        /* network = 1: the runtime reaches the network */
+};
+
 struct config {
     /* [server] */
     char *bind;             /* bind = 127.0.0.1 */
@@ -23,7 +38,19 @@ struct config {
     int64_t agent_max_frame; /* max_message_mb = 1024: largest kernel message relayed */
     int64_t replay_max;      /* replay_mb = 64: messages kept for a disconnected client */
     int replay_keep_s;       /* replay_keep_s = 300: how long they are kept */
+    /* [runtimes] */
+    char *gpu_provider; /* gpus = nvml | none | fake:N */
+    int sandbox;        /* sandbox = 1 (0: run kernels unsandboxed, with a warning) */
+    /* [profile.*]: "cpu" always exists and comes first; "gpu" is added when the
+     * host has GPUs and the file does not define it. */
+    struct profile *profiles;
+    int nprofiles;
 };
+
+/* The profile of that name, or NULL. */
+const struct profile *config_profile(const struct config *cfg, const char *name);
+/* Adds the default "gpu" profile if there is none (called once GPUs are known). */
+void config_add_gpu_profile(struct config *cfg);
 
 /* Fills cfg with the defaults, then reads path if non-NULL. Returns 0, or a negative
  * errno with *err (caller frees) saying what is wrong and where. */

@@ -182,9 +182,13 @@ static void set_xsrf_cookie(struct http_req *req, char *xsrf, size_t n)
 /* Only same-site relative paths are followed after login. */
 static const char *safe_next(const char *next)
 {
-    if (!next || next[0] != '/' || next[1] == '/' || next[1] == '\\' || strchr(next, '\r') ||
-        strchr(next, '\n'))
+    if (!next || next[0] != '/' || next[1] == '/')
         return "/";
+    /* Browsers drop tabs and newlines and read '\\' as '/', so "/\t/evil" would
+     * leave this server: refuse every control character and backslash. */
+    for (const unsigned char *p = (const unsigned char *)next; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '\\')
+            return "/";
     return next;
 }
 
@@ -213,6 +217,10 @@ static void login_form(struct http_req *req, int status, const char *error, cons
 
 static void start_login(struct hub *h, struct http_req *req, const struct user *u, const char *next)
 {
+    /* The browser needs an XSRF cookie for the state changes it will make. */
+    char xsrf[40];
+    if (!auth_cookie(http_wsi(req), XSRF_COOKIE, xsrf, sizeof(xsrf)))
+        set_xsrf_cookie(req, xsrf, sizeof(xsrf));
     char *cookie = NULL;
     if (store_login_create(h->store, u->id, h->cfg.cookie_max_age, &cookie) < 0) {
         http_reply_error(req, 500, "cannot create a login session");
@@ -253,8 +261,10 @@ void auth_login_page(struct hub *h, struct http_req *req)
     if (!xsrf || !auth_xsrf_ok(http_wsi(req), xsrf)) {
         http_reply_error(req, 403, "XSRF check failed: reload the sign-in page");
     } else if (!name || !pass || store_password_check(h->store, name, pass, &u) < 0) {
-        char q[100];
-        log_warn("failed sign-in for %s", log_quote(name ? name : "", q, sizeof(q)));
+        /* Not the name typed: people type passwords into the wrong field. */
+        char peer[64] = "";
+        lws_get_peer_simple(http_wsi(req), peer, sizeof(peer));
+        log_warn("failed sign-in from %s", peer[0] ? peer : "an unknown address");
         login_form(req, 401, "Wrong user name or password.", fnext);
     } else {
         start_login(h, req, &u, fnext);

@@ -56,7 +56,12 @@ struct client {
     size_t off; /* bytes of q.head already sent */
     struct buf in;
     bool in_binary;
+    uint64_t last_progress; /* when a fragment last went out */
 };
+
+/* A client stuck over the low-water mark this long while output is held back has
+ * stopped reading: it is cut off so that the others get their output. */
+#define STALL_MS 5000
 
 /* A session whose client dropped: what it misses is kept (v1 form) for a while. */
 struct parked {
@@ -64,6 +69,8 @@ struct parked {
     char session[80];
     struct queue q;
     uint64_t since;
+    size_t dropped;          /* output bytes not kept (over replay_mb) */
+    char dropped_parent[80]; /* the request whose output was last marked as cut */
 };
 
 static unsigned char scratch[LWS_PRE + FRAGMENT];
@@ -158,17 +165,45 @@ int channels_check(struct hub *h, const struct user *u, const char *kernel_id)
     return kernel_find(h, u, kernel_id) ? 0 : -ENOENT;
 }
 
+/* Resumes the kernel's output once no client is over the low-water mark. */
+static void maybe_unthrottle(struct kernel *k)
+{
+    if (!k || !k->throttled)
+        return;
+    size_t low = (size_t)k->hub->cfg.ws_queue_max / 4;
+    for (struct client *c = k->clients; c; c = c->next)
+        if (!c->closing && c->q.bytes > low)
+            return;
+    kernel_set_throttle(k, false);
+}
+
 static void client_close(struct client *c, const char *why)
 {
     if (c->closing)
         return;
     c->closing = true;
     c->close_reason = why;
+    /* A message partly sent is finished first: a close frame cannot follow half a
+     * message. Everything queued after it is dropped now. */
+    struct qent *keep = c->off ? c->q.head : NULL;
+    if (keep) {
+        c->q.head = keep->next;
+        c->q.bytes -= keep->blob->len;
+        if (!c->q.head)
+            c->q.tail = NULL;
+    }
     queue_clear(&c->q);
-    c->off = 0;
+    if (keep) {
+        keep->next = NULL;
+        c->q.head = c->q.tail = keep;
+        c->q.bytes = keep->blob->len;
+    } else {
+        c->off = 0;
+    }
     buf_free(&c->in);
     if (c->wsi)
         lws_callback_on_writable(c->wsi);
+    maybe_unthrottle(c->k);
 }
 
 /* Legacy clients get their own encoding of a v1 blob; a large content part is
@@ -219,22 +254,63 @@ static void client_push(struct client *c, struct blob *v1, struct blob **legacy)
     }
     bool was_empty = !c->q.head;
     queue_push(&c->q, b);
-    if (was_empty && c->wsi)
-        lws_callback_on_writable(c->wsi);
+    if (was_empty) {
+        c->last_progress = now_ms();
+        if (c->wsi)
+            lws_callback_on_writable(c->wsi);
+    }
+    if (c->q.bytes > (size_t)c->hub->cfg.ws_queue_max / 2)
+        kernel_set_throttle(c->k, true);
 }
 
-static void parked_push(struct kernel *k, struct parked *p, struct blob *v1)
+static struct blob *stream_note(const struct kmsg *about, const char *text);
+
+/* Reads one string field of a JSON part into out ("" when absent). */
+static void part_field(const uint8_t *p, size_t len, const char *key, char *out, size_t n)
+{
+    json_t *j = json_loadb((const char *)p, len, 0, NULL);
+    const char *v = json_string_value(json_object_get(j, key));
+    snprintf(out, n, "%s", v ? v : "");
+    json_decref(j);
+}
+
+/* Keeps a message for a disconnected session. Past replay_mb, output is no longer
+ * kept, but replies and status messages are (they are small, and without them the
+ * client would show its cell running forever), and the first output cut from each
+ * request is replaced by a note saying so. */
+static void parked_push(struct kernel *k, struct parked *p, struct blob *v1, const struct kmsg *m)
 {
     struct hub *h = k->hub;
-    if (p->q.bytes + v1->len > (size_t)h->cfg.replay_max) {
-        log_warn(
-            "kernel %s: replay buffer of a disconnected client is over %lld bytes; dropping it",
-            k->id, (long long)h->cfg.replay_max);
-        queue_clear(&p->q);
-        p->since = 0; /* expire at the next tick */
+    if (p->q.bytes + v1->len <= (size_t)h->cfg.replay_max) {
+        queue_push(&p->q, v1);
         return;
     }
-    queue_push(&p->q, v1);
+    bool iopub = m->channel_len == 5 && !memcmp(m->channel, "iopub", 5);
+    char type[32], parent[80];
+    part_field(m->part[0], m->part_len[0], "msg_type", type, sizeof(type));
+    part_field(m->part[1], m->part_len[1], "msg_id", parent, sizeof(parent));
+    if (!iopub || !strcmp(type, "status") || v1->len < 4096) {
+        queue_push(&p->q, v1);
+        return;
+    }
+    if (!p->dropped)
+        log_warn("kernel %s: a disconnected client's replay buffer is full (%lld MiB): "
+                 "output is no longer kept for it",
+                 k->id, (long long)(h->cfg.replay_max >> 20));
+    p->dropped += v1->len;
+    if (strcmp(p->dropped_parent, parent)) {
+        snprintf(p->dropped_parent, sizeof(p->dropped_parent), "%s", parent);
+        char note[200];
+        snprintf(note, sizeof(note),
+                 "\n[labbook: output was cut here while you were disconnected: more than %lld "
+                 "MiB of it]\n",
+                 (long long)(h->cfg.replay_max >> 20));
+        struct blob *b = stream_note(m, note);
+        if (b) {
+            queue_push(&p->q, b);
+            blob_unref(b);
+        }
+    }
 }
 
 static bool session_has_client(struct kernel *k, const char *session)
@@ -312,7 +388,7 @@ void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg 
             client_push(c, v1, &legacy);
         for (struct parked *p = k->parked; p; p = p->next)
             if (p->since)
-                parked_push(k, p, v1);
+                parked_push(k, p, v1, m);
     } else {
         char parent[80], sess[80] = "";
         if (part_string(m->part[1], m->part_len[1], "msg_id", parent, sizeof(parent))) {
@@ -331,7 +407,7 @@ void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg 
         if (!delivered)
             for (struct parked *p = k->parked; p; p = p->next)
                 if (p->since && !strcmp(p->session, sess))
-                    parked_push(k, p, v1);
+                    parked_push(k, p, v1, m);
     }
     blob_unref(legacy);
 }
@@ -375,6 +451,37 @@ void channels_status(struct kernel *k, const char *state, const char *reason)
         channels_deliver(k, bytes, len, &parsed);
     free(bytes);
     free(c);
+}
+
+/* An iopub stream message (stderr) answering the same request as `about`. */
+static struct blob *stream_note(const struct kmsg *about, const char *text)
+{
+    char id[33], date[32], hdr[512];
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(id, sizeof(id), raw, sizeof(raw));
+    iso8601_now(date);
+    snprintf(hdr, sizeof(hdr),
+             "{\"msg_id\":\"%s\",\"msg_type\":\"stream\",\"username\":\"labbook\","
+             "\"session\":\"labbook\",\"date\":\"%s\",\"version\":\"5.3\"}",
+             id, date);
+    json_t *content = json_pack("{s:s, s:s}", "name", "stderr", "text", text);
+    char *c = json_dumps(content, JSON_COMPACT);
+    json_decref(content);
+    struct kmsg m = {.channel = "iopub", .channel_len = 5, .nparts = 4};
+    m.part[0] = (const uint8_t *)hdr;
+    m.part_len[0] = strlen(hdr);
+    m.part[1] = about->part[1];
+    m.part_len[1] = about->part_len[1];
+    m.part[2] = (const uint8_t *)"{}";
+    m.part_len[2] = 2;
+    m.part[3] = (const uint8_t *)c;
+    m.part_len[3] = strlen(c);
+    uint8_t *data;
+    struct blob *b = channels_blob_new(wsv1_size(&m), &data);
+    wsv1_write(&m, data);
+    free(c);
+    return b;
 }
 
 struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *u,
@@ -470,6 +577,18 @@ int channels_receive(struct client *c, const void *data, size_t len, bool first,
     if (part_string(m.part[0], m.part_len[0], "msg_id", msg_id, sizeof(msg_id)))
         route_add(k, msg_id, c->session);
     kernel_touch(k);
+    if (k->life == KERNEL_STARTING || k->life == KERNEL_RESTARTING) {
+        /* A new kernel's iopub is not flowing yet: what it answered now would be lost. */
+        uint64_t n = mlen;
+        if (k->held_count >= 256 || k->held.len + mlen + 8 > (size_t)c->hub->cfg.max_ws_message) {
+            log_warn("kernel %s: too much sent while it restarts; dropping a message", k->id);
+        } else {
+            buf_append(&k->held, &n, 8);
+            buf_append(&k->held, msg, mlen);
+            k->held_count++;
+        }
+        goto out;
+    }
     if (kernel_send_to_agent(k, STREAM_MSG, msg, mlen) == -ENOBUFS) {
         client_close(c, "the kernel is not keeping up with this client's messages");
     }
@@ -481,7 +600,7 @@ out:
 
 int channels_writeable(struct client *c)
 {
-    if (c->closing) {
+    if (c->closing && !c->q.head) {
         const char *why = c->close_reason ? c->close_reason : "closing";
         lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
                          strlen(why));
@@ -509,11 +628,13 @@ int channels_writeable(struct client *c)
     if (lws_write(c->wsi, p, n, (enum lws_write_protocol)flags) < 0)
         return -1;
     c->off += n;
+    c->last_progress = now_ms();
     if (last) {
         c->off = 0;
         queue_pop(&c->q);
+        maybe_unthrottle(c->k);
     }
-    if (c->q.head)
+    if (c->q.head || c->closing)
         lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -564,15 +685,18 @@ void channels_closed(struct client *c)
             }
             p->since = now_ms();
             /* What was queued but not sent goes back into the replay buffer. */
-            if (c->off == 0)
-                for (struct qent *e = c->q.head; e; e = e->next)
-                    if (c->v1)
-                        parked_push(k, p, e->blob);
+            if (c->off == 0 && c->v1)
+                for (struct qent *e = c->q.head; e; e = e->next) {
+                    struct kmsg m;
+                    if (wsv1_parse(e->blob->data + LWS_PRE, e->blob->len, &m) == 0)
+                        parked_push(k, p, e->blob, &m);
+                }
         }
     }
     queue_clear(&c->q);
     buf_free(&c->in);
     free(c);
+    maybe_unthrottle(k);
 }
 
 void channels_kernel_gone(struct kernel *k)
@@ -592,6 +716,16 @@ void channels_kernel_gone(struct kernel *k)
 
 void channels_expire(struct kernel *k)
 {
+    if (k->throttled) {
+        size_t low = (size_t)k->hub->cfg.ws_queue_max / 4;
+        for (struct client *c = k->clients; c; c = c->next)
+            if (!c->closing && c->q.bytes > low && now_ms() - c->last_progress > STALL_MS) {
+                log_warn("kernel %s (%s): closing a client that stopped reading (%zu bytes unsent)",
+                         k->id, k->owner_name, c->q.bytes);
+                client_close(c, "client too slow: it stopped reading its output");
+            }
+        maybe_unthrottle(k);
+    }
     uint64_t now = now_ms(), keep = (uint64_t)k->hub->cfg.replay_keep_s * 1000;
     for (struct parked **pp = &k->parked; *pp;) {
         struct parked *p = *pp;

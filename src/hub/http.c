@@ -537,6 +537,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             write_simple(wsi, 413, msg);
             return -1;
         }
+        if (cl < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+            /* Request bodies must say their length (every Jupyter client does). */
+            slot->req = NULL;
+            req_free(req);
+            write_simple(wsi, 411,
+                         "request bodies need a Content-Length; chunked transfer "
+                         "encoding is not accepted");
+            return -1;
+        }
         if (cl > 0) {
             buf_reserve(&req->body, (size_t)cl); /* one allocation for the whole body */
             return 0;                            /* wait for it */

@@ -203,6 +203,7 @@ static void kernel_free(struct kernel *k)
     free(conn);
     free(k->spec_name);
     free(k->reason);
+    buf_free(&k->held);
     free(k);
     hub_maybe_finish_stop(h);
 }
@@ -240,6 +241,7 @@ static void on_proc_closed(uv_handle_t *hd)
 }
 
 static void agent_close(struct agent_conn *a);
+static void flush_held(struct kernel *k, bool send);
 
 static void become_dead(struct kernel *k, const char *reason)
 {
@@ -249,6 +251,7 @@ static void become_dead(struct kernel *k, const char *reason)
     snprintf(k->execution_state, sizeof(k->execution_state), "dead");
     set_reason(k, reason);
     channels_status(k, "dead", reason);
+    flush_held(k, false);
     run_waiters(k, WAIT_READY, -EIO, reason);
 }
 
@@ -314,6 +317,7 @@ static void on_state(struct kernel *k, const uint8_t *p, size_t len)
         set_reason(k, NULL);
         snprintf(k->execution_state, sizeof(k->execution_state), "idle");
         log_info("kernel %s (%s): %s", k->id, k->owner_name, restarted ? "restarted" : "running");
+        flush_held(k, true);
         run_waiters(k, WAIT_READY, 0, NULL);
     } else if (!strcmp(state, "restarting")) {
         char q[300];
@@ -349,6 +353,7 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
                 continue;
             a->k = k;
             k->agent = a;
+            k->throttled = false;
             r = 0;
             break;
         }
@@ -477,6 +482,36 @@ out:
             log_warn("kernel %s: agent stream error: %s", a->k->id, strerror(-r));
         agent_close(a);
     }
+}
+
+void kernel_set_throttle(struct kernel *k, bool on)
+{
+    if (k->throttled == on)
+        return;
+    k->throttled = on;
+    if (!k->agent || k->agent->closing)
+        return;
+    if (on)
+        uv_read_stop((uv_stream_t *)&k->agent->pipe);
+    else
+        uv_read_start((uv_stream_t *)&k->agent->pipe, agent_alloc, agent_read);
+}
+
+/* Sends what clients sent while the kernel was starting, or drops it. */
+static void flush_held(struct kernel *k, bool send)
+{
+    size_t off = 0;
+    while (send && off + 8 <= k->held.len) {
+        uint64_t n;
+        memcpy(&n, k->held.data + off, 8);
+        kernel_send_to_agent(k, STREAM_MSG, k->held.data + off + 8, (size_t)n);
+        off += 8 + (size_t)n;
+    }
+    if (!send && k->held_count)
+        log_warn("kernel %s: dropped %d client messages sent while it was starting", k->id,
+                 k->held_count);
+    buf_free(&k->held);
+    k->held_count = 0;
 }
 
 static void on_agent_connect(uv_stream_t *server, int status)

@@ -56,6 +56,13 @@ struct kernel {
         char session[80];
     } routes[KERNEL_ROUTES];
     unsigned route_next;
+    /* Output is held back (the agent is not read) while a client's queue is over the
+     * high-water mark, so a client that reads slowly slows the kernel's output
+     * instead of the hub buffering it; one that stops reading is cut off. */
+    bool throttled;
+    /* Client messages that arrive while the kernel (re)starts, sent once it runs. */
+    struct buf held;
+    int held_count;
 };
 
 /* Called once when a start or restart finishes (err 0) or fails (err < 0 and a
@@ -84,6 +91,8 @@ json_t *kernel_model(const struct kernel *k);
 void kernels_shutdown_all(struct hub *h);
 void kernels_close(struct hub *h);
 
+/* For channels.c: stops or resumes reading the kernel's output from its agent. */
+void kernel_set_throttle(struct kernel *k, bool on);
 /* For channels.c: a v1-serialized message from a client, to the agent. */
 int kernel_send_to_agent(struct kernel *k, enum stream_type type, const void *data, size_t len);
 void kernel_touch(struct kernel *k);

@@ -170,10 +170,11 @@ export function makeMsg(msgType, content, { session, channel = 'shell' } = {}) {
 
 /**
  * A raw kernel-channels WebSocket client with no subprotocol (plain JSON).
- * Records every message; waitFor(pred) resolves with the first match seen
- * since `from` (an index into msgs).
+ * Records every message (only those `keep(msg)` accepts, when given; `bytes`
+ * counts all of them); waitFor(pred) resolves with the first match seen since
+ * `from` (an index into msgs). `closeInfo` is {code, reason} once closed.
  */
-export function rawKernelSocket(server, user, kernelId, { sessionId = crypto.randomUUID(), protocols } = {}) {
+export function rawKernelSocket(server, user, kernelId, { sessionId = crypto.randomUUID(), protocols, keep } = {}) {
   const tok = server.tokens[user];
   const url = `${server.wsUrl}/api/kernels/${kernelId}/channels?session_id=${sessionId}` +
     (tok ? `&token=${tok}` : '');
@@ -182,8 +183,10 @@ export function rawKernelSocket(server, user, kernelId, { sessionId = crypto.ran
     ws,
     sessionId,
     msgs: [],
+    bytes: 0,
     waiters: [],
     closed: false,
+    closeInfo: null,
     opened: new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
@@ -226,7 +229,8 @@ export function rawKernelSocket(server, user, kernelId, { sessionId = crypto.ran
     } catch {
       msg = { header: { msg_type: '__unparsable__' }, raw: data };
     }
-    client.msgs.push(msg);
+    client.bytes += data.length;
+    if (!keep || keep(msg)) client.msgs.push(msg);
     for (const w of [...client.waiters]) {
       if (w.pred(msg)) {
         clearTimeout(w.timer);
@@ -235,7 +239,10 @@ export function rawKernelSocket(server, user, kernelId, { sessionId = crypto.ran
       }
     }
   });
-  ws.on('close', () => { client.closed = true; });
+  ws.on('close', (code, reason) => {
+    client.closed = true;
+    client.closeInfo = { code, reason: reason.toString() };
+  });
   ws.on('error', () => {});
   return client;
 }
@@ -250,4 +257,59 @@ export async function until(fn, { timeoutMs = 15000, intervalMs = 100, what = 'c
     await sleep(intervalMs);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * A browser's cookie jar for one server: keeps what Set-Cookie headers set
+ * (name=value; Max-Age=0 removes), and sends them back.
+ */
+export class CookieJar {
+  constructor() { this.cookies = new Map(); this.setCookies = []; }
+  /** Records the Set-Cookie headers of a fetch() Response's headers. */
+  update(headers) {
+    for (const line of headers.getSetCookie()) {
+      this.setCookies.push(line);
+      const [pair, ...attrs] = line.split(';').map((x) => x.trim());
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq);
+      const value = pair.slice(eq + 1);
+      const expired = attrs.some((a) => /^max-age=\s*(0|-\d+)$/i.test(a));
+      if (expired) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+  get(name) { return this.cookies.get(name); }
+  header() { return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '); }
+}
+
+/** The Set-Cookie lines of a response that set cookie `name`. */
+export function setCookieLines(headers, name) {
+  return headers.getSetCookie().filter((l) => l.startsWith(`${name}=`));
+}
+
+/**
+ * fetch() as a browser would, with `jar`'s cookies and no token; redirects are
+ * not followed. `form` (an object) is sent as application/x-www-form-urlencoded.
+ * Returns {status, headers, body (JSON or null), text, location}.
+ */
+export async function browserFetch(server, jar, method, path, { form, json, headers = {} } = {}) {
+  const h = { ...headers };
+  const cookie = jar ? jar.header() : '';
+  if (cookie) h.Cookie = cookie;
+  let body;
+  if (form) {
+    body = new URLSearchParams(form).toString();
+    h['Content-Type'] = 'application/x-www-form-urlencoded';
+  } else if (json !== undefined) {
+    body = JSON.stringify(json);
+    h['Content-Type'] = 'application/json';
+  }
+  const r = await fetch(server.baseUrl + path, {
+    method, headers: h, body, redirect: 'manual', signal: AbortSignal.timeout(30000),
+  });
+  if (jar) jar.update(r.headers);
+  const text = await r.text();
+  let parsed = null;
+  try { parsed = text ? JSON.parse(text) : null; } catch { parsed = null; }
+  return { status: r.status, headers: r.headers, body: parsed, text, location: r.headers.get('location') };
 }

@@ -55,21 +55,33 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function labbookCli(args) {
+/** Runs the labbook CLI; `input` (a string) is its stdin. Returns its stdout. */
+export function labbookCli(args, { input } = {}) {
   return execFileSync(LABBOOK_BIN, args, {
     encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
+    input,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     timeout: 20000,
   });
 }
 
 /**
  * Starts a server. Returns
- * {target, baseUrl, wsUrl, tokens: {user: token}, users, dataDir, drive(user),
- *  logFile, log(), stop(), restart()}.
+ * {target, baseUrl, wsUrl, tokens: {user: token}, passwords: {user: pw}, users,
+ *  dataDir, drive(user), logFile, log(), pid, proc, stop(), restart()}.
  * On jupyter_server only the first user exists (tokens has only that key).
+ *
+ * Options:
+ * - users: user names, each with a token ('alice', 'bob' by default);
+ * - passwords: {name: password}: labbook only, each set with
+ *   `labbook user passwd NAME` reading stdin (a name not in `users` is created
+ *   with `labbook user add NAME --password-stdin` and gets no token);
+ * - config: INI text, written to DIR/labbook.ini and passed as --config
+ *   (labbook only; ignored on jupyter_server);
+ * - env: extra environment variables for the server process (both targets),
+ *   e.g. JUPYTER_PATH for extra kernelspecs.
  */
-export async function startServer({ users = ['alice', 'bob'], name = 'server' } = {}) {
+export async function startServer({ users = ['alice', 'bob'], name = 'server', passwords = {}, config, env: extraEnv = {} } = {}) {
   fs.mkdirSync(TMP_DIR, { recursive: true });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'labbook-it-'));
   const stamp = `${name}-${process.pid}-${Date.now()}`;
@@ -77,7 +89,7 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server' } 
   const tokens = {};
   let drive;
   let argv;
-  let env = { ...process.env };
+  let env = { ...process.env, ...extraEnv };
 
   if (IS_LABBOOK) {
     if (!fs.existsSync(LABBOOK_BIN)) {
@@ -89,8 +101,18 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server' } 
       if (!tok || /\s/.test(tok)) throw new Error(`"labbook user token ${u}" printed ${JSON.stringify(tok)}`);
       tokens[u] = tok;
     }
+    for (const [u, pw] of Object.entries(passwords)) {
+      if (users.includes(u)) labbookCli(['user', 'passwd', u, '--data', dataDir], { input: `${pw}\n` });
+      else labbookCli(['user', 'add', u, '--password-stdin', '--data', dataDir], { input: `${pw}\n` });
+    }
     drive = (u) => path.join(dataDir, 'drive', u);
-    argv = (port) => [LABBOOK_BIN, 'serve', '--data', dataDir, '--port', String(port), '--bind', '127.0.0.1'];
+    let configArgs = [];
+    if (config !== undefined) {
+      const configFile = path.join(dataDir, 'labbook.ini');
+      fs.writeFileSync(configFile, config);
+      configArgs = ['--config', configFile];
+    }
+    argv = (port) => [LABBOOK_BIN, 'serve', ...configArgs, '--data', dataDir, '--port', String(port), '--bind', '127.0.0.1'];
   } else {
     const u = users[0];
     tokens[u] = crypto.randomBytes(24).toString('hex');
@@ -123,6 +145,7 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server' } 
     target: TARGET,
     users: Object.keys(tokens),
     tokens,
+    passwords: IS_LABBOOK ? { ...passwords } : {},
     dataDir,
     drive,
     logFile,
@@ -130,6 +153,8 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server' } 
     wsUrl: '',
     port: 0,
     proc: null,
+    /** The server process's pid (null when it is not running). */
+    get pid() { return server.proc ? server.proc.pid : null; },
     /** The server's stderr/stdout so far. */
     log() {
       try { return fs.readFileSync(logFile, 'utf8'); } catch { return ''; }

@@ -1,0 +1,71 @@
+/* Server-side notebook documents: the hub records the outputs of a notebook's running cells
+ * into its .ipynb as the kernel produces them (as JupyterLab's output area would), and saves
+ * the file without clobbering what a browser or editor saved meanwhile. Pure library: no
+ * event loop, no HTTP; see docs/notebooks.md.
+ *
+ * Threads: nbdoc_request, nbdoc_message, nbdoc_dirty and nbdoc_save may be called from
+ * different threads (the loop and the thread pool); a document has its own locks, and
+ * nbdoc_save holds the state lock only while it copies the outputs to write. nbdoc_close
+ * must not overlap any other call on the same document. */
+#ifndef LABBOOK_HUB_NBDOC_H
+#define LABBOOK_HUB_NBDOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct nbdoc;
+
+struct nbdoc_opts {
+    size_t max_cell_output; /* bytes of one cell's outputs kept in the file; 0: 8 MiB */
+    size_t max_file;        /* largest notebook file read; 0: 256 MiB */
+    unsigned max_runs;      /* executions tracked at once; 0: 1024 */
+};
+
+/* Opens the document of the notebook at path (an API path: '/'-separated, relative to the
+ * drive folder drive_root, which must exist). Nothing is read yet. Refuses "." and ".."
+ * components (-EINVAL), names not ending in ".ipynb" (-EINVAL), and paths that do not reach
+ * a regular file beneath drive_root without symlinks (-ENOENT, -ELOOP, -EXDEV, -EISDIR).
+ * opts may be NULL. On success *out is the caller's; free it with nbdoc_close. */
+int nbdoc_open(const char *drive_root, const char *path, const struct nbdoc_opts *opts,
+               struct nbdoc **out);
+
+/* The notebook was renamed (a session PATCH): later saves go to the new path. Same checks
+ * as nbdoc_open except that the file need not exist yet. */
+int nbdoc_set_path(struct nbdoc *doc, const char *path);
+
+/* Remembers that the execute_request msg_id runs code for the cell cell_id (JupyterLab's
+ * metadata.cellId; NULL when the client sent none, then the first code cell whose source
+ * equals code is meant). Nothing changes until the kernel starts the request. Strings are
+ * copied. Returns 0, or -ENOSPC when max_runs requests are in flight unsaved. */
+int nbdoc_request(struct nbdoc *doc, const char *msg_id, const char *code, const char *cell_id);
+
+/* The same from an execute_request's JSON parts (its content and its metadata, either may
+ * be NULL): takes code, metadata.cellId, and skips silent requests (returns 0). Returns
+ * -EINVAL when content is not a JSON object with a string "code". */
+int nbdoc_request_msg(struct nbdoc *doc, const char *msg_id, const char *content,
+                      size_t content_len, const char *metadata, size_t metadata_len);
+
+/* Applies one message from the kernel (iopub, or shell's execute_reply) whose
+ * parent_header.msg_id is parent_msg_id; content is its content part as JSON text. Messages
+ * for requests that nbdoc_request did not see are ignored without being parsed. Returns 1
+ * when the message ended a tracked execution (its status idle: a good moment to save), 0
+ * otherwise, -EINVAL when a tracked message's content is not valid JSON. */
+int nbdoc_message(struct nbdoc *doc, const char *msg_type, const char *parent_msg_id,
+                  const char *content, size_t content_len);
+
+/* Whether some recorded output is not in the file yet. */
+bool nbdoc_dirty(struct nbdoc *doc);
+
+/* Writes the recorded outputs into the notebook file (nbformat 4 JSON, as nbformat writes
+ * it), atomically. When the file changed on disk since this document last read or wrote it,
+ * it is read again and only the cells that ran are changed in it, found by cell id (or by
+ * source, for notebooks without ids); cells that are gone are skipped. Blocking: call it
+ * from the thread pool. Returns 0 (also when there was nothing to write), -ENOENT when the
+ * notebook is gone (nothing is written), -EINVAL when it is not a valid notebook, -EBUSY
+ * when it kept changing while being written, or another negative errno. */
+int nbdoc_save(struct nbdoc *doc);
+
+/* Frees the document (NULL is fine). Unsaved outputs are dropped: save first. */
+void nbdoc_close(struct nbdoc *doc);
+
+#endif
