@@ -21,6 +21,7 @@
 #include "common/util.h"
 
 #define DEFAULT_MAX_CELL_OUTPUT ((size_t)8 << 20)
+#define MAX_CELL_OUTPUT_LIMIT ((size_t)1 << 30)
 #define DEFAULT_MAX_FILE ((size_t)256 << 20)
 #define DEFAULT_MAX_RUNS 1024
 #define OUT_OVERHEAD 64 /* weight of one output besides its strings */
@@ -168,7 +169,7 @@ static int open_file(int dirfd, const char *name, struct stat *st)
     if (fd < 0)
         return fd;
     if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-        int r = S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL;
+        int r = S_ISDIR(st->st_mode) ? -EISDIR : -EINVAL; /* st is zeroed when fstat fails */
         close(fd);
         return r;
     }
@@ -215,7 +216,8 @@ static size_t u8_back(const char *s, size_t len)
  * that the next text overwrites the line. Works on code points, not bytes. */
 static void overwrite_line(const char *s, size_t n, bool keep_cr, struct buf *out)
 {
-    size_t *starts = xmalloc((n + 1) * sizeof *starts), *lens = xmalloc((n + 1) * sizeof *lens);
+    /* where each character of the line starts in s (n is below the per-cell cap) */
+    uint32_t *starts = xmalloc((n + 1) * sizeof *starts);
     size_t cells = 0, cur = 0;
     for (size_t i = 0; i < n;) {
         if (s[i] == '\r') {
@@ -223,22 +225,18 @@ static void overwrite_line(const char *s, size_t n, bool keep_cr, struct buf *ou
             i++;
             continue;
         }
-        size_t l = u8_len((unsigned char)s[i]);
-        if (i + l > n)
-            l = n - i;
-        starts[cur] = i;
-        lens[cur] = l;
-        cur++;
+        starts[cur++] = (uint32_t)i;
         if (cur > cells)
             cells = cur;
-        i += l;
+        i += u8_len((unsigned char)s[i]);
     }
-    for (size_t c = 0; c < cells; c++)
-        buf_append(out, s + starts[c], lens[c]);
+    for (size_t c = 0; c < cells; c++) {
+        size_t l = u8_len((unsigned char)s[starts[c]]);
+        buf_append(out, s + starts[c], starts[c] + l > n ? n - starts[c] : l);
+    }
     if (keep_cr)
         buf_append(out, "\r", 1);
     free(starts);
-    free(lens);
 }
 
 /* Processes stream text as JupyterLab's output model does: a '\b' removes the character
@@ -461,6 +459,11 @@ static void add_stream(struct nbdoc *doc, struct run *r, const char *name, const
     size_t cut = room < o->text.len ? room : o->text.len;
     while (cut > 0 && cut < o->text.len && ((unsigned char)o->text.data[cut] & 0xc0) == 0x80)
         cut--;
+    for (size_t i = cut; i > 0; i--)
+        if (o->text.data[i - 1] == '\n') {
+            cut = i; /* end on a whole line when there is one */
+            break;
+        }
     o->text.len = cut;
     if (o->text.data)
         o->text.data[cut] = '\0';
@@ -560,7 +563,7 @@ int nbdoc_open(const char *drive_root, const char *path, const struct nbdoc_opts
     r = open_dir_of(drive_root, norm, &dirfd, &name);
     if (r < 0)
         goto out;
-    struct stat st;
+    struct stat st = {0};
     fd = open_file(dirfd, name, &st);
     if (fd < 0) {
         r = fd;
@@ -573,6 +576,8 @@ int nbdoc_open(const char *drive_root, const char *path, const struct nbdoc_opts
         doc->o = *opts;
     if (!doc->o.max_cell_output)
         doc->o.max_cell_output = DEFAULT_MAX_CELL_OUTPUT;
+    if (doc->o.max_cell_output > MAX_CELL_OUTPUT_LIMIT)
+        doc->o.max_cell_output = MAX_CELL_OUTPUT_LIMIT; /* stream offsets stay 32-bit */
     if (!doc->o.max_file)
         doc->o.max_file = DEFAULT_MAX_FILE;
     if (!doc->o.max_runs)
@@ -611,14 +616,17 @@ int nbdoc_request(struct nbdoc *doc, const char *msg_id, const char *code, const
     int r = 0;
     pthread_mutex_lock(&doc->lock);
     if (doc->nruns >= doc->o.max_runs) {
-        /* Forget the oldest run the file already has: finished ones first. */
+        /* Forget the oldest run whose outputs the file has (finished ones first), else the
+         * oldest request the kernel never started (it may have restarted meanwhile). */
         size_t victim = SIZE_MAX;
-        for (size_t i = 0; i < doc->nruns && victim == SIZE_MAX; i++)
-            if (doc->runs[i]->done && run_clean(doc->runs[i]))
-                victim = i;
-        for (size_t i = 0; i < doc->nruns && victim == SIZE_MAX; i++)
-            if (run_clean(doc->runs[i]))
-                victim = i;
+        for (int pass = 0; pass < 3 && victim == SIZE_MAX; pass++)
+            for (size_t i = 0; i < doc->nruns && victim == SIZE_MAX; i++) {
+                struct run *o = doc->runs[i];
+                if (pass == 0   ? o->done && o->started && run_clean(o)
+                    : pass == 1 ? o->started && run_clean(o)
+                                : !o->started)
+                    victim = i;
+            }
         if (victim == SIZE_MAX) {
             r = -ENOSPC;
             goto out;
@@ -944,8 +952,10 @@ static json_t *find_cell(json_t *cells, const struct snap *s)
     return NULL;
 }
 
-static void apply(json_t *nb, struct snap *s, size_t n)
+/* Puts the snapshots' outputs into their cells; returns how many found their cell. */
+static size_t apply(json_t *nb, struct snap *s, size_t n)
 {
+    size_t applied = 0;
     json_t *cells = json_object_get(nb, "cells");
     for (size_t i = 0; i < n; i++) {
         json_t *cell = find_cell(cells, &s[i]);
@@ -957,7 +967,9 @@ static void apply(json_t *nb, struct snap *s, size_t n)
         if (!s[i].cell_id && id && !s[i].resolved_id)
             s[i].resolved_id = xstrdup(id);
         s[i].applied = true;
+        applied++;
     }
+    return applied;
 }
 
 static int read_all(int fd, size_t max, char **out, size_t *len)
@@ -989,7 +1001,7 @@ static int read_all(int fd, size_t max, char **out, size_t *len)
 /* Makes doc->nb the notebook in the file, reading it again only when it changed. */
 static int load(struct nbdoc *doc, int dirfd, const char *name)
 {
-    struct stat st;
+    struct stat st = {0};
     int fd = open_file(dirfd, name, &st);
     if (fd < 0)
         return fd;
@@ -1117,7 +1129,8 @@ int nbdoc_save(struct nbdoc *doc)
             goto out;
         for (size_t i = 0; i < n; i++)
             s[i].applied = false;
-        apply(doc->nb, s, n);
+        if (!apply(doc->nb, s, n))
+            goto out; /* no cell of theirs is in the file (yet): leave it untouched */
         char *text = json_dumps(doc->nb, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
         size_t len = strlen(text);
         text = xrealloc(text, len + 2);

@@ -16,7 +16,7 @@
 struct nbdoc;
 
 struct nbdoc_opts {
-    size_t max_cell_output; /* bytes of one cell's outputs kept in the file; 0: 8 MiB */
+    size_t max_cell_output; /* bytes of a cell's outputs kept in the file; 0: 8 MiB (max 1 GiB) */
     size_t max_file;        /* largest notebook file read; 0: 256 MiB */
     unsigned max_runs;      /* executions tracked at once; 0: 1024 */
 };
