@@ -52,7 +52,7 @@ static struct profile *profile_get(struct config *cfg, const char *name, bool cr
                           .pids = 4096,
                           .idle_timeout_s = 5400,
                           .max_lifetime_s = 43200,
-                          .max_per_user = 2,
+                          .max_per_user = !strcmp(name, "gpu") ? 1 : 4,
                           .network = 1};
     return p;
 }

@@ -17,7 +17,7 @@ struct profile {
     int pids;           /* pids = 4096: most processes at once */
     int idle_timeout_s; /* idle_timeout_s = 5400 (90 min, as Colab) */
     int max_lifetime_s; /* max_lifetime_s = 43200 (12 h, as Colab) */
-    int max_per_user;   /* max_per_user = 2: runtimes of this type a user may hold */
+    int max_per_user;   /* max_per_user = 4 (gpu: 1): runtimes of this type a user may hold */
     int network;        /* network = 1: the runtime reaches the network */
 };
 

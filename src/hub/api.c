@@ -22,6 +22,22 @@
 
 /* --- /api/kernels --- */
 
+int api_start_status(int err)
+{
+    switch (err) {
+    case -ENOENT:
+        return 404;
+    case -E2BIG:
+        return 400; /* a runtime type this server cannot hold */
+    case -EDQUOT:
+        return 403; /* the user's limit of runtimes of that type */
+    case -EAGAIN:
+        return 503; /* the queue is full */
+    default:
+        return 500;
+    }
+}
+
 static void on_started(void *ctx, struct kernel *k, int err, const char *reason)
 {
     struct http_pending *p = ctx;
@@ -93,8 +109,14 @@ static void kernels_api(struct hub *h, struct http_req *req, const char *rest)
         int r = kernel_start(h, &v->user, name, cwd, NULL, on_started, p, &k, &err);
         free(cwd);
         json_decref(body);
-        if (r < 0) {
-            http_pending_reply_error(p, r == -ENOENT ? 404 : 500, "%s", err);
+        if (r == KERNEL_QUEUED) { /* answered now: it starts when its turn comes */
+            json_t *m = kernel_model(k);
+            char *text = json_dumps(m, JSON_COMPACT);
+            json_decref(m);
+            http_pending_reply_raw(p, 201, "application/json", text, strlen(text),
+                                   xasprintf("/api/kernels/%s", k->id));
+        } else if (r < 0) {
+            http_pending_reply_error(p, api_start_status(r), "%s", err);
             free(err);
         }
         return;
@@ -250,6 +272,44 @@ static void contents_api(struct hub *h, struct http_req *req, const char *rest)
 
 /* --- small areas --- */
 
+/* Each runtime type other than the default appears as a variant of every kernelspec:
+ * python3 in the "gpu" profile is "python3-gpu", shown as "Python 3 (ipykernel) (GPU)". */
+static void add_profile_variants(struct hub *h, json_t *all)
+{
+    json_t *specs = json_object_get(all, "kernelspecs");
+    json_t *variants = json_object();
+    const char *name;
+    json_t *entry;
+    json_object_foreach(specs, name, entry)
+    {
+        json_object_set_new(json_object_get(json_object_get(entry, "spec"), "metadata")
+                                ?: json_object_get(entry, "spec"),
+                            "labbook_profile", json_string(h->cfg.profiles[0].name));
+        for (int i = 1; i < h->cfg.nprofiles; i++) {
+            const struct profile *p = &h->cfg.profiles[i];
+            json_t *v = json_deep_copy(entry);
+            char *vname = xasprintf("%s-%s", name, p->name);
+            json_t *spec = json_object_get(v, "spec");
+            const char *dn = json_string_value(json_object_get(spec, "display_name"));
+            char *vdisplay = xasprintf("%s (%s)", dn ? dn : name, p->display_name);
+            json_object_set_new(v, "name", json_string(vname));
+            json_object_set_new(spec, "display_name", json_string(vdisplay));
+            json_t *md = json_object_get(spec, "metadata");
+            if (!json_is_object(md)) {
+                md = json_object();
+                json_object_set_new(spec, "metadata", md);
+            }
+            json_object_set_new(md, "labbook_profile", json_string(p->name));
+            json_object_set_new(md, "labbook_gpus", json_integer(p->gpus));
+            json_object_set_new(variants, vname, v);
+            free(vname);
+            free(vdisplay);
+        }
+    }
+    json_object_update(specs, variants);
+    json_decref(variants);
+}
+
 static void kernelspecs_api(struct hub *h, struct http_req *req, const char *rest)
 {
     struct kernelspec *specs;
@@ -260,6 +320,7 @@ static void kernelspecs_api(struct hub *h, struct http_req *req, const char *res
         h->nspecs = n;
     }
     json_t *all = kernelspec_list_model(h->specs, h->nspecs, h->cfg.default_kernel);
+    add_profile_variants(h, all);
     if (!*rest || !strcmp(rest, "/")) {
         http_reply_json(req, 200, all);
         return;

@@ -7,5 +7,7 @@ struct hub;
 struct http_req;
 
 void api_route(struct hub *h, struct http_req *req);
+/* The HTTP status for kernel_start's error. */
+int api_start_status(int err);
 
 #endif

@@ -18,7 +18,9 @@
 #include "hub/channels.h"
 #include "hub/http.h"
 #include "hub/kernels.h"
+#include "hub/scheduler.h"
 #include "hub/sessions.h"
+#include "sandbox/gpu.h"
 
 void hub_touch(struct hub *h)
 {
@@ -71,6 +73,7 @@ static void on_tick(uv_timer_t *t)
     struct hub *h = t->data;
     for (struct kernel *k = h->kernels; k; k = k->next)
         channels_expire(k);
+    kernels_tick(h);
 }
 
 static void close_walk(uv_handle_t *hd, void *arg)
@@ -228,6 +231,24 @@ int hub_main(int argc, char **argv)
         free(err);
         return 1;
     }
+    r = gpu_provider_open(h->cfg.gpu_provider, &h->gpus, &err);
+    if (r < 0) {
+        log_error("GPUs: %s", err ? err : strerror(-r));
+        free(err);
+        return 1;
+    }
+    if (h->gpus->note)
+        log_info("GPUs: none (%s)", h->gpus->note);
+    for (size_t i = 0; i < h->gpus->n; i++)
+        log_info("GPU %zu: %s (%s)", i, h->gpus->gpus[i].name, h->gpus->gpus[i].uuid);
+    if (h->gpus->n > 0)
+        config_add_gpu_profile(&h->cfg);
+    h->sched = scheduler_new((unsigned)h->gpus->n);
+    for (int i = 0; i < h->cfg.nprofiles; i++)
+        if ((size_t)h->cfg.profiles[i].gpus > h->gpus->n)
+            log_warn("runtime type \"%s\" needs %d GPUs; this server has %zu: starting it will "
+                     "be refused",
+                     h->cfg.profiles[i].name, h->cfg.profiles[i].gpus, h->gpus->n);
     if (kernelspec_scan(&h->specs, &h->nspecs) < 0 || h->nspecs == 0)
         log_warn("no kernelspecs found in the Jupyter data paths: install python3-ipykernel");
 
@@ -265,6 +286,8 @@ out:
     uv_loop_close(h->loop);
     store_close(h->store);
     kernelspec_list_free(h->specs, h->nspecs);
+    scheduler_free(h->sched);
+    gpu_provider_free(h->gpus);
     log_info("stopped");
     config_free(&h->cfg);
     free(h->data_dir);

@@ -14,6 +14,8 @@
 
 struct kernel;
 struct session;
+struct gpu_provider;
+struct scheduler;
 
 struct hub {
     uv_loop_t *loop;
@@ -26,6 +28,8 @@ struct hub {
     char *self_exe;     /* this binary, to start agents */
     struct kernelspec *specs;
     size_t nspecs;
+    struct gpu_provider *gpus;
+    struct scheduler *sched;
     struct lws_context *lws;
     uv_pipe_t agent_listener;
     uv_signal_t sig_term, sig_int;

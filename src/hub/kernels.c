@@ -15,6 +15,8 @@
 #include "common/util.h"
 #include "hub/channels.h"
 #include "hub/hub.h"
+#include "hub/scheduler.h"
+#include "sandbox/gpu.h"
 
 struct agent_conn {
     uv_pipe_t pipe;
@@ -76,6 +78,8 @@ json_t *kernel_model(const struct kernel *k)
                           "connections", kernel_count_clients(k));
     if (k->reason)
         json_object_set_new(m, "reason", json_string(k->reason));
+    if (k->queued)
+        json_object_set_new(m, "queue_position", json_integer(kernel_queue_position(k)));
     return m;
 }
 
@@ -184,6 +188,19 @@ int kernel_send_to_agent(struct kernel *k, enum stream_type type, const void *da
 
 /* --- freeing --- */
 
+static void kernel_unalloc(struct kernel *k)
+{
+    free(k->spec_name);
+    free(k->base_spec);
+    free(k->cwd);
+    free(k->session_path);
+    free(k->reason);
+    buf_free(&k->held);
+    free(k);
+}
+
+static void start_granted(struct hub *h, struct sched_grant *grants, size_t n);
+
 static void kernel_free(struct kernel *k)
 {
     struct hub *h = k->hub;
@@ -201,10 +218,14 @@ static void kernel_free(struct kernel *k)
     free(dir);
     free(cfg);
     free(conn);
-    free(k->spec_name);
-    free(k->reason);
-    buf_free(&k->held);
-    free(k);
+    struct sched_grant *g = NULL;
+    size_t n = 0;
+    scheduler_release(h->sched, k->id, &g, &n);
+    kernel_unalloc(k);
+    if (!h->stopping)
+        start_granted(h, g, n);
+    else
+        free(g);
     hub_maybe_finish_stop(h);
 }
 
@@ -606,40 +627,68 @@ static const struct kernelspec *find_spec(struct hub *h, const char *name)
     return NULL;
 }
 
-int kernel_start(struct hub *h, const struct user *u, const char *spec_name, const char *cwd,
-                 const char *session_path, kernel_cb cb, void *ctx, struct kernel **out, char **err)
+/* Resolves a kernelspec name to a kernelspec and a runtime profile: "python3" is the
+ * default profile's, "python3-gpu" the "gpu" profile's variant of python3. */
+static const struct kernelspec *resolve_spec(struct hub *h, const char *name,
+                                             const struct profile **prof)
 {
-    const struct kernelspec *ks = find_spec(h, spec_name);
-    if (!ks) {
-        *err = xasprintf("No such kernel named %s", spec_name);
+    const struct kernelspec *ks = find_spec(h, name);
+    if (ks) {
+        *prof = &h->cfg.profiles[0];
+        return ks;
+    }
+    for (int i = 1; i < h->cfg.nprofiles; i++) {
+        const struct profile *p = &h->cfg.profiles[i];
+        size_t n = strlen(name), pl = strlen(p->name);
+        if (n > pl + 1 && name[n - pl - 1] == '-' && !strcmp(name + n - pl, p->name)) {
+            char *base = xstrndup(name, n - pl - 1);
+            ks = find_spec(h, base);
+            free(base);
+            if (ks) {
+                *prof = p;
+                return ks;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Writes agent.json and starts the agent of a kernel whose resources are granted. */
+static int spawn_agent(struct kernel *k, char **err)
+{
+    struct hub *h = k->hub;
+    const struct profile *prof = config_profile(&h->cfg, k->profile);
+    const struct kernelspec *ks = find_spec(h, k->base_spec);
+    if (!ks || !prof) {
+        *err = xasprintf("the kernelspec %s is no longer installed", k->base_spec);
         return -ENOENT;
     }
-    struct kernel *k = xcalloc(1, sizeof(*k));
-    k->hub = h;
-    uuid4(k->id);
-    k->spec_name = xstrdup(spec_name);
-    k->owner = u->id;
-    snprintf(k->owner_name, sizeof(k->owner_name), "%s", u->name);
-    unsigned char sec[32];
-    randombytes_buf(sec, sizeof(sec));
-    sodium_bin2hex(k->secret, sizeof(k->secret), sec, sizeof(sec));
-    k->life = KERNEL_STARTING;
-    snprintf(k->execution_state, sizeof(k->execution_state), "starting");
-    kernel_touch(k);
-
     char *dir = xasprintf("%s/%s", h->runtimes_dir, k->id);
     char *cfgpath = xasprintf("%s/agent.json", dir);
-    json_t *cfg = agent_config(k, ks, cwd, session_path);
+    json_t *cfg = agent_config(k, ks, k->cwd, k->session_path);
     json_object_set_new(cfg, "runtime_dir", json_string(dir));
+    json_t *env = json_object_get(cfg, "env");
+    char **genv = NULL;
+    if (h->gpus && gpu_env(h->gpus, k->gpus, k->ngpus, &genv) == 0 && genv) {
+        for (char **e = genv; *e; e++) {
+            char *eq = strchr(*e, '=');
+            if (eq) {
+                char *key = xstrndup(*e, (size_t)(eq - *e));
+                json_object_set_new(env, key, json_string(eq + 1));
+                free(key);
+            }
+        }
+        gpu_env_free(genv);
+    }
     char *text = json_dumps(cfg, JSON_INDENT(1));
     json_decref(cfg);
-    int r = mkdir(dir, 0700) < 0 ? -errno : 0;
+    int r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
     if (!r)
         r = write_file_atomic(cfgpath, text, strlen(text), 0600);
     free(text);
     if (r < 0) {
         *err = xasprintf("cannot prepare the runtime folder %s: %s", dir, strerror(-r));
-        goto fail;
+        goto out;
     }
     char *args[] = {h->self_exe, "agent", cfgpath, NULL};
     uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
@@ -654,30 +703,125 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
     r = uv_spawn(h->loop, &k->proc, &opt);
     if (r < 0) {
         *err = xasprintf("cannot start the runtime agent: %s", uv_strerror(r));
-        uv_close((uv_handle_t *)&k->proc, NULL);
-        goto fail;
+        k->proc_closed = false;
+        uv_close((uv_handle_t *)&k->proc, on_proc_closed);
+        goto out;
     }
     k->proc_running = true;
+    k->proc_closed = false;
+    uv_timer_start(&k->timer, on_start_timeout, (uint64_t)(h->cfg.start_timeout_s + 10) * 1000, 0);
+    log_info("kernel %s (%s): starting %s (%s, %u GPUs), agent pid %d", k->id, k->owner_name,
+             k->spec_name, k->profile, k->ngpus, k->proc.pid);
+out:
+    if (r < 0) {
+        unlink(cfgpath);
+        rmdir(dir);
+    }
+    free(dir);
+    free(cfgpath);
+    return r;
+}
+
+/* Starts the kernels the scheduler has just let in. */
+static void start_granted(struct hub *h, struct sched_grant *grants, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct kernel *k;
+        for (k = h->kernels; k && strcmp(k->id, grants[i].request_id); k = k->next)
+            ;
+        if (!k || !k->queued)
+            continue;
+        k->queued = false;
+        k->ngpus = grants[i].ngpus;
+        memcpy(k->gpus, grants[i].gpus, sizeof(unsigned) * grants[i].ngpus);
+        log_info("kernel %s (%s): its turn in the queue has come", k->id, k->owner_name);
+        char *err = NULL;
+        if (spawn_agent(k, &err) < 0) {
+            become_dead(k, err);
+            free(err);
+        } else {
+            channels_status(k, "starting", NULL);
+        }
+    }
+    free(grants);
+}
+
+int kernel_queue_position(const struct kernel *k)
+{
+    return k->queued ? scheduler_position(k->hub->sched, k->id) : 0;
+}
+
+int kernel_start(struct hub *h, const struct user *u, const char *spec_name, const char *cwd,
+                 const char *session_path, kernel_cb cb, void *ctx, struct kernel **out, char **err)
+{
+    const struct profile *prof;
+    const struct kernelspec *ks = resolve_spec(h, spec_name, &prof);
+    if (!ks) {
+        *err = xasprintf("No such kernel named %s", spec_name);
+        return -ENOENT;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    int64_t host = pages > 0 && psize > 0 ? (int64_t)pages * psize : 0;
+    if (host && prof->memory > host) {
+        *err = xasprintf("the runtime type \"%s\" asks for %.1f GiB of memory; this server has "
+                         "%.1f GiB",
+                         prof->name, (double)prof->memory / (1 << 30), (double)host / (1 << 30));
+        return -E2BIG;
+    }
+    struct kernel *k = xcalloc(1, sizeof(*k));
+    k->hub = h;
+    uuid4(k->id);
+    k->spec_name = xstrdup(spec_name);
+    k->base_spec = xstrdup(ks->name);
+    snprintf(k->profile, sizeof(k->profile), "%s", prof->name);
+    k->cwd = xstrdup(cwd);
+    k->session_path = session_path ? xstrdup(session_path) : NULL;
+    k->owner = u->id;
+    snprintf(k->owner_name, sizeof(k->owner_name), "%s", u->name);
+    unsigned char sec[32];
+    randombytes_buf(sec, sizeof(sec));
+    sodium_bin2hex(k->secret, sizeof(k->secret), sec, sizeof(sec));
+    k->life = KERNEL_STARTING;
+    snprintf(k->execution_state, sizeof(k->execution_state), "starting");
+    kernel_touch(k);
+    k->created_ms = k->idle_since_ms = now_ms();
+    struct sched_ask ask = {.user_id = u->id,
+                            .request_id = k->id,
+                            .profile = prof->name,
+                            .ngpus = (unsigned)prof->gpus,
+                            .max_per_user = (unsigned)prof->max_per_user};
+    int r = scheduler_request(h->sched, &ask, k->gpus, err);
+    if (r < 0) {
+        kernel_unalloc(k);
+        return r;
+    }
     uv_timer_init(h->loop, &k->timer);
     k->timer.data = k;
-    uv_timer_start(&k->timer, on_start_timeout, (uint64_t)(h->cfg.start_timeout_s + 10) * 1000, 0);
     k->next = h->kernels;
     h->kernels = k;
-    add_wait(k, WAIT_READY, cb, ctx);
-    log_info("kernel %s (%s): starting %s, agent pid %d", k->id, k->owner_name, spec_name,
-             k->proc.pid);
-    free(dir);
-    free(cfgpath);
     *out = k;
+    if (r == SCHED_QUEUED) {
+        k->queued = true;
+        k->proc_closed = true; /* no agent yet */
+        log_info("kernel %s (%s): queued for %d GPUs (%s), position %d", k->id, k->owner_name,
+                 prof->gpus, prof->name, kernel_queue_position(k));
+        return KERNEL_QUEUED;
+    }
+    k->ngpus = (unsigned)prof->gpus;
+    r = spawn_agent(k, err);
+    if (r < 0) {
+        /* Unwind: the kernel never existed for anyone. */
+        k->life = KERNEL_STOPPING;
+        struct sched_grant *g = NULL;
+        size_t n = 0;
+        scheduler_release(h->sched, k->id, &g, &n);
+        start_granted(h, g, n);
+        maybe_free(k);
+        *out = NULL;
+        return r;
+    }
+    add_wait(k, WAIT_READY, cb, ctx);
     return 0;
-fail:
-    unlink(cfgpath);
-    rmdir(dir);
-    free(dir);
-    free(cfgpath);
-    free(k->spec_name);
-    free(k);
-    return -EIO;
 }
 
 void kernel_restart(struct kernel *k, kernel_cb cb, void *ctx)
@@ -737,4 +881,111 @@ void kernels_close(struct hub *h)
     if (!uv_is_closing((uv_handle_t *)&h->agent_listener))
         uv_close((uv_handle_t *)&h->agent_listener, NULL);
     unlink(h->sock_path);
+}
+
+/* Sends every client of k a labbook_notice on iopub ({level, text}): clients that do
+ * not know it ignore it; labbook's own UI shows it. */
+static void notice(struct kernel *k, const char *text)
+{
+    char hdr[512], id[33], date[32];
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(id, sizeof(id), raw, sizeof(raw));
+    iso8601_now(date);
+    snprintf(hdr, sizeof(hdr),
+             "{\"msg_id\":\"%s\",\"msg_type\":\"labbook_notice\",\"username\":\"labbook\","
+             "\"session\":\"%s\",\"date\":\"%s\",\"version\":\"5.3\"}",
+             id, k->id, date);
+    json_t *content = json_pack("{s:s, s:s}", "level", "warning", "text", text);
+    char *c = json_dumps(content, JSON_COMPACT);
+    json_decref(content);
+    struct kmsg m = {.channel = "iopub", .channel_len = 5, .nparts = 4};
+    m.part[0] = (const uint8_t *)hdr;
+    m.part_len[0] = strlen(hdr);
+    m.part[1] = m.part[2] = (const uint8_t *)"{}";
+    m.part_len[1] = m.part_len[2] = 2;
+    m.part[3] = (const uint8_t *)c;
+    m.part_len[3] = strlen(c);
+    size_t len = wsv1_size(&m);
+    uint8_t *bytes = xmalloc(len);
+    wsv1_write(&m, bytes);
+    struct kmsg parsed;
+    if (wsv1_parse(bytes, len, &parsed) == 0)
+        channels_deliver(k, bytes, len, &parsed);
+    free(bytes);
+    free(c);
+}
+
+/* "12 h", "1 h 30 min", "5 min", "4 s". */
+static void duration_text(char *out, size_t n, uint64_t s)
+{
+    if (s >= 3600 && s % 3600 >= 60)
+        snprintf(out, n, "%llu h %llu min", (unsigned long long)(s / 3600),
+                 (unsigned long long)(s % 3600 / 60));
+    else if (s >= 3600)
+        snprintf(out, n, "%llu h", (unsigned long long)(s / 3600));
+    else if (s >= 60)
+        snprintf(out, n, "%llu min", (unsigned long long)(s / 60));
+    else
+        snprintf(out, n, "%llu s", (unsigned long long)s);
+}
+
+/* Busy: a cell runs, a client is connected, or one of its GPUs is working (a training
+ * loop that prints nothing is not idle). */
+static bool kernel_busy(struct kernel *k)
+{
+    if (strcmp(k->execution_state, "idle") || kernel_count_clients(k) > 0)
+        return true;
+    for (unsigned i = 0; i < k->ngpus && k->hub->gpus; i++) {
+        struct gpu_usage u;
+        if (gpu_usage(k->hub->gpus, k->gpus[i], &u) == 0 && u.util_percent >= 5)
+            return true;
+    }
+    return false;
+}
+
+void kernels_tick(struct hub *h)
+{
+    uint64_t now = now_ms();
+    for (struct kernel *k = h->kernels, *next; k; k = next) {
+        next = k->next;
+        if (k->life == KERNEL_STOPPING || k->queued)
+            continue;
+        const struct profile *p = config_profile(&h->cfg, k->profile);
+        if (!p)
+            continue;
+        if (k->life != KERNEL_RUNNING || kernel_busy(k))
+            k->idle_since_ms = now;
+        uint64_t age = now - k->created_ms;
+        if (p->max_lifetime_s > 0) {
+            uint64_t max = (uint64_t)p->max_lifetime_s * 1000;
+            uint64_t lead = max / 2 < 300000 ? max / 2 : 300000;
+            /* Clients are warned first, at least a tick before the end. */
+            if (age >= max && k->lifetime_warned) {
+                log_info("kernel %s (%s): reached its maximum lifetime (%d s): shutting it down",
+                         k->id, k->owner_name, p->max_lifetime_s);
+                kernel_shutdown(k, NULL, NULL);
+                continue;
+            }
+            if (age >= max - lead && !k->lifetime_warned) {
+                k->lifetime_warned = true;
+                char text[240], total[32], left[32];
+                uint64_t rest = age < max ? (max - age) / 1000 : 0;
+                duration_text(total, sizeof(total), (uint64_t)p->max_lifetime_s);
+                duration_text(left, sizeof(left), rest < 1 ? 1 : rest);
+                snprintf(text, sizeof(text),
+                         "This runtime reaches its maximum lifetime (%s) in %s and will then be "
+                         "shut down. Save your work.",
+                         total, left);
+                log_info("kernel %s (%s): warned its clients: %s of its lifetime left", k->id,
+                         k->owner_name, left);
+                notice(k, text);
+            }
+        }
+        if (p->idle_timeout_s > 0 && now - k->idle_since_ms >= (uint64_t)p->idle_timeout_s * 1000) {
+            log_info("kernel %s (%s): idle for %d s: shutting it down to give its resources back",
+                     k->id, k->owner_name, p->idle_timeout_s);
+            kernel_shutdown(k, NULL, NULL);
+        }
+    }
 }

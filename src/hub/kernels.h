@@ -33,7 +33,16 @@ struct kernel {
     struct kernel *next;
     struct hub *hub;
     char id[40];
-    char *spec_name;
+    char *spec_name;    /* as asked for: "python3-gpu" */
+    char *base_spec;    /* the kernelspec it runs: "python3" */
+    char profile[33];   /* the runtime type: "gpu" */
+    char *cwd;          /* its working folder (absolute) */
+    char *session_path; /* the notebook it serves, or NULL */
+    unsigned gpus[64];  /* the GPUs it holds */
+    unsigned ngpus;
+    bool queued; /* waiting in the scheduler's queue for GPUs */
+    uint64_t created_ms, idle_since_ms;
+    bool lifetime_warned;
     int64_t owner;
     char owner_name[64];
     char secret[65];
@@ -65,16 +74,22 @@ struct kernel {
     int held_count;
 };
 
+/* kernel_start's answer when the kernel waits in the GPU queue. */
+#define KERNEL_QUEUED 1
+
 /* Called once when a start or restart finishes (err 0) or fails (err < 0 and a
  * reason), or when a shutdown completes. k may be NULL after a failed start. */
 typedef void (*kernel_cb)(void *ctx, struct kernel *k, int err, const char *reason);
 
 /* Opens the agent socket. */
 int kernels_listen(struct hub *h, char **err);
-/* Starts a kernel from kernelspec spec_name for user u in directory cwd (absolute,
- * inside the user's drive). cb runs when it is ready or has failed. Returns 0 and
- * *out, or a negative errno with *err (caller frees): -ENOENT for an unknown
- * kernelspec. */
+/* Starts a kernel from kernelspec spec_name (or a profile's variant of one,
+ * "python3-gpu") for user u in directory cwd (absolute, inside the user's drive). cb
+ * runs when it is ready or has failed. Returns 0 and *out; KERNEL_QUEUED and *out
+ * when it waits for GPUs (cb is then never called: it starts when its turn comes); or
+ * a negative errno with *err (caller frees): -ENOENT for an unknown kernelspec,
+ * -E2BIG for a runtime type this server cannot hold, -EDQUOT when the user has as
+ * many runtimes of that type as allowed. */
 int kernel_start(struct hub *h, const struct user *u, const char *spec_name, const char *cwd,
                  const char *session_path, kernel_cb cb, void *ctx, struct kernel **out,
                  char **err);
@@ -85,6 +100,10 @@ void kernel_shutdown(struct kernel *k, kernel_cb cb, void *ctx);
 /* The user's kernel with this id, or NULL (also for another user's kernel). */
 struct kernel *kernel_find(struct hub *h, const struct user *u, const char *id);
 int kernel_count_clients(const struct kernel *k);
+/* 1-based place in the GPU queue, or 0 when not queued. */
+int kernel_queue_position(const struct kernel *k);
+/* Once a second: idle culling, maximum lifetime, and their warnings. */
+void kernels_tick(struct hub *h);
 /* The /api/kernels model. New reference. */
 json_t *kernel_model(const struct kernel *k);
 /* Shutdown of the hub: every kernel is shut down. */

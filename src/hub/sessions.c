@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hub/api.h"
 #include "hub/http.h"
 #include "hub/hub.h"
 #include "hub/kernels.h"
@@ -226,11 +227,17 @@ static void create(struct hub *h, struct http_req *req, json_t *body)
         unlink_session(h, s);
         session_free(s);
         free(c);
-        http_reply_error(req, r == -ENOENT ? 404 : 500, "%s", err);
+        http_reply_error(req, api_start_status(r), "%s", err);
         free(err);
         return;
     }
     snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
+    if (r == KERNEL_QUEUED) { /* answered now: its kernel starts when its turn comes */
+        s->starting = false;
+        free(c);
+        http_reply_json(req, 201, session_model(h, s));
+        return;
+    }
     c->p = http_defer(req);
 }
 
@@ -289,8 +296,18 @@ static void patch(struct hub *h, struct http_req *req, struct session *s, json_t
     free(cwd);
     if (r < 0) {
         free(c);
-        http_reply_error(req, r == -ENOENT ? 404 : 500, "%s", err);
+        http_reply_error(req, api_start_status(r), "%s", err);
         free(err);
+        return;
+    }
+    if (r == KERNEL_QUEUED) {
+        struct user u = {.id = s->owner};
+        struct kernel *old = kernel_find(h, &u, s->kernel_id);
+        if (old)
+            kernel_shutdown(old, NULL, NULL);
+        snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
+        free(c);
+        http_reply_json(req, 200, session_model(h, s));
         return;
     }
     s->starting = true;
