@@ -24,6 +24,7 @@
 #include "agent/kernel.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "sandbox/sandbox.h"
 #include "wire/stream.h"
 #include "wire/wsframe.h"
 #include "wire/zmsg.h"
@@ -49,7 +50,18 @@ struct agent_config {
     bool interrupt_message;
     size_t max_frame;
     int start_timeout_s;
+    /* "sandbox": present when sandboxed; its strings are owned here. */
+    bool sandboxed;
+    struct sandbox_spec sbx;
+    char **sbx_masks, **sbx_devices;
 };
+
+static void str_list_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
 
 static void config_free(struct agent_config *c)
 {
@@ -65,6 +77,13 @@ static void config_free(struct agent_config *c)
     for (size_t i = 0; i < c->nenv; i++)
         free(c->env[i]);
     free(c->env);
+    free((char *)c->sbx.state_dir);
+    free((char *)c->sbx.root_image);
+    free((char *)c->sbx.drive_dir);
+    free((char *)c->sbx.cgroup_name);
+    free((char *)c->sbx.cwd);
+    str_list_free(c->sbx_masks, c->sbx.nmask);
+    str_list_free(c->sbx_devices, c->sbx.ndevices);
     memset(c, 0, sizeof(*c));
 }
 
@@ -79,6 +98,96 @@ static int get_str(json_t *o, const char *key, bool required, char **out, char *
     }
     *out = xstrdup(json_string_value(v));
     return 0;
+}
+
+/* Reads an optional array of absolute paths. */
+static int get_paths(json_t *o, const char *key, char ***out, size_t *n, char **err)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    *n = 0;
+    if (!v)
+        return 0;
+    if (!json_is_array(v) || json_array_size(v) > 256) {
+        *err = xasprintf("\"sandbox.%s\" must be an array of absolute paths", key);
+        return -EINVAL;
+    }
+    *out = xcalloc(json_array_size(v) + 1, sizeof(char *));
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *a = json_array_get(v, i);
+        if (!json_is_string(a) || json_string_value(a)[0] != '/') {
+            *err = xasprintf("\"sandbox.%s\" must be an array of absolute paths", key);
+            return -EINVAL;
+        }
+        (*out)[(*n)++] = xstrdup(json_string_value(a));
+    }
+    return 0;
+}
+
+static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *out, char **err)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
+        *err = xasprintf("\"sandbox.%s\" must be an integer from 0 to %llu", key,
+                         (unsigned long long)max);
+        return -EINVAL;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+/* The "sandbox" object (docs/sandbox.md). */
+static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
+{
+    struct sandbox_spec *s = &c->sbx;
+    char *state = NULL, *root = NULL, *drive = NULL, *cg = NULL, *cwd = NULL;
+    uint64_t mem = 0, pids = 0, weight = 0, base = 0;
+    c->sandboxed = true;
+    int r;
+    if ((r = get_str(o, "state_dir", true, &state, err)) < 0 ||
+        (r = get_str(o, "root_image", false, &root, err)) < 0 ||
+        (r = get_str(o, "drive_dir", false, &drive, err)) < 0 ||
+        (r = get_str(o, "cgroup", false, &cg, err)) < 0 ||
+        (r = get_str(o, "cwd", false, &cwd, err)) < 0)
+        goto out;
+    s->state_dir = state, s->root_image = root, s->drive_dir = drive, s->cgroup_name = cg;
+    s->cwd = cwd;
+    state = root = drive = cg = cwd = NULL; /* owned by the config now */
+    if (s->state_dir[0] != '/' || strlen(s->state_dir) > 80) {
+        /* ipc:// socket paths (state_dir/run/k-N) must fit in sun_path */
+        *err = xstrdup("\"sandbox.state_dir\" must be an absolute path of at most 80 bytes");
+        r = -EINVAL;
+        goto out;
+    }
+    if ((r = get_paths(o, "mask_paths", &c->sbx_masks, &s->nmask, err)) < 0 ||
+        (r = get_paths(o, "devices", &c->sbx_devices, &s->ndevices, err)) < 0 ||
+        (r = get_uint(o, "memory_limit", INT64_MAX, &mem, err)) < 0 ||
+        (r = get_uint(o, "pids_limit", INT32_MAX, &pids, err)) < 0 ||
+        (r = get_uint(o, "cpu_weight", 10000, &weight, err)) < 0 ||
+        (r = get_uint(o, "id_base", UINT32_MAX - 65536, &base, err)) < 0)
+        goto out;
+    s->mask_paths = (const char *const *)c->sbx_masks;
+    s->devices = (const char *const *)c->sbx_devices;
+    s->memory_limit = mem;
+    s->pids_limit = (int64_t)pids;
+    s->cpu_weight = (uint32_t)weight;
+    s->id_base = (uint32_t)base;
+    json_t *net = json_object_get(o, "network");
+    if (net && !json_is_boolean(net)) {
+        *err = xstrdup("\"sandbox.network\" must be true or false");
+        r = -EINVAL;
+        goto out;
+    }
+    s->network = json_is_true(net);
+out:
+    free(state);
+    free(root);
+    free(drive);
+    free(cg);
+    free(cwd);
+    return r;
 }
 
 /* Reads the config file into c; on failure *err (caller frees) says why. */
@@ -157,6 +266,13 @@ static int config_load(const char *path, struct agent_config *c, char **err)
         }
         c->start_timeout_s = (int)json_number_value(st);
     }
+    json_t *sb = json_object_get(o, "sandbox");
+    if (sb && !json_is_object(sb)) {
+        *err = xstrdup("\"sandbox\" must be an object");
+        goto out;
+    }
+    if (sb && sandbox_config_load(sb, c, err) < 0)
+        goto out;
     if (strlen(c->hub_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         *err = xstrdup("\"hub_socket\" is too long for a Unix socket path");
         goto out;
@@ -206,7 +322,9 @@ struct agent {
     char *conn_path;
     struct zmsg_in *rx; /* receive slot, reused until a message is queued */
 
-    pid_t pid; /* kernel pid and process group, 0 when none */
+    pid_t pid;               /* kernel pid and process group (sandboxed: its init), 0 when none */
+    struct sandbox_proc sbx; /* sandboxed: the running sandbox */
+    char *ipc_prefix;        /* sandboxed: host path prefix of the ipc:// sockets */
     enum kstate kstate;
     enum after_stop after;
     bool got_info, iopub_seen;
@@ -401,8 +519,11 @@ static int open_sockets(struct agent *a, const int ports[KPORT_COUNT])
             zmq_setsockopt(s, ZMQ_REQ_RELAXED, &one, sizeof(one));
             zmq_setsockopt(s, ZMQ_REQ_CORRELATE, &one, sizeof(one));
         }
-        char ep[64];
-        snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", ports[chan_port[c]]);
+        char ep[160];
+        if (a->ipc_prefix)
+            snprintf(ep, sizeof(ep), "ipc://%s-%d", a->ipc_prefix, ports[chan_port[c]]);
+        else
+            snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", ports[chan_port[c]]);
         if (zmq_connect(s, ep) < 0)
             return -zmq_errno();
     }
@@ -459,13 +580,79 @@ static void remove_conn_file(struct agent *a)
         unlink(a->conn_path);
 }
 
+static int kernel_started(struct agent *a, const int ports[KPORT_COUNT], char **reason);
+
+/* Starts the kernel in a sandbox: the connection file and ipc:// sockets live in the
+ * runtime's run/ folder, which the kernel sees at SANDBOX_RUN_DIR. */
+static int sandbox_start(struct agent *a, const int ports[KPORT_COUNT], char **reason)
+{
+    char *inside = xasprintf(SANDBOX_RUN_DIR "/kernel-%s.json", a->cfg.id);
+    char **argv = xcalloc(a->cfg.argc + 1, sizeof(char *));
+    for (size_t i = 0; i < a->cfg.argc; i++)
+        argv[i] = kernel_format_arg(a->cfg.argv[i], inside);
+    /* A fresh environment: the agent's own would describe the host. No JPY_PARENT_PID:
+     * the kernel's parent is the sandbox's init (pid 1), which dies with the agent. */
+    static const char *const base[] = {
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+        "LANG=C.UTF-8", "TERM=xterm-256color"};
+    char **envp = xcalloc(ARRAY_SIZE(base) + a->cfg.nenv + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(base); i++) {
+        size_t kl = strcspn(base[i], "=") + 1;
+        bool overridden = false;
+        for (size_t j = 0; j < a->cfg.nenv; j++)
+            overridden |= !strncmp(a->cfg.env[j], base[i], kl);
+        if (!overridden)
+            envp[n++] = (char *)base[i];
+    }
+    for (size_t j = 0; j < a->cfg.nenv; j++)
+        envp[n++] = a->cfg.env[j];
+    struct sandbox_error err;
+    int r = sandbox_spawn(&a->cfg.sbx, argv, envp, &a->sbx, &err);
+    if (r < 0)
+        *reason = xasprintf("failed to start kernel in its sandbox: %s", err.msg);
+    else
+        a->pid = a->sbx.pid;
+    (void)ports;
+    for (size_t i = 0; i < a->cfg.argc; i++)
+        free(argv[i]);
+    free(argv);
+    free(envp);
+    free(inside);
+    return r;
+}
+
 /* Starts a kernel and its sockets; state K_STARTING. On failure returns a negative
  * errno with *reason (caller frees) and leaves no kernel. */
 static int kernel_start(struct agent *a, char **reason)
 {
     int ports[KPORT_COUNT];
-    int r = kernel_pick_ports(ports);
     *reason = NULL;
+    if (a->cfg.sandboxed) {
+        for (int i = 0; i < KPORT_COUNT; i++)
+            ports[i] = i + 1;
+        int r = kernel_write_connection(a->conn_path, "ipc", SANDBOX_RUN_DIR "/k", ports, a->keyhex,
+                                        a->cfg.kernel_name);
+        if (r < 0) {
+            *reason =
+                xasprintf("failed to start kernel: writing %s: %s", a->conn_path, strerror(-r));
+            return r;
+        }
+        uid_t owner = sandbox_root_uid(&a->cfg.sbx);
+        if (chown(a->conn_path, owner, owner) < 0) {
+            r = -errno;
+            *reason =
+                xasprintf("failed to start kernel: chown %s: %s", a->conn_path, strerror(errno));
+            remove_conn_file(a);
+            return r;
+        }
+        if ((r = sandbox_start(a, ports, reason)) < 0) {
+            remove_conn_file(a);
+            return r;
+        }
+        return kernel_started(a, ports, reason);
+    }
+    int r = kernel_pick_ports(ports);
     if (r < 0) {
         *reason = xasprintf("failed to start kernel: no free ports: %s", strerror(-r));
         return r;
@@ -495,6 +682,14 @@ static int kernel_start(struct agent *a, char **reason)
         return r;
     }
     a->pid = pid;
+    return kernel_started(a, ports, reason);
+}
+
+/* The kernel process runs (a->pid): connect its sockets and start probing it. */
+static int kernel_started(struct agent *a, const int ports[KPORT_COUNT], char **reason)
+{
+    pid_t pid = a->pid;
+    int r;
     if ((r = open_sockets(a, ports)) < 0) {
         *reason = xasprintf("failed to start kernel: ZeroMQ: %s", zmq_strerror(-r));
         close_sockets(a);
@@ -502,6 +697,7 @@ static int kernel_start(struct agent *a, char **reason)
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
         a->pid = 0;
+        sandbox_release(&a->sbx);
         remove_conn_file(a);
         return r;
     }
@@ -562,8 +758,23 @@ static void describe_exit(const siginfo_t *si, char *out, size_t n)
 
 static void on_kernel_exit(struct agent *a, const siginfo_t *si)
 {
-    char how[64], reason[256];
+    char how[256], reason[512];
     describe_exit(si, how, sizeof(how));
+    if (a->cfg.sandboxed) {
+        /* init's status mirrors the kernel's; the sandbox knows it exactly, and whether
+         * a limit killed it. */
+        int ks;
+        char *why = sandbox_exit_reason(&a->sbx, &ks);
+        if (a->sbx.have_status) {
+            siginfo_t k = {.si_code = WIFEXITED(ks) ? CLD_EXITED : CLD_KILLED};
+            k.si_status = WIFEXITED(ks) ? WEXITSTATUS(ks) : WTERMSIG(ks);
+            describe_exit(&k, how, sizeof(how));
+        }
+        if (why)
+            snprintf(how, sizeof(how), "%s", why);
+        free(why);
+        sandbox_release(&a->sbx);
+    }
     close_sockets(a);
     remove_conn_file(a);
     enum kstate was = a->kstate;
@@ -940,6 +1151,7 @@ int agent_main(int argc, char **argv)
     struct agent *a = xcalloc(1, sizeof(*a));
     a->hub_fd = a->sig_fd = -1;
     a->outq_tail = &a->outq;
+    a->sbx.status_fd = -1;
     int rc = 1;
     char *err = NULL;
     sigset_t mask, old;
@@ -990,7 +1202,19 @@ int agent_main(int argc, char **argv)
     send_state(a, "starting", NULL);
 
     int r = mkdir_p(a->cfg.runtime_dir, 0700);
-    a->conn_path = xasprintf("%s/kernel-%s.json", a->cfg.runtime_dir, a->cfg.id);
+    if (a->cfg.sandboxed) {
+        char *run = sandbox_host_run_dir(a->cfg.sbx.state_dir);
+        if (r == 0)
+            r = mkdir_p(run, 0755);
+        a->ipc_prefix = xasprintf("%s/k", run);
+        a->conn_path = xasprintf("%s/kernel-%s.json", run, a->cfg.id);
+        free(run);
+        struct sandbox_error se;
+        if (sandbox_supported(&se) < 0)
+            log_warn("agent: %s", se.msg); /* sandbox_spawn fails and says so in the state */
+    } else {
+        a->conn_path = xasprintf("%s/kernel-%s.json", a->cfg.runtime_dir, a->cfg.id);
+    }
     a->zctx = zmq_ctx_new();
     if (r < 0) {
         char *reason =
@@ -1009,6 +1233,8 @@ out:
         while (waitpid(a->pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
+    sandbox_release(&a->sbx);
+    free(a->ipc_prefix);
     close_sockets(a);
     remove_conn_file(a);
     if (a->zctx)

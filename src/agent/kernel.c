@@ -50,12 +50,18 @@ out:
 int kernel_write_connection_file(const char *path, const int ports[KPORT_COUNT], const char *key,
                                  const char *kernel_name)
 {
+    return kernel_write_connection(path, "tcp", "127.0.0.1", ports, key, kernel_name);
+}
+
+int kernel_write_connection(const char *path, const char *transport, const char *ip,
+                            const int ports[KPORT_COUNT], const char *key, const char *kernel_name)
+{
     json_t *o =
         json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s}", "shell_port",
                   ports[KPORT_SHELL], "iopub_port", ports[KPORT_IOPUB], "stdin_port",
                   ports[KPORT_STDIN], "control_port", ports[KPORT_CONTROL], "hb_port",
-                  ports[KPORT_HB], "ip", "127.0.0.1", "key", key, "transport", "tcp",
-                  "signature_scheme", "hmac-sha256", "kernel_name", kernel_name ? kernel_name : "");
+                  ports[KPORT_HB], "ip", ip, "key", key, "transport", transport, "signature_scheme",
+                  "hmac-sha256", "kernel_name", kernel_name ? kernel_name : "");
     if (!o)
         return -EINVAL;
     char *s = json_dumps(o, JSON_INDENT(1) | JSON_SORT_KEYS);

@@ -19,6 +19,11 @@ int kernel_pick_ports(int ports[KPORT_COUNT]);
 int kernel_write_connection_file(const char *path, const int ports[KPORT_COUNT], const char *key,
                                  const char *kernel_name);
 
+/* The same with any transport: "tcp" with an address, or "ipc" with a path prefix (the
+ * kernel binds ipc://<ip>-<port>). Returns 0 or a negative errno. */
+int kernel_write_connection(const char *path, const char *transport, const char *ip,
+                            const int ports[KPORT_COUNT], const char *key, const char *kernel_name);
+
 /* What to run: argv (argc entries, "{connection_file}" not yet substituted), extra
  * environment entries "NAME=value" merged over the caller's environment, and the
  * working directory (NULL: the caller's). All borrowed. */

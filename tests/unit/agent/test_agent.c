@@ -305,6 +305,9 @@ static void hub_listen(struct hub *h)
     h->dec.max_frame = 1 << 30;
 }
 
+/* A "sandbox" object for the next hub_start_agent (stolen), or NULL. */
+static json_t *next_sandbox;
+
 /* Writes the config, forks the agent and accepts its connection. */
 static void hub_start_agent(struct hub *h, json_t *argv, const char *interrupt_mode)
 {
@@ -315,6 +318,9 @@ static void hub_start_agent(struct hub *h, json_t *argv, const char *interrupt_m
                   "LABBOOK_TEST_ENV", "yes", "cwd", h->dir, "interrupt_mode", interrupt_mode,
                   "max_frame", 1 << 30, "start_timeout_s", 60);
     assert_non_null(cfg);
+    if (next_sandbox)
+        json_object_set_new(cfg, "sandbox", next_sandbox);
+    next_sandbox = NULL;
     assert_int_equal(json_dump_file(cfg, h->cfg_path, 0), 0);
     json_decref(cfg);
     free(rt);
@@ -617,6 +623,55 @@ static void test_no_hub(void **state)
     hub_free(&h);
 }
 
+/* A real ipykernel in a sandbox: it runs cells, is interrupted through the sandbox's
+ * init, and an out-of-memory death is reported as such, then it restarts. Root only. */
+static void test_sandboxed_kernel(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: sandboxed kernels need root\n");
+        skip();
+    }
+    struct hub h = {0};
+    hub_listen(&h);
+    char *sbx = xasprintf("%s/sbx", h.dir);
+    char *cg = xasprintf("test-agent-%ld", (long)getpid());
+    next_sandbox = json_pack("{s:s, s:[s], s:b, s:I, s:i, s:s}", "state_dir", sbx, "mask_paths",
+                             h.dir, "network", 0, "memory_limit", (json_int_t)256 << 20,
+                             "pids_limit", 256, "cgroup", cg);
+    hub_start_agent(&h, kernel_argv(), "signal");
+    expect_state(&h, "running", 60000);
+    const char *id = execute(&h,
+                             "import os, socket; print(socket.gethostname(), os.getuid(), "
+                             "os.getcwd(), len([p for p in os.listdir('/proc') if p.isdigit()]))",
+                             false);
+    char *out = stream_text(&h, id, 10000);
+    print_message("%s", out);
+    assert_string_equal(out, "labbook 0 /content 2\n");
+    free(out);
+    char idc[64];
+    snprintf(idc, sizeof(idc), "%s", execute(&h, "import time; time.sleep(30)", false));
+    expect_msg(&h, "iopub", "execute_input", idc, 10000);
+    usleep(300000);
+    hub_send(&h, STREAM_INTERRUPT, NULL, 0);
+    struct frame *f = expect_msg(&h, "shell", "execute_reply", idc, 5000);
+    assert_string_equal(str(f->content, "ename"), "KeyboardInterrupt");
+    execute(&h, "x = bytearray(600 << 20)", false);
+    json_t *st = expect_state(&h, "restarting", 20000);
+    assert_string_equal(str(st, "reason"),
+                        "the kernel died (the runtime ran out of memory: limit 256 MiB)");
+    expect_state(&h, "running", 60000);
+    close(h.fd);
+    h.fd = -1;
+    assert_int_equal(hub_wait_agent(&h, 10000), 0);
+    char *rm = xasprintf("rm -rf '%s'", sbx);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+    free(sbx);
+    free(cg);
+    hub_free(&h);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -626,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_restart_limit),
         cmocka_unit_test(test_kernel_lifecycle),
         cmocka_unit_test(test_interrupt_message),
+        cmocka_unit_test(test_sandboxed_kernel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,334 @@
+/* Tests of sandbox_spawn as a user of a runtime sees it: /bin/sh scripts run inside a
+ * sandbox and write what they observe to /content, which the test reads on the host.
+ * They need root (CI runs as root) and skip with a message otherwise. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/util.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/sandbox.h"
+
+static char base[512], data[600], state[700], drive[700], other[700], hostfile[700];
+static const char *masks[1];
+
+static int setup(void **st)
+{
+    (void)st;
+    const char *t = getenv("LABBOOK_TEST_TMP");
+    snprintf(base, sizeof(base), "%s/sandbox-%ld", t ? t : "/tmp", (long)getpid());
+    snprintf(data, sizeof(data), "%s/data", base);
+    snprintf(state, sizeof(state), "%s/runtimes/r1", data);
+    snprintf(drive, sizeof(drive), "%s/drive/alice", data);
+    snprintf(other, sizeof(other), "%s/drive/bob", data);
+    /* a host file the sandbox can see (the default masks hide /tmp) */
+    snprintf(hostfile, sizeof(hostfile), "%s/outside.txt", t ? base : "/opt");
+    assert_int_equal(mkdir_p(drive, 0755), 0);
+    assert_int_equal(mkdir_p(other, 0755), 0);
+    assert_int_equal(write_file_atomic(hostfile, "host\n", 5, 0644), 0);
+    char p[800];
+    snprintf(p, sizeof(p), "%s/secret.txt", other);
+    assert_int_equal(write_file_atomic(p, "bob's\n", 6, 0644), 0);
+    masks[0] = data;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    if (!strncmp(hostfile, "/opt/", 5))
+        unlink(hostfile);
+    char *cmd = xasprintf("rm -rf '%s'", base);
+    int r = system(cmd);
+    (void)r;
+    free(cmd);
+    return 0;
+}
+
+static struct sandbox_spec default_spec(void)
+{
+    struct sandbox_spec s = {.state_dir = state,
+                             .drive_dir = drive,
+                             .mask_paths = masks,
+                             .nmask = 1,
+                             .network = false,
+                             .memory_limit = 64 << 20,
+                             .pids_limit = 64,
+                             .cgroup_name = "test-sandbox"};
+    return s;
+}
+
+struct result {
+    int status; /* the kernel's wait status */
+    char *reason;
+    char *out; /* /content/out */
+};
+
+static void result_free(struct result *r)
+{
+    free(r->reason);
+    free(r->out);
+}
+
+/* Runs script in a sandbox built from spec and waits for it (at most 20 s). */
+static struct result run(const struct sandbox_spec *spec, const char *script)
+{
+    struct result res = {0};
+    char *out = xasprintf("%s/content/out", spec->state_dir);
+    unlink(out);
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "HOME=/root", NULL};
+    struct sandbox_proc p;
+    struct sandbox_error err;
+    int r = sandbox_spawn(spec, argv, envp, &p, &err);
+    if (r < 0)
+        fail_msg("sandbox_spawn: %s", err.msg);
+    int ws = 0;
+    for (int i = 0; i < 2000; i++) {
+        pid_t w = waitpid(p.pid, &ws, WNOHANG);
+        if (w == p.pid)
+            break;
+        if (i == 1999) {
+            kill(p.pid, SIGKILL);
+            waitpid(p.pid, &ws, 0);
+            fail_msg("the sandbox did not finish within 20 s");
+        }
+        usleep(10000);
+    }
+    res.status = -1;
+    res.reason = sandbox_exit_reason(&p, &res.status);
+    sandbox_release(&p);
+    size_t len;
+    if (read_file(out, 1 << 20, &res.out, &len) < 0)
+        res.out = xstrdup("");
+    free(out);
+    return res;
+}
+
+#define NEED_ROOT()                                                                                \
+    do {                                                                                           \
+        if (geteuid() != 0) {                                                                      \
+            print_message("skipped: sandbox tests need root\n");                                   \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* Who and where the kernel is, and what of the host it can see. */
+static void test_view(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    char *script =
+        xasprintf("exec >/content/out 2>&1; "
+                  "echo uid=$(id -u) host=$(hostname) pwd=$(pwd) pid=$$; "
+                  "echo hostpid=$(kill -0 %ld 2>/dev/null && echo yes || echo no); "
+                  "echo shadow=$(cat /etc/shadow 2>/dev/null | wc -c); "
+                  "echo procs=$(ls /proc | grep -c '^[0-9]'); "
+                  "echo data=$(ls -A '%s' 2>/dev/null | wc -l); "
+                  "echo bob=$(cat '%s/secret.txt' 2>&1 | grep -c \"bob's\"); "
+                  "echo drives=$(ls -A /content/drive); "
+                  "echo root=$(ls -A /root | wc -l) home=$(ls -A /home | wc -l); "
+                  "echo kcore=$(wc -c </proc/keys); "
+                  "echo sysrq=$(echo h 2>/dev/null >/proc/sysrq-trigger && echo yes || echo no); "
+                  "echo sys=$(touch /sys/x 2>/dev/null && echo yes || echo no); "
+                  "echo dev=$(ls /dev | tr '\\n' ,); "
+                  "echo lo=$(ls /sys/class/net | tr '\\n' ,); "
+                  "echo fds=$(ls /proc/self/fd | wc -l)",
+                  (long)getppid(), data, other);
+    struct result r = run(&s, script);
+    free(script);
+    print_message("%s", r.out);
+    assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    assert_non_null(strstr(r.out, "uid=0 host=labbook pwd=/content pid=2\n"));
+    assert_non_null(strstr(r.out, "shadow=0\n"));
+    /* init, the shell, and the pipeline's own processes; not the host's hundreds */
+    const char *procs = strstr(r.out, "procs=");
+    assert_non_null(procs);
+    assert_in_range(strtol(procs + 6, NULL, 10), 2, 8);
+    assert_non_null(strstr(r.out, "hostpid=no\n"));
+    assert_non_null(strstr(r.out, "data=0\n"));
+    assert_non_null(strstr(r.out, "bob=0\n"));
+    assert_non_null(strstr(r.out, "drives=MyDrive\n"));
+    assert_non_null(strstr(r.out, "root=0 home=0\n"));
+    assert_non_null(strstr(r.out, "kcore=0\n"));
+    assert_non_null(strstr(r.out, "sysrq=no\n"));
+    assert_non_null(strstr(r.out, "sys=no\n"));
+    assert_non_null(strstr(r.out, "dev=fd,full,null,ptmx,pts,random,shm,stderr,stdin,stdout,tty,"
+                                  "urandom,zero,\n"));
+    assert_non_null(strstr(r.out, "lo=lo,\n"));
+    /* 0, 1, 2 and the one ls opens to list */
+    assert_non_null(strstr(r.out, "fds=4\n"));
+    assert_null(r.reason);
+    result_free(&r);
+}
+
+/* Writes: /content and the drive reach the host, the rest stays in the overlay;
+ * root inside may not mount, load modules or make user namespaces. */
+static void test_writes(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    char *script =
+        xasprintf("exec >/content/out 2>&1; "
+                  "echo changed >'%s' && echo wrote=yes; cat '%s'; "
+                  "echo overlay >/usr/local/labbook-test && echo usr=yes; "
+                  "echo mine >/content/drive/MyDrive/note.txt && echo drive=yes; "
+                  "mkdir -p /root/.local && echo home=yes; "
+                  "echo mount=$(mount -t tmpfs none /mnt 2>/dev/null && echo yes || echo no); "
+                  "echo unshare=$(unshare -U true 2>/dev/null && echo yes || echo no); "
+                  "echo chown=$(chown 1000 /content/out && echo yes || echo no)",
+                  hostfile, hostfile);
+    struct result r = run(&s, script);
+    free(script);
+    print_message("%s", r.out);
+    assert_non_null(strstr(r.out, "wrote=yes\nchanged\n"));
+    assert_non_null(strstr(r.out, "usr=yes\n"));
+    assert_non_null(strstr(r.out, "drive=yes\n"));
+    assert_non_null(strstr(r.out, "home=yes\n"));
+    assert_non_null(strstr(r.out, "mount=no\n"));
+    assert_non_null(strstr(r.out, "unshare=no\n"));
+    assert_non_null(strstr(r.out, "chown=yes\n"));
+    /* the host's copy is untouched; the drive write is there */
+    char *c = NULL, *p = xasprintf("%s/note.txt", drive);
+    size_t n;
+    assert_int_equal(read_file(hostfile, 1 << 20, &c, &n), 0);
+    assert_string_equal(c, "host\n");
+    free(c);
+    assert_int_equal(access("/usr/local/labbook-test", F_OK), -1);
+    assert_int_equal(read_file(p, 1 << 20, &c, &n), 0);
+    assert_string_equal(c, "mine\n");
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_uid, 0); /* root inside writes as the drive's owner */
+    free(c);
+    free(p);
+    /* the overlay keeps its changes for the runtime's next kernel */
+    r.out[0] = 0;
+    result_free(&r);
+    r = run(&s, "cat /usr/local/labbook-test >/content/out");
+    assert_string_equal(r.out, "overlay\n");
+    result_free(&r);
+}
+
+static void test_oom(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    s.memory_limit = 32 << 20;
+    struct result r = run(&s, "head -c 200000000 /dev/zero | tail >/dev/null; "
+                              "echo survived >/content/out; exit 3");
+    print_message("reason: %s\n", r.reason ? r.reason : "(none)");
+    assert_non_null(r.reason);
+    assert_string_equal(r.reason, "the runtime ran out of memory: limit 32 MiB");
+    assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 3);
+    result_free(&r);
+}
+
+static void test_fork_bomb(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    s.pids_limit = 16;
+    struct result r = run(&s, "i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done; "
+                              "echo $i >/content/out");
+    print_message("reason: %s\n", r.reason ? r.reason : "(none)");
+    assert_non_null(r.reason);
+    assert_string_equal(r.reason, "the runtime hit its process limit: 16 processes");
+    /* the sleeps died with the sandbox: no process of the host is left sleeping 30 s */
+    assert_int_equal(system("pgrep -x -f 'sleep 30' >/dev/null"), 256);
+    result_free(&r);
+}
+
+static void test_network(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    s.network = true;
+    struct result r = run(&s, "ls /sys/class/net | wc -l >/content/out");
+    char *host = NULL;
+    size_t n;
+    FILE *f = popen("ls /sys/class/net | wc -l", "r");
+    char line[32] = "";
+    assert_non_null(fgets(line, sizeof(line), f));
+    pclose(f);
+    assert_string_equal(r.out, line);
+    free(host);
+    (void)n;
+    result_free(&r);
+}
+
+static void test_errors(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    char *argv[] = {"/no/such/kernel", NULL};
+    char *envp[] = {NULL};
+    struct sandbox_proc p;
+    struct sandbox_error err;
+    assert_int_equal(sandbox_spawn(&s, argv, envp, &p, &err), -ENOENT);
+    assert_string_equal(err.msg, "exec /no/such/kernel: No such file or directory");
+    s.drive_dir = "/no/such/drive";
+    char *argv2[] = {"/bin/true", NULL};
+    assert_true(sandbox_spawn(&s, argv2, envp, &p, &err) < 0);
+    print_message("%s\n", err.msg);
+    assert_non_null(strstr(err.msg, "/no/such/drive"));
+}
+
+/* SIGINT to the sandbox reaches the kernel through init; SIGKILL ends everything. */
+static void test_signals(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    char *argv[] = {"/bin/sh", "-c",
+                    "trap 'echo int >/content/out; exit 5' INT; echo up >/content/out; "
+                    "while :; do sleep 0.05; done",
+                    NULL};
+    char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+    struct sandbox_proc p;
+    struct sandbox_error err;
+    char *out = xasprintf("%s/content/out", state);
+    unlink(out);
+    assert_int_equal(sandbox_spawn(&s, argv, envp, &p, &err), 0);
+    for (int i = 0; i < 500 && access(out, F_OK) < 0; i++)
+        usleep(10000);
+    assert_int_equal(kill(-p.pid, SIGINT), 0);
+    int ws;
+    assert_int_equal(waitpid(p.pid, &ws, 0), p.pid);
+    int ks = -1;
+    char *reason = sandbox_exit_reason(&p, &ks);
+    assert_null(reason);
+    assert_true(WIFEXITED(ks) && WEXITSTATUS(ks) == 5);
+    sandbox_release(&p);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_view),    cmocka_unit_test(test_writes),
+        cmocka_unit_test(test_oom),     cmocka_unit_test(test_fork_bomb),
+        cmocka_unit_test(test_network), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_signals),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
