@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* The struct of type t whose member m is at ptr. */
+#define container_of(ptr, t, m) ((t *)((char *)(ptr)-offsetof(t, m)))
 
 /* Allocation that never returns NULL: on failure it prints and aborts. */
 void *xmalloc(size_t n);

@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "hub/hub.h"
 #include "hub/kernels.h"
+#include "hub/nbdoc.h"
 
 #define FRAGMENT (256 * 1024)
 
@@ -371,14 +372,28 @@ void channels_deliver(struct kernel *k, const uint8_t *data, size_t len, const s
     blob_unref(v1);
 }
 
+/* Hands a kernel message to the kernel's notebook document, if it records one. */
+static void record(struct kernel *k, const struct kmsg *m, const char *type)
+{
+    struct nbdoc *doc = k->doc;
+    if (!doc)
+        return;
+    char parent[80];
+    if (!part_string(m->part[1], m->part_len[1], "msg_id", parent, sizeof(parent)))
+        return;
+    nbdoc_message(doc, type, parent, (const char *)m->part[3], m->part_len[3]);
+}
+
 void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg *m)
 {
     struct blob *legacy = NULL;
     bool iopub = m->channel_len == 5 && !memcmp(m->channel, "iopub", 5);
     if (iopub) {
         char type[32];
-        if (part_string(m->part[0], m->part_len[0], "msg_type", type, sizeof(type)) &&
-            !strcmp(type, "status")) {
+        bool typed = part_string(m->part[0], m->part_len[0], "msg_type", type, sizeof(type));
+        if (typed)
+            record(k, m, type);
+        if (typed && !strcmp(type, "status")) {
             char st[16];
             if (part_string(m->part[3], m->part_len[3], "execution_state", st, sizeof(st)) &&
                 k->life == KERNEL_RUNNING)
@@ -390,7 +405,11 @@ void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg 
             if (p->since)
                 parked_push(k, p, v1, m);
     } else {
-        char parent[80], sess[80] = "";
+        char parent[80], sess[80] = "", type[32];
+        if (k->doc && m->channel_len == 5 && !memcmp(m->channel, "shell", 5) &&
+            part_string(m->part[0], m->part_len[0], "msg_type", type, sizeof(type)) &&
+            !strcmp(type, "execute_reply"))
+            record(k, m, type);
         if (part_string(m->part[1], m->part_len[1], "msg_id", parent, sizeof(parent))) {
             const char *s = route_lookup(k, parent);
             if (s)
@@ -574,8 +593,15 @@ int channels_receive(struct client *c, const void *data, size_t len, bool first,
         goto out;
     }
     char msg_id[80];
-    if (part_string(m.part[0], m.part_len[0], "msg_id", msg_id, sizeof(msg_id)))
+    if (part_string(m.part[0], m.part_len[0], "msg_id", msg_id, sizeof(msg_id))) {
         route_add(k, msg_id, c->session);
+        char type[32];
+        if (m.channel_len == 5 && !memcmp(m.channel, "shell", 5) &&
+            part_string(m.part[0], m.part_len[0], "msg_type", type, sizeof(type)) &&
+            !strcmp(type, "execute_request") && kernel_doc(k))
+            nbdoc_request_msg(k->doc, msg_id, (const char *)m.part[3], m.part_len[3],
+                              (const char *)m.part[2], m.part_len[2]);
+    }
     kernel_touch(k);
     if (k->life == KERNEL_STARTING || k->life == KERNEL_RESTARTING) {
         /* A new kernel's iopub is not flowing yet: what it answered now would be lost. */

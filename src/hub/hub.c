@@ -21,6 +21,7 @@
 #include "hub/scheduler.h"
 #include "hub/sessions.h"
 #include "sandbox/gpu.h"
+#include "sandbox/sandbox.h"
 
 void hub_touch(struct hub *h)
 {
@@ -249,6 +250,26 @@ int hub_main(int argc, char **argv)
             log_warn("runtime type \"%s\" needs %d GPUs; this server has %zu: starting it will "
                      "be refused",
                      h->cfg.profiles[i].name, h->cfg.profiles[i].gpus, h->gpus->n);
+    if (config_path)
+        h->config_path = realpath(config_path, NULL);
+    if (h->cfg.sandbox) {
+        struct sandbox_error serr = {0};
+        if (strlen(h->runtimes_dir) + 38 > 80) {
+            log_warn("RUNTIMES ARE NOT SANDBOXED: the data folder's path %s is too long for the "
+                     "sandbox's sockets (keep it under 40 characters)",
+                     h->data_dir);
+        } else if (sandbox_supported(&serr) < 0) {
+            log_warn("RUNTIMES ARE NOT SANDBOXED: %s. Every user's code runs with this server's "
+                     "rights; run labbook as root, or allow user namespaces.",
+                     serr.msg);
+        } else {
+            h->sandboxed = true;
+            log_info("runtimes run in sandboxes");
+        }
+    } else {
+        log_warn("RUNTIMES ARE NOT SANDBOXED ([runtimes] sandbox = 0): every user's code runs "
+                 "with this server's rights");
+    }
     if (kernelspec_scan(&h->specs, &h->nspecs) < 0 || h->nspecs == 0)
         log_warn("no kernelspecs found in the Jupyter data paths: install python3-ipykernel");
 
@@ -295,5 +316,6 @@ out:
     free(h->runtimes_dir);
     free(h->sock_path);
     free(h->self_exe);
+    free(h->config_path);
     return rc;
 }

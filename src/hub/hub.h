@@ -29,6 +29,8 @@ struct hub {
     struct kernelspec *specs;
     size_t nspecs;
     struct gpu_provider *gpus;
+    bool sandboxed;    /* kernels run in sandboxes (docs/sandbox.md) */
+    char *config_path; /* absolute path of labbook.ini, hidden from runtimes; or NULL */
     struct scheduler *sched;
     struct lws_context *lws;
     uv_pipe_t agent_listener;

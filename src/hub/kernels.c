@@ -15,8 +15,10 @@
 #include "common/util.h"
 #include "hub/channels.h"
 #include "hub/hub.h"
+#include "hub/nbdoc.h"
 #include "hub/scheduler.h"
 #include "sandbox/gpu.h"
+#include "sandbox/sandbox.h"
 
 struct agent_conn {
     uv_pipe_t pipe;
@@ -190,6 +192,7 @@ int kernel_send_to_agent(struct kernel *k, enum stream_type type, const void *da
 
 static void kernel_unalloc(struct kernel *k)
 {
+    nbdoc_close(k->doc);
     free(k->spec_name);
     free(k->base_spec);
     free(k->cwd);
@@ -230,6 +233,8 @@ static void kernel_free(struct kernel *k)
 }
 
 static void maybe_free(struct kernel *k);
+static void doc_save_start(struct kernel *k);
+static void doc_tick(struct kernel *k, uint64_t now);
 
 static void on_timer_closed(uv_handle_t *hd)
 {
@@ -240,8 +245,13 @@ static void on_timer_closed(uv_handle_t *hd)
 
 static void maybe_free(struct kernel *k)
 {
-    if (k->life != KERNEL_STOPPING || k->proc_running || !k->proc_closed || k->agent)
+    if (k->life != KERNEL_STOPPING || k->proc_running || !k->proc_closed || k->agent || k->saving)
         return;
+    if (k->doc && nbdoc_dirty(k->doc) && !k->doc_final_save) {
+        k->doc_final_save = true; /* what the kernel printed last goes into the notebook */
+        doc_save_start(k);
+        return;
+    }
     if (!uv_is_closing((uv_handle_t *)&k->timer)) {
         uv_close((uv_handle_t *)&k->timer, on_timer_closed);
         return;
@@ -680,6 +690,38 @@ static int spawn_agent(struct kernel *k, char **err)
         }
         gpu_env_free(genv);
     }
+    if (h->sandboxed) {
+        char *drive = xasprintf("%s/%s", h->drive_dir, k->owner_name);
+        json_t *mask = json_pack("[s]", h->data_dir);
+        if (h->config_path)
+            json_array_append_new(mask, json_string(h->config_path));
+        json_t *devices = json_array();
+        struct gpu_dev_node *nodes = NULL;
+        size_t nnodes = 0;
+        if (k->ngpus && gpu_dev_nodes(h->gpus, k->gpus, k->ngpus, &nodes, &nnodes) == 0) {
+            bool fake = !strcmp(h->gpus->ops->name, "fake");
+            for (size_t i = 0; i < nnodes; i++) {
+                if (access(nodes[i].path, F_OK) == 0)
+                    json_array_append_new(devices, json_string(nodes[i].path));
+                else if (!nodes[i].optional && !fake)
+                    log_warn("kernel %s: GPU device node %s is missing on this host", k->id,
+                             nodes[i].path);
+            }
+            gpu_dev_nodes_free(nodes, nnodes);
+        }
+        int weight = prof->cpu_shares * 100 / 1024;
+        json_object_set_new(
+            cfg, "sandbox",
+            json_pack("{s:s, s:s, s:o, s:b, s:I, s:i, s:i, s:s, s:o, s:s, s:s}", "state_dir", dir,
+                      "drive_dir", drive, "mask_paths", mask, "network", prof->network,
+                      "memory_limit", (json_int_t)prof->memory, "pids_limit", prof->pids,
+                      "cpu_weight",
+                      weight < 1       ? 1
+                      : weight > 10000 ? 10000
+                                       : weight,
+                      "cgroup", k->id, "devices", devices, "root_image", "/", "cwd", "/content"));
+        free(drive);
+    }
     char *text = json_dumps(cfg, JSON_INDENT(1));
     json_decref(cfg);
     int r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
@@ -951,6 +993,7 @@ void kernels_tick(struct hub *h)
         next = k->next;
         if (k->life == KERNEL_STOPPING || k->queued)
             continue;
+        doc_tick(k, now);
         const struct profile *p = config_profile(&h->cfg, k->profile);
         if (!p)
             continue;
@@ -988,4 +1031,81 @@ void kernels_tick(struct hub *h)
             kernel_shutdown(k, NULL, NULL);
         }
     }
+}
+
+/* --- the notebook document --- */
+
+struct nbdoc *kernel_doc(struct kernel *k)
+{
+    if (k->doc || k->doc_tried || !k->session_path)
+        return k->doc;
+    k->doc_tried = true;
+    char *drive = xasprintf("%s/%s", k->hub->drive_dir, k->owner_name);
+    int r = nbdoc_open(drive, k->session_path, NULL, &k->doc);
+    if (r < 0) {
+        char q[300];
+        log_debug("kernel %s: not recording outputs into %s: %s", k->id,
+                  log_quote(k->session_path, q, sizeof(q)), strerror(-r));
+        k->doc = NULL;
+    }
+    free(drive);
+    return k->doc;
+}
+
+void kernel_set_session_path(struct kernel *k, const char *path)
+{
+    free(k->session_path);
+    k->session_path = xstrdup(path);
+    if (k->doc && nbdoc_set_path(k->doc, path) < 0) {
+        /* No longer a notebook we can record into (renamed to a non-.ipynb name). */
+        if (!k->saving) {
+            nbdoc_close(k->doc);
+            k->doc = NULL;
+        }
+    }
+    k->doc_tried = k->doc != NULL;
+}
+
+static void doc_save_work(uv_work_t *w)
+{
+    struct kernel *k = w->data;
+    int r = nbdoc_save(k->doc);
+    w->data = (void *)(intptr_t)r; /* read back in doc_save_done */
+    (void)k;
+}
+
+static void doc_save_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct kernel *k = container_of(w, struct kernel, save_work);
+    int r = (int)(intptr_t)w->data;
+    k->saving = false;
+    k->last_save_ms = now_ms();
+    if (r < 0) {
+        char q[300];
+        log_warn("kernel %s (%s): could not record outputs into %s: %s", k->id, k->owner_name,
+                 log_quote(k->session_path ? k->session_path : "", q, sizeof(q)), strerror(-r));
+    }
+    maybe_free(k);
+}
+
+static void doc_save_start(struct kernel *k)
+{
+    k->saving = true;
+    k->save_work.data = k;
+    if (uv_queue_work(k->hub->loop, &k->save_work, doc_save_work, doc_save_done) < 0) {
+        doc_save_work(&k->save_work);
+        doc_save_done(&k->save_work, 0);
+    }
+}
+
+/* Saves recorded outputs while no client is connected: a connected front end saves
+ * the notebook itself, and a save of ours under it would make it ask about a file
+ * changed on disk. */
+static void doc_tick(struct kernel *k, uint64_t now)
+{
+    if (!k->doc || k->saving || !nbdoc_dirty(k->doc) || kernel_count_clients(k) > 0 ||
+        now - k->last_save_ms < 2000)
+        return;
+    doc_save_start(k);
 }

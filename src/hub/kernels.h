@@ -43,6 +43,11 @@ struct kernel {
     bool queued; /* waiting in the scheduler's queue for GPUs */
     uint64_t created_ms, idle_since_ms;
     bool lifetime_warned;
+    /* The notebook this kernel runs, recorded server-side (nbdoc.h), and its saving. */
+    struct nbdoc *doc;
+    bool doc_tried, saving, doc_final_save;
+    uint64_t last_save_ms;
+    uv_work_t save_work;
     int64_t owner;
     char owner_name[64];
     char secret[65];
@@ -102,6 +107,11 @@ struct kernel *kernel_find(struct hub *h, const struct user *u, const char *id);
 int kernel_count_clients(const struct kernel *k);
 /* 1-based place in the GPU queue, or 0 when not queued. */
 int kernel_queue_position(const struct kernel *k);
+/* The notebook document of a kernel started for a notebook session (opened on first
+ * use), or NULL. */
+struct nbdoc *kernel_doc(struct kernel *k);
+/* The session's notebook was renamed. */
+void kernel_set_session_path(struct kernel *k, const char *path);
 /* Once a second: idle culling, maximum lifetime, and their warnings. */
 void kernels_tick(struct hub *h);
 /* The /api/kernels model. New reference. */

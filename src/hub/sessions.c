@@ -250,6 +250,9 @@ static void patch(struct hub *h, struct http_req *req, struct session *s, json_t
     if (path) {
         free(s->path);
         s->path = xstrdup(path);
+        struct kernel *k = session_kernel(h, s);
+        if (k)
+            kernel_set_session_path(k, path);
     }
     if (name) {
         free(s->name);
