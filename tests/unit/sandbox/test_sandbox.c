@@ -33,10 +33,12 @@ static int setup(void **st)
     snprintf(state, sizeof(state), "%s/runtimes/r1", data);
     snprintf(drive, sizeof(drive), "%s/drive/alice", data);
     snprintf(other, sizeof(other), "%s/drive/bob", data);
-    /* a host file the sandbox can see (the default masks hide /tmp) */
-    snprintf(hostfile, sizeof(hostfile), "%s/outside.txt", t ? base : "/opt");
+    /* A host file the sandbox can see: not under the test folder, which may be
+     * below /tmp or /home, which the default masks hide (a clone in /tmp did). */
+    snprintf(hostfile, sizeof(hostfile), "/opt/labbook-sandbox-test-%ld.txt", (long)getpid());
     assert_int_equal(mkdir_p(drive, 0755), 0);
     assert_int_equal(mkdir_p(other, 0755), 0);
+    assert_int_equal(mkdir_p("/opt", 0755), 0);
     assert_int_equal(write_file_atomic(hostfile, "host\n", 5, 0644), 0);
     char p[800];
     snprintf(p, sizeof(p), "%s/secret.txt", other);
