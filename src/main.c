@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "hub/cli_status.h"
 #include "hub/hub.h"
 #include "store/cli_user.h"
 
@@ -11,6 +12,7 @@ static int usage(FILE *f)
     fputs("usage: labbook serve [--config FILE] [--data DIR] [--port N] [--bind ADDR]\n"
           "       labbook user add NAME [--admin] [--password-stdin] [--data DIR] [--config FILE]\n"
           "       labbook user list | passwd NAME | token NAME   [--data DIR] [--config FILE]\n"
+          "       labbook status [--data DIR] [--config FILE]\n"
           "       labbook agent CONFIG.json   (started by the hub)\n",
           f);
     return f == stderr ? 2 : 0;
@@ -25,6 +27,8 @@ int main(int argc, char **argv)
         return hub_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "user"))
         return cli_user_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "status"))
+        return cli_status_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "agent"))
         return agent_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))

@@ -50,6 +50,8 @@ struct agent_config {
     bool interrupt_message;
     size_t max_frame;
     int start_timeout_s;
+    int orphan_timeout_s; /* 0: the kernel goes when the hub does; else how long the agent
+                             waits for the hub to come back (a hub restart) */
     /* "sandbox": present when sandboxed; its strings are owned here. */
     bool sandboxed;
     struct sandbox_spec sbx;
@@ -266,6 +268,15 @@ static int config_load(const char *path, struct agent_config *c, char **err)
         }
         c->start_timeout_s = (int)json_number_value(st);
     }
+    json_t *ot = json_object_get(o, "orphan_timeout_s");
+    if (ot) {
+        if (!json_is_integer(ot) || json_integer_value(ot) < 0 ||
+            json_integer_value(ot) > 86400 * 30) {
+            *err = xstrdup("\"orphan_timeout_s\" must be an integer from 0 to 2592000");
+            goto out;
+        }
+        c->orphan_timeout_s = (int)json_integer_value(ot);
+    }
     json_t *sb = json_object_get(o, "sandbox");
     if (sb && !json_is_object(sb)) {
         *err = xstrdup("\"sandbox\" must be an object");
@@ -340,6 +351,14 @@ struct agent {
     unsigned own_next, counter;
 
     bool done;
+
+    /* The hub went away (restarting): when, and when to dial it again. */
+    uint64_t hub_lost_at, next_dial;
+    /* What the hub must hear again after a reconnect: the kernel's last state, and its
+     * last execution_state from iopub (so a busy kernel is not taken for idle). */
+    char last_state[16];
+    char *last_reason;
+    char exec_state[16];
 };
 
 /* ---- hub output ---- */
@@ -453,6 +472,9 @@ static void send_state(struct agent *a, const char *state, const char *reason)
     if (a->pid > 0 && !strcmp(state, "running"))
         json_object_set_new(o, "pid", json_integer(a->pid));
     log_info("agent: kernel %s%s%s", state, reason ? ": " : "", reason ? reason : "");
+    snprintf(a->last_state, sizeof(a->last_state), "%s", state);
+    free(a->last_reason);
+    a->last_reason = reason ? xstrdup(reason) : NULL;
     hub_send_json(a, STREAM_STATE, o);
 }
 
@@ -841,6 +863,18 @@ static void check_ready(struct agent *a)
 
 /* ---- relay ---- */
 
+/* Remembers the execution_state of iopub status messages. */
+static void track_status(struct agent *a, const struct kmsg *m)
+{
+    if (!memmem(m->part[0], m->part_len[0], "\"status\"", 8))
+        return;
+    json_t *c = json_loadb((const char *)m->part[3], m->part_len[3], 0, NULL);
+    const char *st = json_string_value(json_object_get(c, "execution_state"));
+    if (st)
+        snprintf(a->exec_state, sizeof(a->exec_state), "%s", st);
+    json_decref(c);
+}
+
 static void relay_from_kernel(struct agent *a, enum chan ch)
 {
     for (int i = 0; i < RELAY_BATCH && a->sock[ch] && !a->outq; i++) {
@@ -862,8 +896,10 @@ static void relay_from_kernel(struct agent *a, enum chan ch)
             zmsg_in_close(a->rx);
             continue;
         }
-        if (ch == CH_IOPUB)
+        if (ch == CH_IOPUB) {
             a->iopub_seen = true;
+            track_status(a, &a->rx->m);
+        }
         if (is_own_reply(a, &a->rx->m)) {
             if (ch == CH_SHELL)
                 a->got_info = true; /* the only own request on shell is kernel_info */
@@ -959,6 +995,48 @@ static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size
     return 0;
 }
 
+/* The hub is gone: the kernel goes too, or (orphan_timeout_s) waits for it to return. */
+static void hub_lost(struct agent *a, const char *why)
+{
+    hub_close(a);
+    if (a->cfg.orphan_timeout_s <= 0) {
+        log_info("agent: %s; shutting the kernel down", why);
+        kernel_stop(a, AFTER_EXIT);
+        return;
+    }
+    log_info("agent: %s; the kernel keeps running, waiting up to %d s for the hub to return", why,
+             a->cfg.orphan_timeout_s);
+    a->hub_lost_at = now_ms();
+    a->next_dial = a->hub_lost_at + 500;
+}
+
+static int hub_dial(const char *path);
+static void hub_hello(struct agent *a);
+
+/* Dials the hub again; on success tells it who this is and where the kernel stands. */
+static void hub_redial(struct agent *a)
+{
+    int fd = hub_dial(a->cfg.hub_socket);
+    if (fd < 0) {
+        a->next_dial = now_ms() + 1000;
+        return;
+    }
+    a->hub_fd = fd;
+    stream_decoder_free(&a->dec);
+    memset(&a->dec.in, 0, sizeof(a->dec.in));
+    a->dec.in.cap_max = a->cfg.max_frame + STREAM_HEADER_LEN;
+    log_info("agent: the hub is back");
+    hub_hello(a);
+    if (a->last_state[0]) {
+        json_t *o = json_pack("{s:s}", "state", a->last_state);
+        if (a->last_reason)
+            json_object_set_new(o, "reason", json_string(a->last_reason));
+        if (a->exec_state[0])
+            json_object_set_new(o, "execution_state", json_string(a->exec_state));
+        hub_send_json(a, STREAM_STATE, o);
+    }
+}
+
 static void hub_read(struct agent *a)
 {
     for (int i = 0; i < 16 && a->hub_fd >= 0; i++) {
@@ -970,10 +1048,7 @@ static void hub_read(struct agent *a)
         if (n <= 0) {
             if (n < 0)
                 log_warn("agent: reading from the hub: %s", strerror(errno));
-            else
-                log_info("agent: the hub closed the stream; shutting the kernel down");
-            hub_close(a);
-            kernel_stop(a, AFTER_EXIT);
+            hub_lost(a, "the hub closed the stream");
             return;
         }
         int r = stream_decoder_feed(&a->dec, a->rbuf, (size_t)n, on_hub_frame, a);
@@ -1040,6 +1115,8 @@ static long next_timeout(const struct agent *a)
         at = a->next_hb;
     else if (a->kstate == K_STOPPING)
         at = a->stop_deadline;
+    if (a->hub_fd < 0 && a->cfg.orphan_timeout_s > 0 && a->next_dial < at)
+        at = a->next_dial;
     if (at == UINT64_MAX)
         return -1;
     uint64_t now = now_ms();
@@ -1052,8 +1129,16 @@ static int loop(struct agent *a)
         /* However the hub went away, the kernel goes with it (for now: a later change
          * lets agents outlive the hub). */
         if (a->hub_fd < 0 && !(a->kstate == K_STOPPING && a->after == AFTER_EXIT)) {
-            kernel_stop(a, AFTER_EXIT);
-            continue;
+            if (a->cfg.orphan_timeout_s <= 0 ||
+                now_ms() - a->hub_lost_at > (uint64_t)a->cfg.orphan_timeout_s * 1000) {
+                if (a->cfg.orphan_timeout_s > 0)
+                    log_warn("agent: the hub did not return within %d s; shutting the kernel down",
+                             a->cfg.orphan_timeout_s);
+                kernel_stop(a, AFTER_EXIT);
+                continue;
+            }
+            if (now_ms() >= a->next_dial)
+                hub_redial(a);
         }
         /* Item i of rev[] is the hub, the signalfd, then the channels; absent ones
          * are left out of the poll set. */
@@ -1090,8 +1175,7 @@ static int loop(struct agent *a)
             int w = hub_flush(a);
             if (w < 0) {
                 log_warn("agent: writing to the hub: %s", strerror(-w));
-                hub_close(a);
-                kernel_stop(a, AFTER_EXIT);
+                hub_lost(a, "the hub went away");
             }
         }
         if (a->hub_fd >= 0 && (rev[0] & (ZMQ_POLLIN | ZMQ_POLLERR)))
@@ -1130,6 +1214,13 @@ static int hub_dial(const char *path)
     return fd;
 }
 
+static void hub_hello(struct agent *a)
+{
+    hub_send_json(a, STREAM_HELLO,
+                  json_pack("{s:s, s:s, s:I}", "id", a->cfg.id, "secret", a->cfg.secret, "pid",
+                            (json_int_t)getpid()));
+}
+
 /* Before exit: give queued frames (the last state) a moment to reach the hub. */
 static void hub_drain(struct agent *a)
 {
@@ -1162,6 +1253,7 @@ int agent_main(int argc, char **argv)
     sigaddset(&mask, SIGHUP);
     /* Blocked before ZeroMQ starts its threads, so only the signalfd sees them. */
     sigprocmask(SIG_BLOCK, &mask, &old);
+    signal(SIGPIPE, SIG_IGN); /* a log pipe or the hub gone must not kill the kernel's keeper */
 
     if (config_load(argv[1], &a->cfg, &err) < 0) {
         fprintf(stderr, "labbook agent: bad config: %s\n", err);
@@ -1196,9 +1288,7 @@ int agent_main(int argc, char **argv)
     randombytes_buf(sess, sizeof(sess));
     sodium_bin2hex(a->session, sizeof(a->session), sess, sizeof(sess));
 
-    hub_send_json(a, STREAM_HELLO,
-                  json_pack("{s:s, s:s, s:I}", "id", a->cfg.id, "secret", a->cfg.secret, "pid",
-                            (json_int_t)getpid()));
+    hub_hello(a);
     send_state(a, "starting", NULL);
 
     int r = mkdir_p(a->cfg.runtime_dir, 0700);
@@ -1249,6 +1339,7 @@ out:
     stream_decoder_free(&a->dec);
     free(a->rbuf);
     free(a->conn_path);
+    free(a->last_reason);
     free(err);
     sodium_memzero(a->keyhex, sizeof(a->keyhex));
     zmsg_key_free(&a->key);

@@ -153,6 +153,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
         } else if (!strcmp(name, "sandbox")) {
             r = set_int(&v, value, 0, 1, 1);
             cfg->sandbox = (int)v;
+        } else if (!strcmp(name, "orphan_timeout_s")) {
+            r = set_int(&v, value, 0, 86400 * 30, 1);
+            cfg->orphan_timeout_s = (int)v;
         }
     } else if (!strcmp(section, "kernels")) {
         if (!strcmp(name, "default"))
@@ -200,6 +203,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->replay_keep_s = 300;
     cfg->gpu_provider = xstrdup("nvml");
     cfg->sandbox = 1;
+    cfg->orphan_timeout_s = 3600;
     profile_get(cfg, "cpu", true);
     if (!path)
         return 0;

@@ -39,8 +39,10 @@ struct config {
     int64_t replay_max;      /* replay_mb = 64: messages kept for a disconnected client */
     int replay_keep_s;       /* replay_keep_s = 300: how long they are kept */
     /* [runtimes] */
-    char *gpu_provider; /* gpus = nvml | none | fake:N */
-    int sandbox;        /* sandbox = 1 (0: run kernels unsandboxed, with a warning) */
+    char *gpu_provider;   /* gpus = nvml | none | fake:N */
+    int sandbox;          /* sandbox = 1 (0: run kernels unsandboxed, with a warning) */
+    int orphan_timeout_s; /* orphan_timeout_s = 3600: how long a runtime waits for a
+                             restarted hub (0: runtimes end with the hub) */
     /* [profile.*]: "cpu" always exists and comes first; "gpu" is added when the
      * host has GPUs and the file does not define it. */
     struct profile *profiles;

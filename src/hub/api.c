@@ -11,6 +11,7 @@
 #include "common/jsonbig.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "hub/api_runtimes.h"
 #include "hub/auth.h"
 #include "hub/contents.h"
 #include "hub/http.h"
@@ -428,6 +429,10 @@ void api_route(struct hub *h, struct http_req *req)
                         json_pack("{s:s, s:s}", "version", "2.0.0", "labbook", LABBOOK_VERSION));
         return;
     }
+    if (!strcmp(path, "/metrics")) {
+        metrics_api(h, req);
+        return;
+    }
     if (!v->authed) {
         if (str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) {
             http_reply_error(req, 403, "Forbidden: authentication required");
@@ -459,6 +464,8 @@ void api_route(struct hub *h, struct http_req *req)
         sessions_handle(h, req, path + 13);
     } else if (str_starts_with(path, "/api/contents") && (path[13] == '\0' || path[13] == '/')) {
         contents_api(h, req, path + 13);
+    } else if (str_starts_with(path, "/api/runtimes") && (path[13] == '\0' || path[13] == '/')) {
+        runtimes_api(h, req, path + 13);
     } else if (!strcmp(path, "/api/terminals")) {
         http_reply_json(req, 200, json_array());
     } else {

@@ -395,8 +395,10 @@ void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg 
             record(k, m, type);
         if (typed && !strcmp(type, "status")) {
             char st[16];
+            /* A kernel's own "starting" can arrive after it is known to run: only busy
+             * and idle tell what a running kernel does. */
             if (part_string(m->part[3], m->part_len[3], "execution_state", st, sizeof(st)) &&
-                k->life == KERNEL_RUNNING)
+                k->life == KERNEL_RUNNING && (!strcmp(st, "busy") || !strcmp(st, "idle")))
                 snprintf(k->execution_state, sizeof(k->execution_state), "%s", st);
         }
         for (struct client *c = k->clients; c; c = c->next)

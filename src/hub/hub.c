@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "hub/channels.h"
+#include "hub/figures.h"
 #include "hub/http.h"
 #include "hub/kernels.h"
 #include "hub/scheduler.h"
@@ -39,6 +40,9 @@ char *hub_user_drive(struct hub *h, const struct user *u)
 static void finish_stop(struct hub *h)
 {
     kernels_close(h);
+    char *status = xasprintf("%s/run/status.json", h->data_dir);
+    unlink(status); /* `labbook status` then knows at once that the hub is gone */
+    free(status);
     uv_close((uv_handle_t *)&h->sig_term, NULL);
     uv_close((uv_handle_t *)&h->sig_int, NULL);
     uv_close((uv_handle_t *)&h->tick, NULL);
@@ -56,9 +60,15 @@ void hub_stop(struct hub *h)
     if (h->stopping)
         return;
     h->stopping = true;
-    log_info("shutting down: stopping every kernel");
     sessions_free_all(h);
-    kernels_shutdown_all(h);
+    if (h->cfg.orphan_timeout_s > 0) {
+        log_info("shutting down: runtimes keep running for the next start (for up to %d s)",
+                 h->cfg.orphan_timeout_s);
+        kernels_detach_all(h);
+    } else {
+        log_info("shutting down: stopping every runtime");
+        kernels_shutdown_all(h);
+    }
     hub_maybe_finish_stop(h);
 }
 
@@ -75,6 +85,7 @@ static void on_tick(uv_timer_t *t)
     for (struct kernel *k = h->kernels; k; k = k->next)
         channels_expire(k);
     kernels_tick(h);
+    figures_write_status(h);
 }
 
 static void close_walk(uv_handle_t *hd, void *arg)
@@ -281,6 +292,8 @@ int hub_main(int argc, char **argv)
         free(err);
         goto out;
     }
+    kernels_adopt(h);
+    sessions_load(h);
     if (bootstrap_admin(h) < 0) {
         log_error("cannot create the first user");
         goto out;

@@ -4,6 +4,7 @@
 #include "hub/kernels.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "hub/channels.h"
+#include "hub/figures.h"
 #include "hub/hub.h"
 #include "hub/nbdoc.h"
 #include "hub/scheduler.h"
@@ -204,6 +206,26 @@ static void kernel_unalloc(struct kernel *k)
 
 static void start_granted(struct hub *h, struct sched_grant *grants, size_t n);
 
+/* Writes what a restarted hub needs to take the runtime back. */
+static void kernel_persist(struct kernel *k)
+{
+    json_t *gpus = json_array();
+    for (unsigned i = 0; i < k->ngpus; i++)
+        json_array_append_new(gpus, json_integer(k->gpus[i]));
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:i}", "owner",
+                          (json_int_t)k->owner, "owner_name", k->owner_name, "spec_name",
+                          k->spec_name, "base_spec", k->base_spec, "profile", k->profile, "secret",
+                          k->secret, "cwd", k->cwd, "gpus", gpus, "created_ms",
+                          (json_int_t)k->created_ms, "agent_pid", k->agent_pid);
+    if (k->session_path)
+        json_object_set_new(o, "session_path", json_string(k->session_path));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (store_state_put(k->hub->store, "runtime", k->id, text) < 0)
+        log_error("kernel %s: cannot record it in the database", k->id);
+    free(text);
+}
+
 static void kernel_free(struct kernel *k)
 {
     struct hub *h = k->hub;
@@ -212,15 +234,14 @@ static void kernel_free(struct kernel *k)
             *pp = k->next;
             break;
         }
-    char *dir = xasprintf("%s/%s", h->runtimes_dir, k->id);
-    char *cfg = xasprintf("%s/agent.json", dir);
-    char *conn = xasprintf("%s/kernel.json", dir);
-    unlink(cfg);
-    unlink(conn);
-    rmdir(dir);
-    free(dir);
-    free(cfg);
-    free(conn);
+    if (k->detaching) { /* left running for the next hub */
+        kernel_unalloc(k);
+        hub_maybe_finish_stop(h);
+        return;
+    }
+    store_state_delete(h->store, "runtime", k->id);
+    /* Its folder (the overlay's writes, /content, logs) goes, off the loop. */
+    figures_remove_tree(h, xasprintf("%s/%s", h->runtimes_dir, k->id));
     struct sched_grant *g = NULL;
     size_t n = 0;
     scheduler_release(h->sched, k->id, &g, &n);
@@ -346,7 +367,9 @@ static void on_state(struct kernel *k, const uint8_t *p, size_t len)
         bool restarted = k->life == KERNEL_RESTARTING;
         k->life = KERNEL_RUNNING;
         set_reason(k, NULL);
-        snprintf(k->execution_state, sizeof(k->execution_state), "idle");
+        const char *es = json_string_value(json_object_get(j, "execution_state"));
+        snprintf(k->execution_state, sizeof(k->execution_state), "%s",
+                 es && strlen(es) < sizeof(k->execution_state) ? es : "idle");
         log_info("kernel %s (%s): %s", k->id, k->owner_name, restarted ? "restarted" : "running");
         flush_held(k, true);
         run_waiters(k, WAIT_READY, 0, NULL);
@@ -385,6 +408,14 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
             a->k = k;
             k->agent = a;
             k->throttled = false;
+            json_int_t pid = json_integer_value(json_object_get(j, "pid"));
+            if (k->adopted) {
+                log_info("kernel %s (%s): its agent is back", k->id, k->owner_name);
+                if (pid > 0 && pid != k->agent_pid) {
+                    k->agent_pid = (int)pid;
+                    kernel_persist(k);
+                }
+            }
             r = 0;
             break;
         }
@@ -587,7 +618,9 @@ int kernels_listen(struct hub *h, char **err)
 static void on_start_timeout(uv_timer_t *t)
 {
     struct kernel *k = t->data;
-    if (k->life == KERNEL_STARTING || k->life == KERNEL_RESTARTING) {
+    if (k->adopted && k->life == KERNEL_STARTING && !k->agent) {
+        become_dead(k, "the runtime did not come back after the server restarted");
+    } else if (k->life == KERNEL_STARTING || k->life == KERNEL_RESTARTING) {
         char reason[128];
         snprintf(reason, sizeof(reason), "the kernel did not become ready within %d s",
                  k->hub->cfg.start_timeout_s + 10);
@@ -595,6 +628,11 @@ static void on_start_timeout(uv_timer_t *t)
     } else if (k->life == KERNEL_STOPPING && k->proc_running) {
         log_warn("kernel %s: agent did not stop in time, killing it", k->id);
         uv_process_kill(&k->proc, SIGKILL);
+    } else if (k->life == KERNEL_STOPPING && k->adopted && k->agent_pid > 0) {
+        log_warn("kernel %s: agent did not stop in time, killing it", k->id);
+        kill(k->agent_pid, SIGKILL);
+        if (k->agent)
+            agent_close(k->agent);
     }
 }
 
@@ -610,12 +648,12 @@ static json_t *agent_config(struct kernel *k, const struct kernelspec *ks, const
     if (session_path)
         json_object_set_new(env, "JPY_SESSION_NAME", json_string(session_path));
     const char *im = json_string_value(json_object_get(spec, "interrupt_mode"));
-    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:i, s:s}", "id", k->id,
+    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:i, s:s, s:i}", "id", k->id,
                      "secret", k->secret, "hub_socket", h->sock_path, "runtime_dir", "", "argv",
                      json_object_get(spec, "argv"), "env", env, "cwd", cwd, "interrupt_mode",
                      im && !strcmp(im, "message") ? "message" : "signal", "max_frame",
                      (json_int_t)h->cfg.agent_max_frame, "start_timeout_s", h->cfg.start_timeout_s,
-                     "kernel_name", ks->name);
+                     "kernel_name", ks->name, "orphan_timeout_s", h->cfg.orphan_timeout_s);
 }
 
 static const struct kernelspec *find_spec(struct hub *h, const char *name)
@@ -733,16 +771,23 @@ static int spawn_agent(struct kernel *k, char **err)
         goto out;
     }
     char *args[] = {h->self_exe, "agent", cfgpath, NULL};
+    /* The agent outlives this hub (a restart): its own session, and its own log. */
+    char *logpath = xasprintf("%s/agent.log", dir);
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    free(logpath);
     uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
-                                     {.flags = UV_INHERIT_FD, .data.fd = 2},
-                                     {.flags = UV_INHERIT_FD, .data.fd = 2}};
+                                     {.flags = UV_INHERIT_FD, .data.fd = logfd >= 0 ? logfd : 2},
+                                     {.flags = UV_INHERIT_FD, .data.fd = logfd >= 0 ? logfd : 2}};
     uv_process_options_t opt = {.exit_cb = on_proc_exit,
                                 .file = h->self_exe,
                                 .args = args,
                                 .stdio = stdio,
-                                .stdio_count = 3};
+                                .stdio_count = 3,
+                                .flags = UV_PROCESS_DETACHED};
     k->proc.data = k;
     r = uv_spawn(h->loop, &k->proc, &opt);
+    if (logfd >= 0)
+        close(logfd);
     if (r < 0) {
         *err = xasprintf("cannot start the runtime agent: %s", uv_strerror(r));
         k->proc_closed = false;
@@ -751,6 +796,8 @@ static int spawn_agent(struct kernel *k, char **err)
     }
     k->proc_running = true;
     k->proc_closed = false;
+    k->agent_pid = k->proc.pid;
+    kernel_persist(k);
     uv_timer_start(&k->timer, on_start_timeout, (uint64_t)(h->cfg.start_timeout_s + 10) * 1000, 0);
     log_info("kernel %s (%s): starting %s (%s, %u GPUs), agent pid %d", k->id, k->owner_name,
              k->spec_name, k->profile, k->ngpus, k->proc.pid);
@@ -906,6 +953,11 @@ void kernel_shutdown(struct kernel *k, kernel_cb cb, void *ctx)
         if (kernel_send_to_agent(k, STREAM_SHUTDOWN, NULL, 0) < 0)
             uv_process_kill(&k->proc, SIGTERM);
         uv_timer_start(&k->timer, on_start_timeout, 6000, 0);
+    } else if (k->adopted && k->agent) {
+        kernel_send_to_agent(k, STREAM_SHUTDOWN, NULL, 0);
+        uv_timer_start(&k->timer, on_start_timeout, 6000, 0);
+    } else if (k->adopted && k->agent_pid > 0 && !k->detaching) {
+        kill(k->agent_pid, SIGTERM); /* it never came back to us: stop it if it is there */
     }
     /* The timer stays open to kill a stuck agent; maybe_free closes it at the end. */
     maybe_free(k);
@@ -976,7 +1028,7 @@ static void duration_text(char *out, size_t n, uint64_t s)
  * loop that prints nothing is not idle). */
 static bool kernel_busy(struct kernel *k)
 {
-    if (strcmp(k->execution_state, "idle") || kernel_count_clients(k) > 0)
+    if (!strcmp(k->execution_state, "busy") || kernel_count_clients(k) > 0)
         return true;
     for (unsigned i = 0; i < k->ngpus && k->hub->gpus; i++) {
         struct gpu_usage u;
@@ -1108,4 +1160,90 @@ static void doc_tick(struct kernel *k, uint64_t now)
         now - k->last_save_ms < 2000)
         return;
     doc_save_start(k);
+}
+
+/* --- hub restarts --- */
+
+void kernels_detach_all(struct hub *h)
+{
+    for (struct kernel *k = h->kernels, *next; k; k = next) {
+        next = k->next;
+        if (k->life == KERNEL_STOPPING)
+            continue;              /* being shut down: let that finish */
+        k->detaching = !k->queued; /* a queued kernel has nothing running: it just ends */
+        k->life = KERNEL_STOPPING;
+        k->doc_final_save = true;
+        channels_kernel_gone(k);
+        run_waiters(k, WAIT_READY, -ECANCELED, "the server is restarting");
+        if (k->proc_running) {
+            k->proc_running = false; /* closing the handle leaves the process be */
+            uv_close((uv_handle_t *)&k->proc, on_proc_closed);
+        }
+        if (k->agent)
+            agent_close(k->agent);
+        maybe_free(k);
+    }
+}
+
+static void adopt_one(void *ctx, const char *id, const char *text)
+{
+    struct hub *h = ctx;
+    json_t *o = json_loads(text, 0, NULL);
+    const char *owner_name = json_string_value(json_object_get(o, "owner_name"));
+    const char *spec = json_string_value(json_object_get(o, "spec_name"));
+    const char *base = json_string_value(json_object_get(o, "base_spec"));
+    const char *profile = json_string_value(json_object_get(o, "profile"));
+    const char *secret = json_string_value(json_object_get(o, "secret"));
+    const char *cwd = json_string_value(json_object_get(o, "cwd"));
+    if (!owner_name || !spec || !base || !profile || !secret || !cwd || strlen(id) >= 40 ||
+        strlen(secret) >= 65) {
+        log_warn("runtime %s: its record is unreadable; forgetting it", id);
+        store_state_delete(h->store, "runtime", id);
+        json_decref(o);
+        return;
+    }
+    struct kernel *k = xcalloc(1, sizeof(*k));
+    k->hub = h;
+    snprintf(k->id, sizeof(k->id), "%s", id);
+    k->spec_name = xstrdup(spec);
+    k->base_spec = xstrdup(base);
+    snprintf(k->profile, sizeof(k->profile), "%s", profile);
+    k->cwd = xstrdup(cwd);
+    const char *sp = json_string_value(json_object_get(o, "session_path"));
+    k->session_path = sp ? xstrdup(sp) : NULL;
+    k->owner = json_integer_value(json_object_get(o, "owner"));
+    snprintf(k->owner_name, sizeof(k->owner_name), "%s", owner_name);
+    snprintf(k->secret, sizeof(k->secret), "%s", secret);
+    k->created_ms = (uint64_t)json_integer_value(json_object_get(o, "created_ms"));
+    k->idle_since_ms = now_ms();
+    k->agent_pid = (int)json_integer_value(json_object_get(o, "agent_pid"));
+    json_t *g = json_object_get(o, "gpus");
+    for (size_t i = 0; i < json_array_size(g) && i < 64; i++)
+        k->gpus[k->ngpus++] = (unsigned)json_integer_value(json_array_get(g, i));
+    json_decref(o);
+    k->adopted = true;
+    k->proc_closed = true; /* not our child */
+    k->life = KERNEL_STARTING;
+    snprintf(k->execution_state, sizeof(k->execution_state), "starting");
+    kernel_touch(k);
+    const struct profile *p = config_profile(&h->cfg, k->profile);
+    struct sched_ask ask = {.user_id = k->owner,
+                            .request_id = k->id,
+                            .profile = k->profile,
+                            .ngpus = k->ngpus,
+                            .max_per_user = p ? (unsigned)p->max_per_user : 0};
+    if (scheduler_adopt(h->sched, &ask, k->gpus) < 0)
+        log_warn("runtime %s: its GPUs could not be taken back", k->id);
+    uv_timer_init(h->loop, &k->timer);
+    k->timer.data = k;
+    /* Its agent dials back within a second or two; one that does not is gone. */
+    uv_timer_start(&k->timer, on_start_timeout, 30000, 0);
+    k->next = h->kernels;
+    h->kernels = k;
+    log_info("kernel %s (%s): waiting for its agent after the restart", k->id, k->owner_name);
+}
+
+void kernels_adopt(struct hub *h)
+{
+    store_state_list(h->store, "runtime", adopt_one, h);
 }

@@ -43,6 +43,9 @@ struct kernel {
     bool queued; /* waiting in the scheduler's queue for GPUs */
     uint64_t created_ms, idle_since_ms;
     bool lifetime_warned;
+    bool adopted;   /* found again after a hub restart: its agent is not our child */
+    bool detaching; /* the hub is stopping and leaves this runtime running */
+    int agent_pid;  /* as the agent said in its hello */
     /* The notebook this kernel runs, recorded server-side (nbdoc.h), and its saving. */
     struct nbdoc *doc;
     bool doc_tried, saving, doc_final_save;
@@ -118,6 +121,11 @@ void kernels_tick(struct hub *h);
 json_t *kernel_model(const struct kernel *k);
 /* Shutdown of the hub: every kernel is shut down. */
 void kernels_shutdown_all(struct hub *h);
+/* Restart of the hub: kernels are left running (their agents wait for the hub to
+ * return) and only the hub's handles on them are released. */
+void kernels_detach_all(struct hub *h);
+/* At start: takes back the runtimes a previous hub left running (from the store). */
+void kernels_adopt(struct hub *h);
 void kernels_close(struct hub *h);
 
 /* For channels.c: stops or resumes reading the kernel's output from its agent. */

@@ -43,8 +43,20 @@ static void session_free(struct session *s)
     free(s);
 }
 
+/* Sessions are kept in the store so that a restarted hub finds them again. */
+static void session_persist(struct hub *h, const struct session *s)
+{
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s}", "owner", (json_int_t)s->owner, "path",
+                          s->path, "name", s->name, "type", s->type, "kernel_id", s->kernel_id);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    store_state_put(h->store, "session", s->id, text);
+    free(text);
+}
+
 static void unlink_session(struct hub *h, struct session *s)
 {
+    store_state_delete(h->store, "session", s->id);
     for (struct session **pp = &h->sessions; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
@@ -67,6 +79,7 @@ static void prune(struct hub *h)
         struct session *s = *pp;
         if (!s->starting && !session_kernel(h, s)) {
             *pp = s->next;
+            store_state_delete(h->store, "session", s->id);
             session_free(s);
         } else {
             pp = &s->next;
@@ -139,6 +152,7 @@ static void on_kernel_ready(void *vctx, struct kernel *k, int err, const char *r
         } else if (s) {
             snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", c->old_kernel);
             s->starting = false;
+            session_persist(h, s);
         }
         if (k)
             kernel_shutdown(k, NULL, NULL);
@@ -154,6 +168,7 @@ static void on_kernel_ready(void *vctx, struct kernel *k, int err, const char *r
         return;
     }
     s->starting = false;
+    session_persist(h, s);
     if (c->old_kernel[0]) {
         struct user u = {.id = s->owner};
         struct kernel *old = kernel_find(h, &u, c->old_kernel);
@@ -205,6 +220,7 @@ static void create(struct hub *h, struct http_req *req, json_t *body)
         snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
         s->next = h->sessions;
         h->sessions = s;
+        session_persist(h, s);
         http_reply_json(req, 201, session_model(h, s));
         return;
     }
@@ -232,6 +248,7 @@ static void create(struct hub *h, struct http_req *req, json_t *body)
         return;
     }
     snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
+    session_persist(h, s);
     if (r == KERNEL_QUEUED) { /* answered now: its kernel starts when its turn comes */
         s->starting = false;
         free(c);
@@ -264,6 +281,7 @@ static void patch(struct hub *h, struct http_req *req, struct session *s, json_t
     }
     json_t *kj = json_object_get(body, "kernel");
     if (!json_is_object(kj)) {
+        session_persist(h, s);
         http_reply_json(req, 200, session_model(h, s));
         return;
     }
@@ -275,11 +293,13 @@ static void patch(struct hub *h, struct http_req *req, struct session *s, json_t
             return;
         }
         snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
+        session_persist(h, s);
         http_reply_json(req, 200, session_model(h, s));
         return;
     }
     const char *kname = str_field(kj, "name");
     if (!kname) {
+        session_persist(h, s);
         http_reply_json(req, 200, session_model(h, s));
         return;
     }
@@ -310,6 +330,7 @@ static void patch(struct hub *h, struct http_req *req, struct session *s, json_t
             kernel_shutdown(old, NULL, NULL);
         snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", k->id);
         free(c);
+        session_persist(h, s);
         http_reply_json(req, 200, session_model(h, s));
         return;
     }
@@ -376,6 +397,36 @@ void sessions_handle(struct hub *h, struct http_req *req, const char *rest)
     }
 out:
     json_decref(body);
+}
+
+static void load_one(void *ctx, const char *id, const char *text)
+{
+    struct hub *h = ctx;
+    json_t *o = json_loads(text, 0, NULL);
+    const char *path = json_string_value(json_object_get(o, "path"));
+    const char *name = json_string_value(json_object_get(o, "name"));
+    const char *type = json_string_value(json_object_get(o, "type"));
+    const char *kid = json_string_value(json_object_get(o, "kernel_id"));
+    if (path && name && type && kid && strlen(id) < 40 && strlen(kid) < 40) {
+        struct session *s = xcalloc(1, sizeof(*s));
+        snprintf(s->id, sizeof(s->id), "%s", id);
+        s->owner = json_integer_value(json_object_get(o, "owner"));
+        s->path = xstrdup(path);
+        s->name = xstrdup(name);
+        s->type = xstrdup(type);
+        snprintf(s->kernel_id, sizeof(s->kernel_id), "%s", kid);
+        s->next = h->sessions;
+        h->sessions = s;
+    } else {
+        store_state_delete(h->store, "session", id);
+    }
+    json_decref(o);
+}
+
+void sessions_load(struct hub *h)
+{
+    store_state_list(h->store, "session", load_one, h);
+    prune(h); /* those whose runtime did not survive */
 }
 
 void sessions_free_all(struct hub *h)

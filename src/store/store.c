@@ -49,6 +49,13 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX logins_user ON logins(user_id);"
     "CREATE INDEX logins_expires ON logins(expires);",
+    /* 2: what the hub must find again after a restart (runtimes, sessions), as JSON */
+    "CREATE TABLE hub_state ("
+    "  kind TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  json TEXT NOT NULL,"
+    "  PRIMARY KEY (kind, id)"
+    ") WITHOUT ROWID;",
 };
 
 #define USER_COLS "u.id, u.name, u.admin, u.password_hash IS NOT NULL, u.created"
@@ -68,6 +75,9 @@ enum stmt_id {
     ST_LOGIN_ADD,
     ST_LOGIN_CHECK,
     ST_LOGIN_DELETE,
+    ST_STATE_PUT,
+    ST_STATE_DELETE,
+    ST_STATE_LIST,
     ST_COUNT,
 };
 
@@ -88,6 +98,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LOGIN_CHECK] = "SELECT " USER_COLS ", l.hash FROM logins l "
                        "JOIN users u ON u.id = l.user_id WHERE l.hash = ? AND l.expires > ?",
     [ST_LOGIN_DELETE] = "DELETE FROM logins WHERE hash = ?",
+    [ST_STATE_PUT] = "INSERT OR REPLACE INTO hub_state (kind, id, json) VALUES (?, ?, ?)",
+    [ST_STATE_DELETE] = "DELETE FROM hub_state WHERE kind = ? AND id = ?",
+    [ST_STATE_LIST] = "SELECT id, json FROM hub_state WHERE kind = ? ORDER BY id",
 };
 
 struct store {
@@ -664,4 +677,61 @@ int store_login_delete(struct store *s, const char *cookie)
 out:
     stmt_done(st);
     return r;
+}
+
+int store_state_put(struct store *s, const char *kind, const char *id, const char *json)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_STATE_PUT);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st) == SQLITE_DONE ? 0 : step_error(s->db);
+    stmt_done(st);
+    return r;
+}
+
+int store_state_delete(struct store *s, const char *kind, const char *id)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_STATE_DELETE);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st) == SQLITE_DONE ? 0 : step_error(s->db);
+    stmt_done(st);
+    return r;
+}
+
+int store_state_list(struct store *s, const char *kind,
+                     void (*cb)(void *ctx, const char *id, const char *json), void *ctx)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_STATE_LIST);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    int r, rc = 0;
+    /* Rows are copied out first: the callback may write to the same table. */
+    struct row {
+        char *id, *json;
+    } *rows = NULL;
+    size_t n = 0;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        rows = xrealloc(rows, (n + 1) * sizeof(*rows));
+        rows[n].id = xstrdup((const char *)sqlite3_column_text(st, 0));
+        rows[n].json = xstrdup((const char *)sqlite3_column_text(st, 1));
+        n++;
+    }
+    if (r != SQLITE_DONE)
+        rc = -EIO;
+    stmt_done(st);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc)
+            cb(ctx, rows[i].id, rows[i].json);
+        free(rows[i].id);
+        free(rows[i].json);
+    }
+    free(rows);
+    return rc;
 }

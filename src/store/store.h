@@ -63,4 +63,11 @@ int store_login_create(struct store *s, int64_t user_id, int64_t max_age, char *
 int store_login_check(struct store *s, const char *cookie, struct user *out);
 int store_login_delete(struct store *s, const char *cookie);
 
+/* The hub's own state that must outlive it (runtimes, sessions): JSON documents by
+ * kind and id. put replaces; list calls cb for each, in id order. */
+int store_state_put(struct store *s, const char *kind, const char *id, const char *json);
+int store_state_delete(struct store *s, const char *kind, const char *id);
+int store_state_list(struct store *s, const char *kind,
+                     void (*cb)(void *ctx, const char *id, const char *json), void *ctx);
+
 #endif

@@ -19,6 +19,7 @@ const ctx = useServer({
     '[profile.gpu]', 'display_name = GPU', 'gpus = 1', 'max_per_user = 5', 'idle_timeout_s = 0', '',
     '[profile.short]', 'display_name = Short', 'max_lifetime_s = 4', 'idle_timeout_s = 0', '',
     '[profile.huge]', 'gpus = 8', '',
+    '[profile.capped]', 'max_per_user = 2', 'idle_timeout_s = 0', '',
   ].join('\n') + '\n',
 });
 
@@ -116,15 +117,25 @@ describe('GPUs and the queue', { skip }, () => {
 
   test("a user's limit of runtimes of one type is enforced with a clear message", async () => {
     const ids = [];
-    for (let i = 0; i < 3; i++) {
-      const r = await start('bob', 'python3');
-      assert.equal(r.status, 201);
-      ids.push(r.body.id);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await start('bob', 'python3-capped');
+        assert.equal(r.status, 201);
+        ids.push(r.body.id);
+      }
+      const over = await start('bob', 'python3-capped');
+      assert.equal(over.status, 403);
+      assert.match(over.body.message, /2/);
+      // Another user is not held back by bob's runtimes.
+      const other = await start('carol', 'python3-capped');
+      assert.equal(other.status, 201);
+      ids.push(other.body.id);
+    } finally {
+      for (const id of ids) {
+        await api(ctx.server, 'bob', 'DELETE', `/api/kernels/${id}`);
+        await api(ctx.server, 'carol', 'DELETE', `/api/kernels/${id}`);
+      }
     }
-    const over = await start('bob', 'python3');
-    assert.equal(over.status, 403);
-    assert.match(over.body.message, /3/);
-    for (const id of ids) await api(ctx.server, 'bob', 'DELETE', `/api/kernels/${id}`);
   });
 });
 

@@ -159,10 +159,17 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server', p
     log() {
       try { return fs.readFileSync(logFile, 'utf8'); } catch { return ''; }
     },
-    /** Stops the server with SIGTERM; throws if it takes over 10 s or fails. */
-    async stop() {
+    /**
+     * Stops the server with SIGTERM; throws if it takes over 10 s or fails. labbook
+     * leaves its runtimes running for its next start: unless keepRuntimes, they are
+     * stopped too (their agents, found by this data dir in their command line).
+     */
+    async stop({ keepRuntimes = false } = {}) {
       const p = server.proc;
-      if (!p) return;
+      if (!p) {
+        if (!keepRuntimes) await server.killRuntimes();
+        return;
+      }
       server.proc = null;
       if (p.exitCode !== null || p.signalCode !== null) {
         throw new Error(`server had already exited (code ${p.exitCode}, signal ${p.signalCode})`);
@@ -175,12 +182,33 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server', p
       if (res === null) {
         p.kill('SIGKILL');
         await exited;
+        if (!keepRuntimes) await server.killRuntimes();
         throw new Error(`server did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM`);
       }
+      if (!keepRuntimes) await server.killRuntimes();
+    },
+    /** Host pids of processes whose command line names this server's data dir. */
+    runtimeProcs() {
+      const mark = path.join(dataDir, 'runtimes') + '/';
+      return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+        try {
+          return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(mark) &&
+            !/\) Z /.test(fs.readFileSync(`/proc/${d}/stat`, 'utf8'));
+        } catch { return false; }
+      }).map(Number);
+    },
+    /** Stops runtimes the server left running (SIGTERM, then SIGKILL after 5 s). */
+    async killRuntimes() {
+      if (!IS_LABBOOK) return;
+      const pids = server.runtimeProcs();
+      for (const pid of pids) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+      const deadline = Date.now() + 5000;
+      while (server.runtimeProcs().length && Date.now() < deadline) await sleep(100);
+      for (const pid of server.runtimeProcs()) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     },
     /** Stops and starts the server again on the same data dir and port. */
     async restart() {
-      await server.stop();
+      await server.stop({ keepRuntimes: true });
       await launch(server.port);
     },
   };

@@ -101,7 +101,7 @@ static bool db_contains(const char *path, const void *needle, size_t n)
 static void test_migrations_fresh_and_reopen(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
     struct stat sb;
     assert_int_equal(stat(f->path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -124,7 +124,7 @@ static void test_migrations_fresh_and_reopen(void **state)
     struct user u;
     assert_int_equal(store_user_get(f->s, "alice", &u), 0);
     assert_true(u.admin);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
     /* WAL mode is persistent in the file. */
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -433,10 +433,42 @@ static void test_logins(void **state)
     free(cneg);
 }
 
+static void collect_state(void *ctx, const char *id, const char *json)
+{
+    char *acc = ctx;
+    size_t n = strlen(acc);
+    snprintf(acc + n, 512 - n, "%s=%s;", id, json);
+}
+
+/* The hub's state survives closing and reopening; put replaces, delete removes, kinds
+ * are separate. */
+static void test_hub_state(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_state_put(f->s, "runtime", "k2", "{\"b\":2}"), 0);
+    assert_int_equal(store_state_put(f->s, "runtime", "k1", "{\"a\":1}"), 0);
+    assert_int_equal(store_state_put(f->s, "session", "s1", "{}"), 0);
+    assert_int_equal(store_state_put(f->s, "runtime", "k2", "{\"b\":3}"), 0);
+    store_close(f->s);
+    char *err = NULL;
+    assert_int_equal(store_open(f->path, &f->s, &err), 0);
+    char acc[512] = "";
+    assert_int_equal(store_state_list(f->s, "runtime", collect_state, acc), 0);
+    assert_string_equal(acc, "k1={\"a\":1};k2={\"b\":3};");
+    assert_int_equal(store_state_delete(f->s, "runtime", "k1"), 0);
+    acc[0] = '\0';
+    assert_int_equal(store_state_list(f->s, "runtime", collect_state, acc), 0);
+    assert_string_equal(acc, "k2={\"b\":3};");
+    acc[0] = '\0';
+    assert_int_equal(store_state_list(f->s, "session", collect_state, acc), 0);
+    assert_string_equal(acc, "s1={};");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_fresh_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unopenable_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
