@@ -7,6 +7,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -130,6 +131,49 @@ static char *kernel_cwd(struct hub *h, const struct user *u, const char *path)
     return drive;
 }
 
+/* Whether the notebook at path (in u's drive) asks for a GPU the way Colab writes it:
+ * metadata.accelerator = "GPU". Notebooks over 16 MiB are not read for this. */
+static bool notebook_wants_gpu(struct hub *h, const struct user *u, const char *path)
+{
+    char *drive = hub_user_drive(h, u);
+    char *cand = xasprintf("%s/%s", drive, path[0] == '/' ? path + 1 : path);
+    char *real = realpath(cand, NULL);
+    bool gpu = false;
+    char *text = NULL;
+    size_t len;
+    if (real && str_starts_with(real, drive) && real[strlen(drive)] == '/' &&
+        str_ends_with(real, ".ipynb") && read_file(real, 16 << 20, &text, &len) == 0) {
+        json_t *nb = json_loadb(text, len, 0, NULL);
+        const char *acc =
+            json_string_value(json_object_get(json_object_get(nb, "metadata"), "accelerator"));
+        gpu = acc && !strcasecmp(acc, "GPU");
+        json_decref(nb);
+    }
+    free(text);
+    free(real);
+    free(cand);
+    free(drive);
+    return gpu;
+}
+
+/* The kernelspec to start for a session: the one asked for, or its "gpu" variant
+ * when the notebook asks for a GPU and the name does not already pick a type. */
+static char *session_kernel_name(struct hub *h, const struct user *u, const char *path,
+                                 const char *asked)
+{
+    const char *name = asked ? asked : h->cfg.default_kernel;
+    for (int i = 1; i < h->cfg.nprofiles; i++) {
+        char *suffix = xasprintf("-%s", h->cfg.profiles[i].name);
+        bool typed = str_ends_with(name, suffix);
+        free(suffix);
+        if (typed)
+            return xstrdup(name);
+    }
+    if (config_profile(&h->cfg, "gpu") && notebook_wants_gpu(h, u, path))
+        return xasprintf("%s-gpu", name);
+    return xstrdup(name);
+}
+
 struct start_ctx {
     struct hub *h;
     struct http_pending *p;
@@ -224,9 +268,7 @@ static void create(struct hub *h, struct http_req *req, json_t *body)
         http_reply_json(req, 201, session_model(h, s));
         return;
     }
-    const char *kname = str_field(kj, "name");
-    if (!kname)
-        kname = h->cfg.default_kernel;
+    char *kname = session_kernel_name(h, &v->user, path, str_field(kj, "name"));
     char *cwd = kernel_cwd(h, &v->user, path);
     struct start_ctx *c = xcalloc(1, sizeof(*c));
     c->h = h;
@@ -239,6 +281,7 @@ static void create(struct hub *h, struct http_req *req, json_t *body)
     char *err = NULL;
     int r = kernel_start(h, &v->user, kname, cwd, path, on_kernel_ready, c, &k, &err);
     free(cwd);
+    free(kname);
     if (r < 0) {
         unlink_session(h, s);
         session_free(s);

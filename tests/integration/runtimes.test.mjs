@@ -139,6 +139,26 @@ describe('GPUs and the queue', { skip }, () => {
   });
 });
 
+describe('notebooks that ask for a GPU', { skip }, () => {
+  test("a notebook whose metadata.accelerator is \"GPU\" (Colab's field) gets the GPU type", async () => {
+    const nb = (accelerator) => ({ nbformat: 4, nbformat_minor: 5, cells: [],
+      metadata: accelerator ? { accelerator, kernelspec: { name: 'python3', display_name: 'Python 3' } } : {} });
+    for (const [file, acc] of [['colab.ipynb', 'GPU'], ['plain.ipynb', null]]) {
+      const put = await api(ctx.server, 'bob', 'PUT', `/api/contents/${file}`, { type: 'notebook', format: 'json', content: nb(acc) });
+      assert.ok(put.status === 201 || put.status === 200);
+    }
+    const gpu = await api(ctx.server, 'bob', 'POST', '/api/sessions', { path: 'colab.ipynb', type: 'notebook', name: '', kernel: { name: 'python3' } });
+    assert.equal(gpu.status, 201, JSON.stringify(gpu.body));
+    assert.equal(gpu.body.kernel.name, 'python3-gpu');
+    const dev = (await run('bob', gpu.body.kernel.id, 'import os; print(os.environ.get("CUDA_VISIBLE_DEVICES", ""))')).trim();
+    assert.ok(dev.length > 0, 'the runtime has a GPU');
+    const cpu = await api(ctx.server, 'bob', 'POST', '/api/sessions', { path: 'plain.ipynb', type: 'notebook', name: '', kernel: { name: 'python3' } });
+    assert.equal(cpu.status, 201);
+    assert.equal(cpu.body.kernel.name, 'python3', 'a notebook without the field keeps the default type');
+    for (const s of [gpu, cpu]) await api(ctx.server, 'bob', 'DELETE', `/api/sessions/${s.body.id}`);
+  });
+});
+
 describe('reclaiming runtimes', { skip }, () => {
   test('an idle runtime is reclaimed; one running a loop that prints nothing is kept', async () => {
     const idle = await start('carol', 'python3');
