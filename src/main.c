@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "common/util.h"
 #include "hub/cli_status.h"
 #include "hub/hub.h"
 #include "store/cli_user.h"
@@ -20,6 +21,7 @@ static int usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    proc_title_init(argc, argv);
     if (argc < 2)
         return usage(stderr);
     const char *cmd = argv[1];

@@ -259,6 +259,27 @@ int read_file(const char *path, size_t max, char **out, size_t *len)
     return 0;
 }
 
+static char *title_start;
+static size_t title_len;
+
+void proc_title_init(int argc, char **argv)
+{
+    if (argc < 1)
+        return;
+    title_start = argv[0];
+    char *end = argv[argc - 1] + strlen(argv[argc - 1]);
+    title_len = (size_t)(end - title_start);
+}
+
+void proc_title_set(const char *title)
+{
+    if (!title_start || !title_len)
+        return;
+    memset(title_start, 0, title_len);
+    size_t n = strlen(title);
+    memcpy(title_start, title, n < title_len ? n : title_len);
+}
+
 int mkdir_p(const char *path, int mode)
 {
     char *p = xstrdup(path);

@@ -57,6 +57,13 @@ void iso8601_from_time(double t, char out[32]);
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);
 /* Reads a whole file (up to max bytes) into a new NUL-terminated buffer. */
 int read_file(const char *path, size_t max, char **out, size_t *len);
+/* The process's title as ps and /proc/PID/cmdline show it. proc_title_init keeps the
+ * program's argument area (from main); proc_title_set overwrites it in place, cut to
+ * its size (so a forked copy of the agent that stays inside a sandbox does not show
+ * the host's paths). */
+void proc_title_init(int argc, char **argv);
+void proc_title_set(const char *title);
+
 /* mkdir -p with the given mode. */
 int mkdir_p(const char *path, int mode);
 

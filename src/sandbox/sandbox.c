@@ -400,6 +400,7 @@ fail:;
  * every orphan, and leaves with the kernel, reporting its wait status first. */
 static void __attribute__((noreturn)) init_main(const struct child_ctx *c)
 {
+    proc_title_set("labbook-init"); /* not the agent's command line with host paths */
     sigset_t set;
     sigemptyset(&set);
     static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};

@@ -234,10 +234,12 @@ except OSError as e:
     t.diagnostic(`inside: pids ${R.pids}, kill ${R.kill0}, ptrace ${R.ptrace}, mount ${R.mount_cmd} / ${R.mount_sys}, umount ${R.umount}, unshare ${R.unshare}`);
     assert.ok(R.pids.length <= 12, `only a handful of processes are visible: ${R.pids}`);
     assert.ok(!R.pids.includes(hub), `the hub's pid ${hub} is not among ${R.pids}`);
-    // PID 1 is the sandbox's init, a fork of alice's agent (so it has the agent's
-    // command line); nothing of the hub's or of bob's runtime may show.
-    const host = (c) => /\bserve\b.*--data/.test(c) || c.includes(bob) || (c.includes(' agent ') && !c.includes(alice));
-    assert.deepEqual(R.cmdlines.filter(host), [], 'no host process is visible');
+    // PID 1 is the sandbox's init (a fork of alice's agent, renamed labbook-init);
+    // nothing of the hub's, of bob's runtime, or of the host's paths may show.
+    const host = (c) => /\bserve\b.*--data/.test(c) || c.includes(bob) || c.includes(' agent ') ||
+      c.includes(s.dataDir);
+    assert.deepEqual(R.cmdlines.filter(host), [], 'no host process or host path is visible');
+    assert.ok(R.cmdlines.some((c) => c.startsWith('labbook-init')), `PID 1 is labbook-init: ${R.cmdlines}`);
     assert.deepEqual(R.ps.split('\n').filter(host), [], `ps aux shows host processes:\n${R.ps}`);
     assert.ok(R.ps.split('\n').filter((l) => l.trim()).length <= 13, `ps aux shows a handful:\n${R.ps}`);
     assert.equal(R.kill0, 'ESRCH', "kill(hub, 0) finds no such process");
