@@ -31,6 +31,7 @@
 
 #define HB_INTERVAL_MS 3000
 #define PROBE_INTERVAL_MS 200
+#define PROBE_AGAIN_MS 20
 #define STOP_GRACE_MS 3000
 #define RESTART_WINDOW_MS 60000
 #define RESTART_MAX 5
@@ -532,6 +533,9 @@ static int open_sockets(struct agent *a, const int ports[KPORT_COUNT])
         zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof(zero));
         zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &nolimit, sizeof(nolimit));
+        /* The kernel binds a moment after it starts: retry the connection often. */
+        int ivl = 10;
+        zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
         if (c == CH_SHELL || c == CH_CONTROL || c == CH_STDIN)
             /* One identity on shell and stdin, so input_request finds its way back. */
             zmq_setsockopt(s, ZMQ_ROUTING_ID, a->session, strlen(a->session));
@@ -854,6 +858,12 @@ static void reap(struct agent *a)
 
 static void check_ready(struct agent *a)
 {
+    /* The kernel answers, but its iopub has not reached us yet (a subscription made
+     * while the kernel was starting takes a moment): probe again soon, so that its
+     * status messages come, rather than at the next full interval. */
+    if (a->kstate == K_STARTING && a->got_info && !a->iopub_seen &&
+        a->next_probe > now_ms() + PROBE_AGAIN_MS)
+        a->next_probe = now_ms() + PROBE_AGAIN_MS;
     if (a->kstate == K_STARTING && a->got_info && a->iopub_seen) {
         a->kstate = K_RUNNING;
         a->next_hb = now_ms() + HB_INTERVAL_MS;
