@@ -7,13 +7,24 @@ static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 
 /* 0-63 for alphabet characters, 64 for '=', 65 for skipped white space, 255 otherwise. */
 static uint8_t rev[256];
+/* The fast path's tables: each character's 6 bits already in place for its position
+ * in a group of four, or 0xffffffff for anything that is not plain alphabet. */
+static uint32_t d0[256], d1[256], d2[256], d3[256];
 
-static void init_rev(void)
+static void init_tables(void)
 {
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < 256; i++) {
         rev[i] = 255;
-    for (int i = 0; i < 64; i++)
-        rev[(unsigned char)alphabet[i]] = (uint8_t)i;
+        d0[i] = d1[i] = d2[i] = d3[i] = 0xffffffffu;
+    }
+    for (uint32_t i = 0; i < 64; i++) {
+        unsigned char c = (unsigned char)alphabet[i];
+        rev[c] = (uint8_t)i;
+        d0[c] = i << 18;
+        d1[c] = i << 12;
+        d2[c] = i << 6;
+        d3[c] = i;
+    }
     rev['='] = 64;
     rev['\n'] = 65;
     rev['\r'] = 65;
@@ -21,25 +32,34 @@ static void init_rev(void)
     rev['\t'] = 65;
 }
 
-int base64_decode(const char *in, size_t n, uint8_t *out, size_t *outlen)
+/* Whole groups of four alphabet characters from p to at most end; returns where it
+ * stopped (at the first group holding anything else). */
+static const unsigned char *decode_groups(const unsigned char *p, const unsigned char *end,
+                                          uint8_t **o)
 {
-    if (rev['A'] != 0 || rev['='] != 64) /* benign race: every thread writes the same table */
-        init_rev();
-    const unsigned char *p = (const unsigned char *)in, *end = p + n;
-    uint8_t *o = out;
-    /* Fast path: whole groups of four alphabet characters. */
+    uint8_t *out = *o;
     while (end - p >= 4) {
-        uint8_t a = rev[p[0]], b = rev[p[1]], c = rev[p[2]], d = rev[p[3]];
-        if ((a | b | c | d) & 0xc0)
+        uint32_t v = d0[p[0]] | d1[p[1]] | d2[p[2]] | d3[p[3]];
+        if (v & 0xff000000u)
             break;
-        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
-        o[0] = (uint8_t)(v >> 16);
-        o[1] = (uint8_t)(v >> 8);
-        o[2] = (uint8_t)v;
-        o += 3;
+        out[0] = (uint8_t)(v >> 16);
+        out[1] = (uint8_t)(v >> 8);
+        out[2] = (uint8_t)v;
+        out += 3;
         p += 4;
     }
-    /* The rest, one character at a time: line breaks, padding, the tail. */
+    *o = out;
+    return p;
+}
+
+int base64_decode(const char *in, size_t n, uint8_t *out, size_t *outlen)
+{
+    if (rev['A'] != 0 || rev['='] != 64) /* benign race: every thread writes the same tables */
+        init_tables();
+    const unsigned char *p = (const unsigned char *)in, *end = p + n;
+    uint8_t *o = out;
+    p = decode_groups(p, end, &o);
+    /* The rest, one character at a time: white space, padding, the tail. */
     uint32_t acc = 0;
     int have = 0, pad = 0;
     for (; p < end; p++) {
@@ -63,18 +83,7 @@ int base64_decode(const char *in, size_t n, uint8_t *out, size_t *outlen)
             *o++ = (uint8_t)acc;
             acc = 0;
             have = 0;
-            /* Back to whole groups where possible. */
-            while (end - p > 4) {
-                uint8_t a = rev[p[1]], b = rev[p[2]], c = rev[p[3]], d = rev[p[4]];
-                if ((a | b | c | d) & 0xc0)
-                    break;
-                uint32_t w = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
-                o[0] = (uint8_t)(w >> 16);
-                o[1] = (uint8_t)(w >> 8);
-                o[2] = (uint8_t)w;
-                o += 3;
-                p += 4;
-            }
+            p = decode_groups(p + 1, end, &o) - 1; /* back to whole groups */
         }
     }
     if (have == 1)
