@@ -1,6 +1,8 @@
 /* The allocation family, the capped byte buffer, and small string, time and file helpers. */
 #include "common/util.h"
 
+#include <sodium.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -190,6 +192,33 @@ void iso8601_now(char out[32])
     iso8601_from_time((double)tv.tv_sec + (double)tv.tv_usec / 1e6, out);
 }
 
+int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+void uuid4_string(char out[37])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof(b));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
 int write_file_atomic(const char *path, const void *data, size_t len, int mode)
 {
     char *tmp = xasprintf("%s.~tmp%ld", path, (long)getpid());
@@ -199,18 +228,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, int mode)
         r = -errno;
         goto out;
     }
-    const char *p = data;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            r = -errno;
-            break;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
+    r = write_all(fd, data, len);
     if (!r && fsync(fd) < 0)
         r = -errno;
     if (close(fd) < 0 && !r)

@@ -52,6 +52,11 @@ uint64_t now_ms(void);
 void iso8601_now(char out[32]);
 void iso8601_from_time(double t, char out[32]);
 
+/* Writes all len bytes to fd, retrying short writes and EINTR. Returns 0 or -errno. */
+int write_all(int fd, const void *data, size_t len);
+/* A random (version 4) UUID, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx". */
+void uuid4_string(char out[37]);
+
 /* Writes `len` bytes to path atomically: temporary file beside it, fsync, rename.
  * Returns 0 or a negative errno. */
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);

@@ -90,16 +90,9 @@ static void kernels_api(struct hub *h, struct http_req *req, const char *rest)
             http_reply_error(req, 405, "method not allowed");
             return;
         }
-        json_t *body = NULL;
-        if (v->body_len) {
-            json_error_t je;
-            body = json_loadb(v->body, v->body_len, 0, &je);
-            if (!json_is_object(body)) {
-                json_decref(body);
-                http_reply_error(req, 400, "Invalid JSON in request body: %s", je.text);
-                return;
-            }
-        }
+        json_t *body;
+        if (http_body_json(req, true, &body) < 0)
+            return;
         const char *name = json_string_value(json_object_get(body, "name"));
         if (!name)
             name = h->cfg.default_kernel;

@@ -433,49 +433,10 @@ void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg 
     blob_unref(legacy);
 }
 
-static void status_header(char *out, size_t n, const char *kernel_id)
-{
-    char id[33], date[32];
-    unsigned char raw[16];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2hex(id, sizeof(id), raw, sizeof(raw));
-    iso8601_now(date);
-    snprintf(out, n,
-             "{\"msg_id\":\"%s\",\"msg_type\":\"status\",\"username\":\"labbook\","
-             "\"session\":\"%s\",\"date\":\"%s\",\"version\":\"5.3\"}",
-             id, kernel_id, date);
-}
-
-void channels_status(struct kernel *k, const char *state, const char *reason)
-{
-    char hdr[512];
-    status_header(hdr, sizeof(hdr), k->id);
-    json_t *content = json_pack("{s:s}", "execution_state", state);
-    if (reason)
-        json_object_set_new(content, "reason", json_string(reason));
-    char *c = json_dumps(content, JSON_COMPACT);
-    json_decref(content);
-    struct kmsg m = {.channel = "iopub", .channel_len = 5, .nparts = 4};
-    m.part[0] = (const uint8_t *)hdr;
-    m.part_len[0] = strlen(hdr);
-    m.part[1] = (const uint8_t *)"{}";
-    m.part_len[1] = 2;
-    m.part[2] = (const uint8_t *)"{}";
-    m.part_len[2] = 2;
-    m.part[3] = (const uint8_t *)c;
-    m.part_len[3] = strlen(c);
-    size_t len = wsv1_size(&m);
-    uint8_t *bytes = xmalloc(len);
-    wsv1_write(&m, bytes);
-    struct kmsg parsed;
-    if (wsv1_parse(bytes, len, &parsed) == 0)
-        channels_deliver(k, bytes, len, &parsed);
-    free(bytes);
-    free(c);
-}
-
-/* An iopub stream message (stderr) answering the same request as `about`. */
-static struct blob *stream_note(const struct kmsg *about, const char *text)
+/* A message from the hub itself on iopub, as a v1 blob: a new header of msg_type,
+ * the parent header given as raw JSON, empty metadata, and content (taken). */
+static struct blob *hub_iopub(const char *msg_type, const char *session, const uint8_t *parent,
+                              size_t parent_len, json_t *content)
 {
     char id[33], date[32], hdr[512];
     unsigned char raw[16];
@@ -483,17 +444,16 @@ static struct blob *stream_note(const struct kmsg *about, const char *text)
     sodium_bin2hex(id, sizeof(id), raw, sizeof(raw));
     iso8601_now(date);
     snprintf(hdr, sizeof(hdr),
-             "{\"msg_id\":\"%s\",\"msg_type\":\"stream\",\"username\":\"labbook\","
-             "\"session\":\"labbook\",\"date\":\"%s\",\"version\":\"5.3\"}",
-             id, date);
-    json_t *content = json_pack("{s:s, s:s}", "name", "stderr", "text", text);
+             "{\"msg_id\":\"%s\",\"msg_type\":\"%s\",\"username\":\"labbook\","
+             "\"session\":\"%s\",\"date\":\"%s\",\"version\":\"5.3\"}",
+             id, msg_type, session, date);
     char *c = json_dumps(content, JSON_COMPACT);
     json_decref(content);
     struct kmsg m = {.channel = "iopub", .channel_len = 5, .nparts = 4};
     m.part[0] = (const uint8_t *)hdr;
     m.part_len[0] = strlen(hdr);
-    m.part[1] = about->part[1];
-    m.part_len[1] = about->part_len[1];
+    m.part[1] = parent;
+    m.part_len[1] = parent_len;
     m.part[2] = (const uint8_t *)"{}";
     m.part_len[2] = 2;
     m.part[3] = (const uint8_t *)c;
@@ -503,6 +463,36 @@ static struct blob *stream_note(const struct kmsg *about, const char *text)
     wsv1_write(&m, data);
     free(c);
     return b;
+}
+
+/* Delivers a hub-made message to the kernel's clients like one from the kernel. */
+static void deliver_own(struct kernel *k, struct blob *b)
+{
+    struct kmsg m;
+    if (wsv1_parse(b->data + LWS_PRE, b->len, &m) == 0)
+        channels_deliver_blob(k, b, &m);
+    blob_unref(b);
+}
+
+void channels_status(struct kernel *k, const char *state, const char *reason)
+{
+    json_t *content = json_pack("{s:s}", "execution_state", state);
+    if (reason)
+        json_object_set_new(content, "reason", json_string(reason));
+    deliver_own(k, hub_iopub("status", k->id, (const uint8_t *)"{}", 2, content));
+}
+
+void channels_notice(struct kernel *k, const char *level, const char *text)
+{
+    json_t *content = json_pack("{s:s, s:s}", "level", level, "text", text);
+    deliver_own(k, hub_iopub("labbook_notice", k->id, (const uint8_t *)"{}", 2, content));
+}
+
+/* An iopub stream message (stderr) answering the same request as `about`. */
+static struct blob *stream_note(const struct kmsg *about, const char *text)
+{
+    return hub_iopub("stream", "labbook", about->part[1], about->part_len[1],
+                     json_pack("{s:s, s:s}", "name", "stderr", "text", text));
 }
 
 struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *u,

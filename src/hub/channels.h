@@ -45,6 +45,9 @@ void channels_blob_unref(struct blob *b);
 void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg *m);
 /* Sends every client an iopub status message with execution_state (and reason). */
 void channels_status(struct kernel *k, const char *state, const char *reason);
+/* Sends every client an iopub labbook_notice {level, text}: clients that do not know
+ * it ignore it; labbook's own UI shows it. */
+void channels_notice(struct kernel *k, const char *level, const char *text);
 /* The kernel is going away: close its clients and drop what was kept for them. */
 void channels_kernel_gone(struct kernel *k);
 /* Drops kept replay buffers older than the configured time. */

@@ -114,6 +114,23 @@ json_t *http_error_body(const char *message, const char *reason)
                      reason ? json_string(reason) : json_null());
 }
 
+int http_body_json(struct http_req *req, bool allow_empty, json_t **out)
+{
+    *out = NULL;
+    if (allow_empty && req->v.body_len == 0)
+        return 0;
+    json_error_t je;
+    json_t *b = json_loadb(req->v.body, req->v.body_len, 0, &je);
+    if (!json_is_object(b)) {
+        json_decref(b);
+        http_reply_error(req, 400, "Invalid JSON in request body: %s",
+                         b ? "not a JSON object" : je.text);
+        return -EINVAL;
+    }
+    *out = b;
+    return 0;
+}
+
 struct lws *http_wsi(struct http_req *req)
 {
     return req->wsi;
@@ -524,26 +541,31 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         req->v.authed = auth_request(h, wsi, &req->v.user, &req->v.by_cookie) == 0;
         slot->req = req;
         int64_t cl = content_length(wsi);
-        if (cl == -2 || cl > h->cfg.max_body) {
+        if (cl == -2) {
+            slot->req = NULL;
+            req_free(req);
+            write_simple(wsi, 400, "bad Content-Length");
+            return -1;
+        }
+        if (cl > h->cfg.max_body) {
+            /* The body is read and thrown away, then refused: closing while the client
+             * still sends would reset the connection before it reads the answer. */
             char q[300];
             log_warn("%s %s refused: body of %lld bytes over the %lld-byte cap", req->v.method_name,
                      log_quote(req->v.path, q, sizeof(q)), (long long)cl,
                      (long long)h->cfg.max_body);
-            char msg[128];
-            snprintf(msg, sizeof(msg), "request body too large (limit %lld MiB)",
-                     (long long)(h->cfg.max_body >> 20));
-            slot->req = NULL;
-            req_free(req);
-            write_simple(wsi, 413, msg);
-            return -1;
+            req->body_too_big = true;
+            return 0;
         }
         if (cl < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
-            /* Request bodies must say their length (every Jupyter client does). */
+            /* Request bodies must say their length (every Jupyter client does).
+             * libwebsockets does not hand chunked bodies over, so this one cannot be
+             * drained: answer and close. */
             slot->req = NULL;
             req_free(req);
             write_simple(wsi, 411,
-                         "request bodies need a Content-Length; chunked transfer "
-                         "encoding is not accepted");
+                         "request bodies need a Content-Length; chunked transfer encoding is not "
+                         "accepted");
             return -1;
         }
         if (cl > 0) {

@@ -75,6 +75,11 @@ void http_pending_reply_raw(struct http_pending *p, int status, const char *cont
 /* The connection behind a request (for auth helpers); NULL once it is gone. */
 struct lws *http_wsi(struct http_req *req);
 
+/* Parses the request body as a JSON object into *out (caller's; NULL for an empty body
+ * when allow_empty). Returns 0, or -EINVAL after answering 400 with the parser's
+ * message. */
+int http_body_json(struct http_req *req, bool allow_empty, json_t **out);
+
 /* JSON error body {"message": msg, "reason": reason-or-null}, new reference. */
 json_t *http_error_body(const char *message, const char *reason);
 /* The reason phrase for a status code. */

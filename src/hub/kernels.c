@@ -53,17 +53,6 @@ struct write_req {
     char *data;
 };
 
-static void uuid4(char out[40])
-{
-    unsigned char b[16];
-    randombytes_buf(b, sizeof(b));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-}
-
 void kernel_touch(struct kernel *k)
 {
     iso8601_now(k->last_activity);
@@ -859,7 +848,7 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
     }
     struct kernel *k = xcalloc(1, sizeof(*k));
     k->hub = h;
-    uuid4(k->id);
+    uuid4_string(k->id);
     k->spec_name = xstrdup(spec_name);
     k->base_spec = xstrdup(ks->name);
     snprintf(k->profile, sizeof(k->profile), "%s", prof->name);
@@ -977,39 +966,6 @@ void kernels_close(struct hub *h)
     unlink(h->sock_path);
 }
 
-/* Sends every client of k a labbook_notice on iopub ({level, text}): clients that do
- * not know it ignore it; labbook's own UI shows it. */
-static void notice(struct kernel *k, const char *text)
-{
-    char hdr[512], id[33], date[32];
-    unsigned char raw[16];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2hex(id, sizeof(id), raw, sizeof(raw));
-    iso8601_now(date);
-    snprintf(hdr, sizeof(hdr),
-             "{\"msg_id\":\"%s\",\"msg_type\":\"labbook_notice\",\"username\":\"labbook\","
-             "\"session\":\"%s\",\"date\":\"%s\",\"version\":\"5.3\"}",
-             id, k->id, date);
-    json_t *content = json_pack("{s:s, s:s}", "level", "warning", "text", text);
-    char *c = json_dumps(content, JSON_COMPACT);
-    json_decref(content);
-    struct kmsg m = {.channel = "iopub", .channel_len = 5, .nparts = 4};
-    m.part[0] = (const uint8_t *)hdr;
-    m.part_len[0] = strlen(hdr);
-    m.part[1] = m.part[2] = (const uint8_t *)"{}";
-    m.part_len[1] = m.part_len[2] = 2;
-    m.part[3] = (const uint8_t *)c;
-    m.part_len[3] = strlen(c);
-    size_t len = wsv1_size(&m);
-    uint8_t *bytes = xmalloc(len);
-    wsv1_write(&m, bytes);
-    struct kmsg parsed;
-    if (wsv1_parse(bytes, len, &parsed) == 0)
-        channels_deliver(k, bytes, len, &parsed);
-    free(bytes);
-    free(c);
-}
-
 /* "12 h", "1 h 30 min", "5 min", "4 s". */
 static void duration_text(char *out, size_t n, uint64_t s)
 {
@@ -1074,7 +1030,7 @@ void kernels_tick(struct hub *h)
                          total, left);
                 log_info("kernel %s (%s): warned its clients: %s of its lifetime left", k->id,
                          k->owner_name, left);
-                notice(k, text);
+                channels_notice(k, "warning", text);
             }
         }
         if (p->idle_timeout_s > 0 && now - k->idle_since_ms >= (uint64_t)p->idle_timeout_s * 1000) {

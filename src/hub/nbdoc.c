@@ -1039,20 +1039,6 @@ out:
     return r;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Replaces dirfd/name with data atomically, unless the file is no longer the one read
  * (-EAGAIN). The file's mode is kept. */
 static int replace_file(struct nbdoc *doc, int dirfd, const char *name, const char *data,

@@ -25,17 +25,6 @@ struct session {
     bool starting; /* its kernel is being started or replaced */
 };
 
-static void new_id(char out[40])
-{
-    unsigned char b[16];
-    randombytes_buf(b, sizeof(b));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-}
-
 static void session_free(struct session *s)
 {
     free(s->path);
@@ -248,7 +237,7 @@ static void create(struct hub *h, struct http_req *req, json_t *body)
             return;
         }
     struct session *s = xcalloc(1, sizeof(*s));
-    new_id(s->id);
+    uuid4_string(s->id);
     s->owner = v->user.id;
     s->path = xstrdup(path);
     s->name = xstrdup(name ? name : "");
@@ -394,15 +383,9 @@ void sessions_handle(struct hub *h, struct http_req *req, const char *rest)
 {
     const struct http_req_view *v = http_view(req);
     json_t *body = NULL;
-    if (v->method == HTTP_POST || v->method == HTTP_PATCH) {
-        json_error_t je;
-        body = json_loadb(v->body, v->body_len, 0, &je);
-        if (!json_is_object(body)) {
-            json_decref(body);
-            http_reply_error(req, 400, "Invalid JSON in request body: %s", je.text);
-            return;
-        }
-    }
+    if ((v->method == HTTP_POST || v->method == HTTP_PATCH) &&
+        http_body_json(req, false, &body) < 0)
+        return;
     prune(h);
     if (!*rest || !strcmp(rest, "/")) {
         if (v->method == HTTP_GET) {

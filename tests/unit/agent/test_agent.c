@@ -188,7 +188,7 @@ static struct frame *expect_msg(struct hub *h, const char *channel, const char *
     return f;
 }
 
-static void write_all(int fd, const void *p, size_t n)
+static void test_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
     while (n) {
@@ -203,9 +203,9 @@ static void hub_send(struct hub *h, enum stream_type type, const void *p, size_t
 {
     uint8_t hdr[STREAM_HEADER_LEN];
     stream_header(hdr, type, n);
-    write_all(h->fd, hdr, sizeof(hdr));
+    test_write_all(h->fd, hdr, sizeof(hdr));
     if (n)
-        write_all(h->fd, p, n);
+        test_write_all(h->fd, p, n);
 }
 
 /* Sends a request to the kernel through the agent; returns its msg_id (static). */
