@@ -13,36 +13,15 @@ LABBOOK=${LABBOOK_BIN:-$PWD/build/labbook}
 WORK=$(mktemp -d /tmp/labbook-bench.XXXXXX)
 LB_PORT=${LB_PORT:-18801}
 JS_PORT=${JS_PORT:-18802}
+. bench/lib.sh
 cleanup() {
-    [ -n "${LB_PID:-}" ] && kill -TERM "$LB_PID" 2>/dev/null || true
-    [ -n "${JS_PID:-}" ] && kill -TERM "$JS_PID" 2>/dev/null || true
-    sleep 1
+    stop_servers
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
-wait_up() { # url token
-    for _ in $(seq 1 100); do
-        if curl -fsS -H "Authorization: token $2" "$1/api/status" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    echo "server at $1 did not come up" >&2
-    return 1
-}
-
-# labbook
-"$LABBOOK" user add bench --data "$WORK/lb" 2>/dev/null
-LB_TOKEN=$("$LABBOOK" user token bench --data "$WORK/lb")
-"$LABBOOK" serve --data "$WORK/lb" --port "$LB_PORT" >"$WORK/lb.log" 2>&1 &
-LB_PID=$!
-# jupyter_server
-JS_TOKEN=benchtoken$$
-mkdir -p "$WORK/js"
-$PY -m jupyter_server --ServerApp.token="$JS_TOKEN" --port="$JS_PORT" --ip=127.0.0.1 \
-    --ServerApp.root_dir="$WORK/js" --ServerApp.open_browser=False --allow-root >"$WORK/js.log" 2>&1 &
-JS_PID=$!
-wait_up "http://127.0.0.1:$LB_PORT" "$LB_TOKEN"
-wait_up "http://127.0.0.1:$JS_PORT" "$JS_TOKEN"
+start_labbook "$LB_PORT"
+start_jupyter_server "$JS_PORT"
 
 if [ "$QUICK" = "--quick" ]; then N=100; MB=20; else N=300; MB=100; fi
 echo "# labbook ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
@@ -57,10 +36,7 @@ if [ -z "$JS" ] && [ "$QUICK" != "--quick" ]; then
     echo "jupyter_server did not finish the full run (a cell never ended: its iopub was dropped); measuring it with --quick"
     kill -TERM "$JS_PID" 2>/dev/null || true
     sleep 2
-    $PY -m jupyter_server --ServerApp.token="$JS_TOKEN" --port="$JS_PORT" --ip=127.0.0.1 \
-        --ServerApp.root_dir="$WORK/js" --ServerApp.open_browser=False --allow-root >"$WORK/js2.log" 2>&1 &
-    JS_PID=$!
-    wait_up "http://127.0.0.1:$JS_PORT" "$JS_TOKEN"
+    start_jupyter_server "$JS_PORT"
     JS=$(timeout 600 $PY "$SHARED/jbench.py" "http://127.0.0.1:$JS_PORT" "$JS_TOKEN" --quick 2>>"$WORK/js.err" || true)
 fi
 [ -n "$JS" ] || JS='{}'

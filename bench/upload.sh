@@ -11,32 +11,15 @@ LABBOOK=${LABBOOK_BIN:-$PWD/build/labbook}
 WORK=$(mktemp -d /var/tmp/lb-up.XXXXXX)
 LB_PORT=18821
 JS_PORT=18822
+. bench/lib.sh
 cleanup() {
-    [ -n "${LB_PID:-}" ] && kill -TERM "$LB_PID" 2>/dev/null || true
-    [ -n "${JS_PID:-}" ] && kill -TERM "$JS_PID" 2>/dev/null || true
-    sleep 1
+    stop_servers
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
-wait_up() {
-    for _ in $(seq 1 100); do
-        curl -fsS -H "Authorization: token $2" "$1/api/status" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "server at $1 did not come up" >&2
-    return 1
-}
-"$LABBOOK" user add bench --data "$WORK/lb" 2>/dev/null
-LB_TOKEN=$("$LABBOOK" user token bench --data "$WORK/lb")
-"$LABBOOK" serve --data "$WORK/lb" --port "$LB_PORT" >"$WORK/lb.log" 2>&1 &
-LB_PID=$!
-JS_TOKEN=benchtoken$$
-mkdir -p "$WORK/js"
-$PY -m jupyter_server --ServerApp.token="$JS_TOKEN" --port="$JS_PORT" --ip=127.0.0.1 \
-    --ServerApp.root_dir="$WORK/js" --ServerApp.open_browser=False --allow-root >"$WORK/js.log" 2>&1 &
-JS_PID=$!
-wait_up "http://127.0.0.1:$LB_PORT" "$LB_TOKEN"
-wait_up "http://127.0.0.1:$JS_PORT" "$JS_TOKEN"
+
+start_labbook "$LB_PORT"
+start_jupyter_server "$JS_PORT"
 LB=""
 JS=""
 for _ in $(seq 1 "$ROUNDS"); do

@@ -1,0 +1,39 @@
+# Shared by the bench scripts (sourced): starting labbook and jupyter_server side by
+# side on loopback, each in its own folder under $WORK.
+# Needs: WORK, LABBOOK, PY set by the caller.
+
+wait_up() { # url token
+    for _ in $(seq 1 100); do
+        if curl -fsS -H "Authorization: token $2" "$1/api/status" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "server at $1 did not come up" >&2
+    return 1
+}
+
+# start_labbook PORT: sets LB_TOKEN and LB_PID
+start_labbook() {
+    "$LABBOOK" user add bench --data "$WORK/lb" 2>/dev/null
+    LB_TOKEN=$("$LABBOOK" user token bench --data "$WORK/lb")
+    "$LABBOOK" serve --data "$WORK/lb" --port "$1" >>"$WORK/lb.log" 2>&1 &
+    LB_PID=$!
+    wait_up "http://127.0.0.1:$1" "$LB_TOKEN"
+}
+
+# start_jupyter_server PORT: sets JS_TOKEN and JS_PID
+start_jupyter_server() {
+    JS_TOKEN=${JS_TOKEN:-benchtoken$$}
+    mkdir -p "$WORK/js"
+    $PY -m jupyter_server --ServerApp.token="$JS_TOKEN" --port="$1" --ip=127.0.0.1 \
+        --ServerApp.root_dir="$WORK/js" --ServerApp.open_browser=False --allow-root \
+        >>"$WORK/js.log" 2>&1 &
+    JS_PID=$!
+    wait_up "http://127.0.0.1:$1" "$JS_TOKEN"
+}
+
+# stop_servers: SIGTERM to both (whichever runs)
+stop_servers() {
+    [ -n "${LB_PID:-}" ] && kill -TERM "$LB_PID" 2>/dev/null || true
+    [ -n "${JS_PID:-}" ] && kill -TERM "$JS_PID" 2>/dev/null || true
+    sleep 1
+}
