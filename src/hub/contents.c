@@ -4,6 +4,7 @@
 #include "hub/contents.h"
 
 #include "common/base64.h"
+#include "common/fsat.h"
 
 #include "common/util.h"
 
@@ -110,42 +111,6 @@ static void set_location(struct op *op, const char *path, const char *suffix)
 
 /* ---- paths ------------------------------------------------------------------------------ */
 
-/* Turns an API path into "a/b/c": no leading, trailing or doubled '/'. "." and ".."
- * components are refused (-EINVAL), as are over-long names. Caller frees *out. */
-static int path_normalize(const char *in, char **out)
-{
-    size_t len = strlen(in);
-    if (len >= PATH_MAX)
-        return -ENAMETOOLONG;
-    char *res = xmalloc(len + 1);
-    size_t n = 0;
-    const char *p = in;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, '/');
-        size_t cl = e ? (size_t)(e - p) : strlen(p);
-        if ((cl == 1 && p[0] == '.') || (cl == 2 && p[0] == '.' && p[1] == '.')) {
-            free(res);
-            return -EINVAL;
-        }
-        if (cl > NAME_MAX) {
-            free(res);
-            return -ENAMETOOLONG;
-        }
-        if (n)
-            res[n++] = '/';
-        memcpy(res + n, p, cl);
-        n += cl;
-        p += cl;
-    }
-    res[n] = '\0';
-    *out = res;
-    return 0;
-}
-
 /* Hidden as jupyter_server means it: some component starts with '.'. */
 static bool path_is_hidden(const char *norm)
 {
@@ -172,29 +137,11 @@ static char *path_join(const char *dir, const char *name)
     return dir[0] ? xasprintf("%s/%s", dir, name) : xstrdup(name);
 }
 
-/* Opens rel beneath dirfd: no "..", absolute path or symlink may take it out, and /proc
- * magic links are refused. Returns an fd or a negative errno. */
-static int open_beneath(int dirfd, const char *rel, int flags, uint64_t extra_resolve)
-{
-    struct open_how how = {
-        .flags = (uint64_t)(flags | O_CLOEXEC),
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | extra_resolve,
-    };
-    for (int tries = 0; tries < 16; tries++) {
-        long fd = syscall(SYS_openat2, dirfd, rel[0] ? rel : ".", &how, sizeof how);
-        if (fd >= 0)
-            return (int)fd;
-        if (errno != EAGAIN && errno != EINTR)
-            return -errno;
-    }
-    return -EAGAIN;
-}
-
 /* Resolves the parent directory of norm (non-empty) beneath root as an O_PATH fd. */
 static int open_parent(int root_fd, const char *norm)
 {
     char *parent = path_parent(norm);
-    int fd = open_beneath(root_fd, parent, O_PATH | O_DIRECTORY, 0);
+    int fd = fs_open_beneath(root_fd, parent, O_PATH | O_DIRECTORY, 0);
     free(parent);
     return fd;
 }
@@ -219,7 +166,7 @@ static int resolve_write(int root_fd, const char *norm, int *dirfd, char **name)
         }
         if (dfd >= 0)
             close(dfd);
-        dfd = open_beneath(root_fd, parent, O_PATH | O_DIRECTORY, 0);
+        dfd = fs_open_beneath(root_fd, parent, O_PATH | O_DIRECTORY, 0);
         if (dfd < 0) {
             r = dfd;
             goto out;
@@ -451,7 +398,7 @@ static int sha256_hex_fd(int fd, char hex[65])
  * and are refused with -EINVAL. */
 static int open_regular_ro(int root_fd, const char *norm)
 {
-    int fd = open_beneath(root_fd, norm, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+    int fd = fs_open_beneath(root_fd, norm, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
     if (fd < 0)
         return fd;
     struct stat st;
@@ -812,7 +759,7 @@ static int model_get(struct op *op, const char *norm, const struct get_opts *g, 
  * names, names that are not UTF-8, special files and symlinks that leave the drive. */
 static int dir_list(struct op *op, const char *norm, json_t *model)
 {
-    int fd = open_beneath(op->root_fd, norm, O_RDONLY | O_DIRECTORY, 0);
+    int fd = fs_open_beneath(op->root_fd, norm, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0)
         return reply_errno(op, -fd, norm);
     DIR *d = fdopendir(fd);
@@ -871,7 +818,7 @@ static int model_get(struct op *op, const char *norm, const struct get_opts *g, 
     json_t *m = NULL;
     struct stat st;
 
-    fd = open_beneath(op->root_fd, norm, O_PATH, 0);
+    fd = fs_open_beneath(op->root_fd, norm, O_PATH, 0);
     if (fd < 0) {
         status = reply_errno(op, -fd, norm);
         goto out;
@@ -1035,11 +982,11 @@ static char *checkpoint_name(const char *name)
 /* Opens (creating when asked) the checkpoint folder inside parent_fd; never a symlink. */
 static int open_checkpoint_dir(int parent_fd, bool create)
 {
-    int fd = open_beneath(parent_fd, CHECKPOINT_DIR, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+    int fd = fs_open_beneath(parent_fd, CHECKPOINT_DIR, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
     if (fd == -ENOENT && create) {
         if (mkdirat(parent_fd, CHECKPOINT_DIR, 0777) < 0 && errno != EEXIST)
             return -errno;
-        fd = open_beneath(parent_fd, CHECKPOINT_DIR, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+        fd = fs_open_beneath(parent_fd, CHECKPOINT_DIR, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
     }
     return fd;
 }
@@ -1312,7 +1259,7 @@ static int save_directory(struct op *op, const char *norm)
     int r = mkdirat(pfd, path_basename(norm), 0777) < 0 ? -errno : 0;
     close(pfd);
     if (r == -EEXIST) {
-        int fd = open_beneath(op->root_fd, norm, O_PATH | O_DIRECTORY, 0);
+        int fd = fs_open_beneath(op->root_fd, norm, O_PATH | O_DIRECTORY, 0);
         if (fd < 0)
             return reply_err(op, 400, NULL, "Not a directory: %s", norm);
         close(fd);
@@ -1500,7 +1447,7 @@ static int create_incremented(struct op *op, const char *dir, const char *filena
         str_ends_with(filename, ".ipynb") ? strrchr(filename, '.') : strchr(filename, '.');
     size_t blen = dot ? (size_t)(dot - filename) : strlen(filename);
     const char *suffix = dot ? dot : "";
-    int dfd = open_beneath(op->root_fd, dir, O_PATH | O_DIRECTORY, 0);
+    int dfd = fs_open_beneath(op->root_fd, dir, O_PATH | O_DIRECTORY, 0);
     if (dfd < 0)
         return dfd;
     int r = -EEXIST;
@@ -1551,7 +1498,7 @@ static int try_untitled(struct op *op, const char *path, void *arg)
 
 static int new_untitled(struct op *op, const char *dir, const char *type, const char *ext)
 {
-    int fd = open_beneath(op->root_fd, dir, O_PATH | O_DIRECTORY, 0);
+    int fd = fs_open_beneath(op->root_fd, dir, O_PATH | O_DIRECTORY, 0);
     if (fd < 0)
         return reply_err(op, 404, NULL, "No such directory: %s", dir);
     close(fd);
@@ -1633,7 +1580,7 @@ static char *strip_copy_marks(const char *name)
 static int copy_file(struct op *op, const char *to, const char *copy_from)
 {
     char *from = NULL, *made = NULL;
-    int status, r = path_normalize(copy_from, &from);
+    int status, r = fs_path_normalize(copy_from, &from);
     if (r < 0) {
         status = reply_err(op, 400, NULL, "Invalid path: %s", copy_from);
         goto out;
@@ -1642,7 +1589,7 @@ static int copy_file(struct op *op, const char *to, const char *copy_from)
         status = reply_err(op, 400, NULL, "Cannot copy file or directory '%s'", to);
         goto out;
     }
-    int fd = open_beneath(op->root_fd, from, O_PATH, 0);
+    int fd = fs_open_beneath(op->root_fd, from, O_PATH, 0);
     struct stat st;
     if (fd < 0) {
         status = reply_errno(op, -fd, from);
@@ -1654,7 +1601,7 @@ static int copy_file(struct op *op, const char *to, const char *copy_from)
         status = reply_err(op, 400, NULL, "Can't copy directories");
         goto out;
     }
-    fd = open_beneath(op->root_fd, to, O_PATH | O_DIRECTORY, 0);
+    fd = fs_open_beneath(op->root_fd, to, O_PATH | O_DIRECTORY, 0);
     if (fd >= 0) {
         close(fd);
         char *base = strip_copy_marks(path_basename(from));
@@ -1747,7 +1694,7 @@ static int op_put(struct op *op, const char *norm)
         return reply_err(op, 400, NULL, "Cannot copy with PUT, only POST");
     if (path_is_hidden(norm) || (bpath && path_is_hidden(bpath)))
         return reply_err(op, 400, NULL, "Cannot create file or directory '%s'", norm);
-    int fd = open_beneath(op->root_fd, norm, O_PATH, 0);
+    int fd = fs_open_beneath(op->root_fd, norm, O_PATH, 0);
     bool exists = fd >= 0;
     if (fd >= 0)
         close(fd);
@@ -1764,7 +1711,7 @@ static int op_put(struct op *op, const char *norm)
 static int op_post(struct op *op, const char *norm)
 {
     const json_t *body = op->req->body;
-    int fd = open_beneath(op->root_fd, norm, O_PATH, 0);
+    int fd = fs_open_beneath(op->root_fd, norm, O_PATH, 0);
     if (fd >= 0) {
         struct stat st;
         int r = fstat(fd, &st);
@@ -1799,7 +1746,7 @@ static int op_patch(struct op *op, const char *norm)
         status = reply_model(op, norm, 200, NULL);
         goto out;
     }
-    if (path_normalize(bpath, &to) < 0) {
+    if (fs_path_normalize(bpath, &to) < 0) {
         status = reply_err(op, 400, NULL, "Invalid path: %s", bpath);
         goto out;
     }
@@ -1936,7 +1883,7 @@ int contents_handle(const struct contents_req *req, json_t **out, char **locatio
         status = reply_err(&op, 500, NULL, "The drive is unavailable: %s", strerror(errno));
         goto out;
     }
-    int r = path_normalize(req->path ? req->path : "", &norm);
+    int r = fs_path_normalize(req->path ? req->path : "", &norm);
     if (r < 0) {
         status = reply_err(&op, 400, NULL,
                            r == -ENAMETOOLONG ? "Path too long: %s"

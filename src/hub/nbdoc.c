@@ -3,6 +3,8 @@
  * concurrent saves. Paths are resolved with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS). */
 #include "hub/nbdoc.h"
 
+#include "common/fsat.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -91,57 +93,22 @@ struct snap {
  * names. Caller frees *out. */
 static int path_check(const char *in, char **out)
 {
-    size_t len = strlen(in);
-    if (len >= PATH_MAX)
-        return -ENAMETOOLONG;
-    struct buf b = {0};
-    const char *p = in;
-    int r = 0;
-    while (*p) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, '/');
-        size_t cl = e ? (size_t)(e - p) : strlen(p);
-        if ((cl == 1 && p[0] == '.') || (cl == 2 && p[0] == '.' && p[1] == '.')) {
-            r = -EINVAL;
-            goto out;
-        }
-        if (cl > NAME_MAX) {
-            r = -ENAMETOOLONG;
-            goto out;
-        }
-        if (b.len)
-            buf_append(&b, "/", 1);
-        buf_append(&b, p, cl);
-        p += cl;
+    char *norm;
+    int r = fs_path_normalize(in, &norm);
+    if (r < 0)
+        return r;
+    if (!norm[0] || !str_ends_with(norm, ".ipynb")) {
+        free(norm);
+        return -EINVAL;
     }
-    if (!b.len || !str_ends_with(b.data, ".ipynb")) {
-        r = -EINVAL;
-        goto out;
-    }
-    *out = buf_steal(&b, NULL);
-out:
-    buf_free(&b);
-    return r;
+    *out = norm;
+    return 0;
 }
 
 /* Opens rel beneath dirfd: no "..", absolute path or symlink on the way. */
 static int open_beneath(int dirfd, const char *rel, int flags)
 {
-    struct open_how how = {
-        .flags = (uint64_t)(flags | O_CLOEXEC),
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-    };
-    for (int tries = 0; tries < 16; tries++) {
-        long fd = syscall(SYS_openat2, dirfd, rel[0] ? rel : ".", &how, sizeof how);
-        if (fd >= 0)
-            return (int)fd;
-        if (errno != EAGAIN && errno != EINTR)
-            return -errno;
-    }
-    return -EAGAIN;
+    return fs_open_beneath(dirfd, rel, flags, RESOLVE_NO_SYMLINKS);
 }
 
 /* Resolves the folder holding norm as an O_PATH fd, and the file's name in it. */
