@@ -7,24 +7,23 @@ static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 
 /* 0-63 for alphabet characters, 64 for '=', 65 for skipped white space, 255 otherwise. */
 static uint8_t rev[256];
-/* The fast path's tables: each character's 6 bits already in place for its position
- * in a group of four, or 0xffffffff for anything that is not plain alphabet. */
-static uint32_t d0[256], d1[256], d2[256], d3[256];
+/* The fast path's table: the 12 bits of every pair of alphabet characters, indexed by
+ * the pair's two bytes, or 0xffff for a pair holding anything else (128 KiB). */
+static uint16_t pair[65536];
 
 static void init_tables(void)
 {
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < 256; i++)
         rev[i] = 255;
-        d0[i] = d1[i] = d2[i] = d3[i] = 0xffffffffu;
-    }
-    for (uint32_t i = 0; i < 64; i++) {
-        unsigned char c = (unsigned char)alphabet[i];
-        rev[c] = (uint8_t)i;
-        d0[c] = i << 18;
-        d1[c] = i << 12;
-        d2[c] = i << 6;
-        d3[c] = i;
-    }
+    for (int i = 0; i < 65536; i++)
+        pair[i] = 0xffff;
+    for (uint32_t i = 0; i < 64; i++)
+        rev[(unsigned char)alphabet[i]] = (uint8_t)i;
+    for (uint32_t a = 0; a < 64; a++)
+        for (uint32_t b = 0; b < 64; b++) {
+            unsigned char ca = (unsigned char)alphabet[a], cb = (unsigned char)alphabet[b];
+            pair[ca | cb << 8] = (uint16_t)(a << 6 | b);
+        }
     rev['='] = 64;
     rev['\n'] = 65;
     rev['\r'] = 65;
@@ -39,9 +38,10 @@ static const unsigned char *decode_groups(const unsigned char *p, const unsigned
 {
     uint8_t *out = *o;
     while (end - p >= 4) {
-        uint32_t v = d0[p[0]] | d1[p[1]] | d2[p[2]] | d3[p[3]];
-        if (v & 0xff000000u)
+        uint32_t hi = pair[p[0] | p[1] << 8], lo = pair[p[2] | p[3] << 8];
+        if ((hi | lo) & 0xf000)
             break;
+        uint32_t v = hi << 12 | lo;
         out[0] = (uint8_t)(v >> 16);
         out[1] = (uint8_t)(v >> 8);
         out[2] = (uint8_t)v;

@@ -11,11 +11,11 @@ CFLAGS="-std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -fno-omit-frame-po
  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$root/src"
 # shellcheck disable=SC2086
 $CC $CFLAGS -o "$out/fuzz_wsframe" "$here/fuzz_wsframe.c" "$root/src/wire/wsframe.c" \
-    "$root/src/common/util.c" $(pkg-config --cflags --libs jansson)
+    "$root/src/common/util.c" $(pkg-config --cflags --libs jansson libsodium)
 echo "built $out/fuzz_wsframe"
 # shellcheck disable=SC2086
 $CC $CFLAGS -o "$out/fuzz_upload_body" "$here/fuzz_upload_body.c" "$root/src/common/jsonbig.c" \
-    "$root/src/common/base64.c" "$root/src/common/util.c" $(pkg-config --cflags --libs jansson)
+    "$root/src/common/base64.c" "$root/src/common/util.c" $(pkg-config --cflags --libs jansson libsodium)
 echo "built $out/fuzz_upload_body"
 if [ $# -ge 1 ]; then
     corpus="$out/corpus-wsframe"
