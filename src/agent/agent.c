@@ -5,6 +5,7 @@
 #include "agent/agent.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -158,9 +159,8 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
     s->state_dir = state, s->root_image = root, s->drive_dir = drive, s->cgroup_name = cg;
     s->cwd = cwd;
     state = root = drive = cg = cwd = NULL; /* owned by the config now */
-    if (s->state_dir[0] != '/' || strlen(s->state_dir) > 80) {
-        /* ipc:// socket paths (state_dir/run/k-N) must fit in sun_path */
-        *err = xstrdup("\"sandbox.state_dir\" must be an absolute path of at most 80 bytes");
+    if (s->state_dir[0] != '/' || strlen(s->state_dir) >= PATH_MAX - 64) {
+        *err = xstrdup("\"sandbox.state_dir\" must be an absolute path");
         r = -EINVAL;
         goto out;
     }
@@ -1306,7 +1306,11 @@ int agent_main(int argc, char **argv)
         char *run = sandbox_host_run_dir(a->cfg.sbx.state_dir);
         if (r == 0)
             r = mkdir_p(run, 0755);
-        a->ipc_prefix = xasprintf("%s/k", run);
+        /* The ipc:// sockets are reached by relative paths from the run folder, so that
+         * however deep the data folder is they fit in a socket address (108 bytes). */
+        if (r == 0 && chdir(run) < 0)
+            r = -errno;
+        a->ipc_prefix = xstrdup("k");
         a->conn_path = xasprintf("%s/kernel-%s.json", run, a->cfg.id);
         free(run);
         struct sandbox_error se;

@@ -265,11 +265,7 @@ int hub_main(int argc, char **argv)
         h->config_path = realpath(config_path, NULL);
     if (h->cfg.sandbox) {
         struct sandbox_error serr = {0};
-        if (strlen(h->runtimes_dir) + 38 > 80) {
-            log_warn("RUNTIMES ARE NOT SANDBOXED: the data folder's path %s is too long for the "
-                     "sandbox's sockets (keep it under 40 characters)",
-                     h->data_dir);
-        } else if (sandbox_supported(&serr) < 0) {
+        if (sandbox_supported(&serr) < 0) {
             log_warn("RUNTIMES ARE NOT SANDBOXED: %s. Every user's code runs with this server's "
                      "rights; run labbook as root, or allow user namespaces.",
                      serr.msg);
