@@ -5,6 +5,7 @@
 
 #include "common/base64.h"
 #include "common/fsat.h"
+#include "common/nbformat.h"
 
 #include "common/util.h"
 
@@ -517,30 +518,12 @@ static void rejoin_bundle(json_t *data)
     }
 }
 
-/* Splits a string into lines that keep their endings, as nbformat writes multiline text. */
+/* Splits a string member into lines that keep their endings, as nbformat writes it. */
 static void split_value(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v))
-        return;
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v), start = 0;
-    json_t *arr = json_array();
-    for (size_t i = 0; i < len; i++) {
-        size_t end = 0;
-        if (s[i] == '\n')
-            end = i + 1;
-        else if (s[i] == '\r')
-            end = (i + 1 < len && s[i + 1] == '\n') ? i + 2 : i + 1;
-        if (end) {
-            json_array_append_new(arr, json_stringn(s + start, end - start));
-            start = end;
-            i = end - 1;
-        }
-    }
-    if (start < len)
-        json_array_append_new(arr, json_stringn(s + start, len - start));
-    json_object_set_new(obj, key, arr);
+    if (json_is_string(v))
+        json_object_set_new(obj, key, nb_split_lines(json_string_value(v), json_string_length(v)));
 }
 
 static void split_bundle(json_t *data)

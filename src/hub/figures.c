@@ -4,6 +4,8 @@
  * reads a file here, except through the thread pool. */
 #include "hub/figures.h"
 
+#include "sandbox/cgroup.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -103,33 +105,6 @@ static int read_u64_file(const char *path, uint64_t *out)
     return r;
 }
 
-/* "key value" lines, as memory.stat and cpu.stat. */
-static int read_key_u64(const char *path, const char *key, uint64_t *out)
-{
-    char *s = NULL;
-    size_t len = 0;
-    int r = read_file(path, 1 << 20, &s, &len);
-    if (r < 0)
-        return r;
-    r = -ENOENT;
-    size_t kl = strlen(key);
-    for (char *line = s; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        int64_t v;
-        if (!strncmp(line, key, kl) && line[kl] == ' ' &&
-            str_to_i64(line + kl + 1, 0, INT64_MAX, &v) == 0) {
-            *out = (uint64_t)v;
-            r = 0;
-            break;
-        }
-        line = nl ? nl + 1 : NULL;
-    }
-    free(s);
-    return r;
-}
-
 static long clock_ticks(void)
 {
     long t = sysconf(_SC_CLK_TCK);
@@ -212,7 +187,7 @@ int figures_read_cgroup(const char *root, const char *name, struct runtime_figur
         r = 0;
         free(p);
         p = xasprintf("%s/labbook/%s/memory.stat", root, name);
-        read_key_u64(p, "inactive_file", &inactive);
+        cgroup_read_key(p, "inactive_file", &inactive);
         f->have_mem = true;
         f->mem_used = v > inactive ? v - inactive : v;
         free(p);
@@ -223,7 +198,7 @@ int figures_read_cgroup(const char *root, const char *name, struct runtime_figur
         }
         free(p);
         p = xasprintf("%s/labbook/%s/cpu.stat", root, name);
-        if (read_key_u64(p, "usage_usec", &v) == 0) {
+        if (cgroup_read_key(p, "usage_usec", &v) == 0) {
             f->have_cpu = true;
             f->cpu_seconds = (double)v / 1e6;
         }
@@ -236,7 +211,7 @@ int figures_read_cgroup(const char *root, const char *name, struct runtime_figur
     r = 0; /* v1 */
     free(p);
     p = xasprintf("%s/memory/labbook/%s/memory.stat", root, name);
-    read_key_u64(p, "total_inactive_file", &inactive);
+    cgroup_read_key(p, "total_inactive_file", &inactive);
     f->have_mem = true;
     f->mem_used = v > inactive ? v - inactive : v;
     free(p);

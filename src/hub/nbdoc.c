@@ -4,6 +4,7 @@
 #include "hub/nbdoc.h"
 
 #include "common/fsat.h"
+#include "common/nbformat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -744,35 +745,6 @@ void nbdoc_close(struct nbdoc *doc)
 
 /* ---- saving ----------------------------------------------------------------------------- */
 
-/* Splits text into lines that keep their endings, as Python's str.splitlines(True) does
- * when nbformat writes multiline strings. */
-static json_t *split_lines(const char *s, size_t len)
-{
-    json_t *arr = json_array();
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        size_t end = 0;
-        if (c == '\r')
-            end = (i + 1 < len && s[i + 1] == '\n') ? i + 2 : i + 1;
-        else if (c == '\n' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e))
-            end = i + 1;
-        else if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] == 0x85)
-            end = i + 2;
-        else if (c == 0xe2 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 &&
-                 ((unsigned char)s[i + 2] == 0xa8 || (unsigned char)s[i + 2] == 0xa9))
-            end = i + 3;
-        if (end) {
-            json_array_append_new(arr, json_stringn(s + start, end - start));
-            start = end;
-            i = end - 1;
-        }
-    }
-    if (start < len)
-        json_array_append_new(arr, json_stringn(s + start, len - start));
-    return arr;
-}
-
 static bool is_json_mime(const char *k)
 {
     return !strcmp(k, "application/json") ||
@@ -784,7 +756,7 @@ static json_t *out_to_disk(const struct out *o)
 {
     if (o->name)
         return json_pack("{s:s, s:s, s:o}", "output_type", "stream", "name", o->name, "text",
-                         split_lines(o->text.data ? o->text.data : "", o->text.len));
+                         nb_split_lines(o->text.data ? o->text.data : "", o->text.len));
     json_t *j = json_deep_copy(o->j);
     json_t *data = json_object_get(j, "data");
     const char *k;
@@ -794,7 +766,8 @@ static json_t *out_to_disk(const struct out *o)
         if (json_is_string(v) && !is_json_mime(k) &&
             (str_starts_with(k, "text/") || !strcmp(k, "application/javascript") ||
              !strcmp(k, "image/svg+xml")))
-            json_object_set_new(data, k, split_lines(json_string_value(v), json_string_length(v)));
+            json_object_set_new(data, k,
+                                nb_split_lines(json_string_value(v), json_string_length(v)));
     }
     return j;
 }

@@ -39,8 +39,7 @@ static int write_u64(const char *path, uint64_t v)
     return write_str(path, b);
 }
 
-/* Reads "key value" from a flat-keyed file such as memory.events. */
-static int read_key(const char *path, const char *key, uint64_t *out)
+int cgroup_read_key(const char *path, const char *key, uint64_t *out)
 {
     char *s = NULL;
     size_t len = 0;
@@ -175,8 +174,8 @@ static int v2_events(struct cgroup *cg, struct cgroup_events *ev)
 {
     char *m = xasprintf("%s/%s/memory.events", cg->root, cg->rel);
     char *p = xasprintf("%s/%s/pids.events", cg->root, cg->rel);
-    int r = read_key(m, "oom_kill", &ev->oom_kills);
-    if (read_key(p, "max", &ev->pids_max) < 0)
+    int r = cgroup_read_key(m, "oom_kill", &ev->oom_kills);
+    if (cgroup_read_key(p, "max", &ev->pids_max) < 0)
         ev->pids_max = 0;
     free(m);
     free(p);
@@ -269,7 +268,7 @@ static int v1_events(struct cgroup *cg, struct cgroup_events *ev)
 {
     char *m = xasprintf("%s/memory/%s/memory.oom_control", cg->root, cg->rel);
     char *p = xasprintf("%s/pids/%s/pids.events", cg->root, cg->rel);
-    int r = read_key(m, "oom_kill", &ev->oom_kills);
+    int r = cgroup_read_key(m, "oom_kill", &ev->oom_kills);
     if (r < 0) {
         /* Kernels before 4.13 have no oom_kill line: any hit of the limit counts. */
         free(m);
@@ -284,7 +283,7 @@ static int v1_events(struct cgroup *cg, struct cgroup_events *ev)
         ev->oom_kills = (uint64_t)v;
         free(s);
     }
-    if (read_key(p, "max", &ev->pids_max) < 0)
+    if (cgroup_read_key(p, "max", &ev->pids_max) < 0)
         ev->pids_max = 0;
     free(m);
     free(p);

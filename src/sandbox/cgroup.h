@@ -52,4 +52,8 @@ void cgroup_destroy(struct cgroup *cg);
 /* Human form of a byte count: "4 GiB", "512 MiB", "1000 bytes"; writes into out. */
 void cgroup_format_bytes(uint64_t n, char *out, size_t len);
 
+/* Reads "key value" from a flat-keyed cgroup file (memory.events, memory.stat,
+ * cpu.stat). Returns 0, -ENOENT when the key is absent, or the read's error. */
+int cgroup_read_key(const char *path, const char *key, uint64_t *out);
+
 #endif
