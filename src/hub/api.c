@@ -256,7 +256,8 @@ static void contents_api(struct hub *h, struct http_req *req, const char *rest)
                                    .q_format = j->q_format,
                                    .q_content = j->q_content,
                                    .q_hash = j->q_hash,
-                                   .max_file_size = h->cfg.max_file_get};
+                                   .max_file_size = h->cfg.max_file_get,
+                                   .write_behind = true};
     j->p = http_defer(req);
     if (uv_queue_work(h->loop, &j->work, contents_work, contents_done) < 0) {
         contents_work(&j->work);

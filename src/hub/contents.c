@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -1313,6 +1314,129 @@ static int new_model(struct op *op, const char *norm, const json_t *body, bool n
     return status;
 }
 
+/* ---- write-behind for upload chunks -------------------------------------------------- *
+ * One thread appends the queued chunks in order. The queue holds at most WB_MAX_BYTES;
+ * a request that would pass that waits (on its thread-pool thread, never on the
+ * loop). A failed append removes the part file, so the upload cannot complete with a
+ * hole, and is remembered by target so that the next chunk says why. */
+
+#define WB_MAX_BYTES ((size_t)256 << 20)
+#define WB_ERRORS 32
+
+struct wb_item {
+    struct wb_item *next;
+    int fd, dfd;
+    char *tmp, *key, *data;
+    size_t len;
+    uint64_t seq;
+};
+
+static pthread_mutex_t wb_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wb_work = PTHREAD_COND_INITIALIZER;     /* the writer waits here */
+static pthread_cond_t wb_progress = PTHREAD_COND_INITIALIZER; /* requests wait here */
+static struct wb_item *wb_head, **wb_tail = &wb_head;
+static size_t wb_bytes;
+static uint64_t wb_queued, wb_written;
+static bool wb_running;
+static struct {
+    char *key;
+    int err;
+} wb_errors[WB_ERRORS];
+static unsigned wb_next_error;
+
+static void *wb_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "lb-writer");
+    pthread_mutex_lock(&wb_mu);
+    for (;;) {
+        while (!wb_head)
+            pthread_cond_wait(&wb_work, &wb_mu);
+        struct wb_item *it = wb_head;
+        wb_head = it->next;
+        if (!wb_head)
+            wb_tail = &wb_head;
+        pthread_mutex_unlock(&wb_mu);
+        int r = write_all(it->fd, it->data, it->len);
+        if (r < 0)
+            unlinkat(it->dfd, it->tmp, 0);
+        close(it->fd);
+        close(it->dfd);
+        pthread_mutex_lock(&wb_mu);
+        if (r < 0) {
+            unsigned i = wb_next_error++ % WB_ERRORS;
+            free(wb_errors[i].key);
+            wb_errors[i].key = it->key;
+            wb_errors[i].err = r;
+            it->key = NULL;
+        }
+        wb_bytes -= it->len;
+        wb_written = it->seq;
+        pthread_cond_broadcast(&wb_progress);
+        free(it->tmp);
+        free(it->key);
+        free(it->data);
+        free(it);
+    }
+    return NULL;
+}
+
+/* Queues an append; takes fd, dfd, tmp, key and data. Returns 0, or -EAGAIN when the
+ * writer thread cannot be started (nothing taken then). */
+static int wb_append(int fd, int dfd, char *tmp, char *key, char *data, size_t len)
+{
+    pthread_mutex_lock(&wb_mu);
+    if (!wb_running) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int e = pthread_create(&t, &a, wb_main, NULL);
+        pthread_attr_destroy(&a);
+        if (e) {
+            pthread_mutex_unlock(&wb_mu);
+            return -EAGAIN;
+        }
+        wb_running = true;
+    }
+    while (wb_bytes && wb_bytes + len > WB_MAX_BYTES)
+        pthread_cond_wait(&wb_progress, &wb_mu);
+    struct wb_item *it = xcalloc(1, sizeof(*it));
+    *it = (struct wb_item){
+        .fd = fd, .dfd = dfd, .tmp = tmp, .key = key, .data = data, .len = len, .seq = ++wb_queued};
+    *wb_tail = it;
+    wb_tail = &it->next;
+    wb_bytes += len;
+    pthread_cond_signal(&wb_work);
+    pthread_mutex_unlock(&wb_mu);
+    return 0;
+}
+
+void contents_flush(void)
+{
+    pthread_mutex_lock(&wb_mu);
+    uint64_t target = wb_queued;
+    while (wb_written < target)
+        pthread_cond_wait(&wb_progress, &wb_mu);
+    pthread_mutex_unlock(&wb_mu);
+}
+
+/* The error of a failed append to key's upload, forgotten once told; 0 if none. */
+static int wb_take_error(const char *key)
+{
+    int err = 0;
+    pthread_mutex_lock(&wb_mu);
+    for (unsigned i = 0; i < WB_ERRORS; i++) {
+        if (wb_errors[i].key && !strcmp(wb_errors[i].key, key)) {
+            err = wb_errors[i].err;
+            free(wb_errors[i].key);
+            wb_errors[i].key = NULL;
+        }
+    }
+    pthread_mutex_unlock(&wb_mu);
+    return err;
+}
+
 /* Name of the hidden file an upload in progress is appended to, beside the target. */
 static char *upload_tmp_name(const char *name)
 {
@@ -1329,7 +1453,7 @@ static int save_chunk(struct op *op, const char *norm, const json_t *body, bool 
     const char *type = json_string_value(json_object_get(body, "type"));
     json_int_t chunk = json_integer_value(json_object_get(body, "chunk"));
     int dfd = -1, fd = -1, status;
-    char *data = NULL, *name = NULL, *tmp = NULL;
+    char *data = NULL, *name = NULL, *tmp = NULL, *key = NULL;
     size_t len = 0;
     if (!type)
         return reply_err(op, 400, NULL, "No file type provided");
@@ -1343,6 +1467,17 @@ static int save_chunk(struct op *op, const char *norm, const json_t *body, bool 
     status = decode_content(op, norm, body, &data, &len);
     if (status)
         return status;
+    key = xasprintf("%s/%s", op->req->root, norm);
+    /* Decoded while the previous chunk was being written; now wait for that write,
+     * so that sizes are exact and the last chunk renames a whole file. */
+    contents_flush();
+    int werr = wb_take_error(key);
+    if (werr && chunk != 1) {
+        status = reply_err(op, werr == -ENOSPC || werr == -EDQUOT ? 507 : 500, NULL,
+                           "Saving an earlier chunk of %s failed: %s; upload it again", norm,
+                           strerror(-werr));
+        goto out;
+    }
     int r = resolve_write(op->root_fd, norm, &dfd, &name);
     if (r == -EXDEV || r == -ELOOP) {
         status = reply_err(op, 400, NULL,
@@ -1372,6 +1507,15 @@ static int save_chunk(struct op *op, const char *norm, const json_t *body, bool 
         status = reply_errno(op, fd < 0 ? errno : EINVAL, norm);
         goto out;
     }
+    if (chunk != -1 && op->req->write_behind) {
+        off_t size = st.st_size + (off_t)len;
+        if (wb_append(fd, dfd, tmp, key, data, len) == 0) {
+            fd = dfd = -1; /* the writer's now */
+            tmp = key = data = NULL;
+            st.st_size = size;
+            goto answer;
+        }
+    }
     r = write_all(fd, data, len);
     if (r == 0 && chunk == -1) {
         struct stat old;
@@ -1394,6 +1538,7 @@ static int save_chunk(struct op *op, const char *norm, const json_t *body, bool 
     }
     /* the target does not exist yet: describe the part received so far */
     fstat(fd, &st);
+answer:;
     json_t *m = base_model(norm, "file", &st, fd);
     const char *mime = mime_guess(name);
     if (mime)
@@ -1413,6 +1558,7 @@ out:
     free(data);
     free(name);
     free(tmp);
+    free(key);
     return status;
 }
 

@@ -37,7 +37,14 @@ struct contents_req {
     const char *content_raw;
     size_t content_raw_len;
     int64_t max_file_size; /* largest file GET will return whole, bytes */
+    /* Upload chunks other than the last are answered before their bytes reach the
+     * file: a background thread appends them in order, overlapping the client's next
+     * chunk. The last chunk waits for them, then writes, syncs and renames. */
+    bool write_behind;
 };
+
+/* Waits until every upload chunk queued so far is written (shutdown, tests). */
+void contents_flush(void);
 
 /* Runs the request. Returns the HTTP status; *out is set to the response body
  * (caller owns it; NULL for 204), on error {"message", "reason"} as jupyter_server

@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "hub/channels.h"
 #include "hub/figures.h"
+#include "hub/contents.h"
 #include "hub/http.h"
 #include "hub/kernels.h"
 #include "hub/scheduler.h"
@@ -314,6 +315,7 @@ out:
     uv_walk(h->loop, close_walk, NULL);
     uv_run(h->loop, UV_RUN_DEFAULT);
     uv_loop_close(h->loop);
+    contents_flush(); /* upload chunks already answered */
     store_close(h->store);
     kernelspec_list_free(h->specs, h->nspecs);
     scheduler_free(h->sched);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -898,6 +900,74 @@ static void test_chunked_upload(void **state)
     free(data);
 }
 
+/* Chunks answered before their bytes are written (the hub's write-behind): each answer
+ * counts the bytes, the last chunk renames a whole file, and an append that fails
+ * removes the part file and is told to the next chunk. */
+static int wb_chunk(struct fx *f, const char *path, const char *bytes, int chunk, json_t **out)
+{
+    struct contents_req req = {
+        .root = f->root,
+        .method = "PUT",
+        .path = path,
+        .body = chunk_model((const unsigned char *)bytes, strlen(bytes), chunk),
+        .max_file_size = 1 << 20,
+        .write_behind = true,
+    };
+    char *loc = NULL;
+    int s = contents_handle(&req, out, &loc);
+    json_decref((json_t *)req.body);
+    free(loc);
+    return s;
+}
+
+static void test_chunked_upload_write_behind(void **state)
+{
+    struct fx *f = *state;
+    json_t *o = NULL;
+    const char *parts[] = {"abc", "de", "fgh", "i"};
+    for (int c = 1; c <= 4; c++) {
+        assert_int_equal(wb_chunk(f, "d.bin", parts[c - 1], c == 4 ? -1 : c, &o),
+                         c == 1 || c == 4 ? 201 : 200);
+        assert_int_equal(json_integer_value(json_object_get(o, "size")),
+                         (json_int_t)(c == 1   ? 3
+                                      : c == 2 ? 5
+                                      : c == 3 ? 8
+                                               : 9));
+        json_decref(o);
+    }
+    size_t len = 0;
+    char *got = get_raw(f->root, "d.bin", &len);
+    assert_int_equal(len, 9);
+    assert_memory_equal(got, "abcdefghi", 9);
+    free(got);
+
+    /* An append that fails: the part file is filled to its size limit first, so the
+     * queued append gets EFBIG. */
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(wb_chunk(f, "e.bin", "abcd", 1, &o), 201);
+    json_decref(o);
+    contents_flush();
+    lim = old;
+    lim.rlim_cur = 4;
+    setrlimit(RLIMIT_FSIZE, &lim);
+    assert_int_equal(wb_chunk(f, "e.bin", "ef", 2, &o), 200); /* answered before the write */
+    json_decref(o);
+    contents_flush();
+    setrlimit(RLIMIT_FSIZE, &old);
+    assert_int_equal(wb_chunk(f, "e.bin", "gh", -1, &o), 500);
+    assert_non_null(strstr(msg(o), "Saving an earlier chunk of e.bin failed"));
+    json_decref(o);
+    assert_false(exists_raw(f->root, "e.bin"));
+    /* the failure is told once; after it the upload is simply not in progress */
+    assert_int_equal(wb_chunk(f, "e.bin", "gh", -1, &o), 400);
+    json_decref(o);
+    char *cmd = xasprintf("test -z \"$(ls -A '%s' | grep -v '^d.bin$')\"", f->root);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 /* ---- rename, copy, untitled, delete ----------------------------------------------------- */
 
 static void test_rename(void **state)
@@ -1246,6 +1316,7 @@ int main(void)
         T(test_notebook_round_trip),
         T(test_invalid_notebooks),
         T(test_chunked_upload),
+        T(test_chunked_upload_write_behind),
         T(test_rename),
         T(test_copy_naming),
         T(test_untitled_naming),
