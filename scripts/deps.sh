@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config
 libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libsqlite3-dev
 libsodium-dev libzmq3-dev libarchive-dev libseccomp-dev libinih-dev libcmocka-dev
-python3 python3-ipykernel python3-jupyter-client"
+python3 python3-ipykernel python3-jupyter-client e2fsprogs"
 # Tests and benchmarks also drive real clients and jupyter_server.
 if [ "${1:-}" = "--test" ]; then
     PKGS="$PKGS clang-format python3-jupyter-server python3-websockets nodejs"

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -25,6 +26,7 @@
 #include "hub/kernels.h"
 #include "hub/kernelspec.h"
 #include "hub/scheduler.h"
+#include "sandbox/disk.h"
 #include "sandbox/gpu.h"
 
 #define DISK_CACHE_MS 5000   /* a runtime's folder is walked at most this often */
@@ -397,11 +399,19 @@ static void sample_work(uv_work_t *w)
             bool partial = false;
             static const char *const sub[] = {"upper", "content"};
             uint64_t sum = 0;
-            for (size_t s = 0; s < ARRAY_SIZE(sub); s++) {
-                char *p = xasprintf("%s/%s", it->dir, sub[s]);
-                sum += figures_disk_usage(p, &budget, &partial);
-                free(p);
+            struct statvfs vfs;
+            char *disk = disk_mount_dir(it->dir);
+            if (disk_is_mounted(it->dir) && statvfs(disk, &vfs) == 0) {
+                /* its own disk: what the file system has handed out */
+                sum = (uint64_t)(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+            } else {
+                for (size_t s = 0; s < ARRAY_SIZE(sub); s++) {
+                    char *p = xasprintf("%s/%s", it->dir, sub[s]);
+                    sum += figures_disk_usage(p, &budget, &partial);
+                    free(p);
+                }
             }
+            free(disk);
             it->f.have_disk = true;
             it->f.disk_used = sum;
             it->f.disk_partial = partial;
@@ -845,6 +855,7 @@ struct wipe_job {
 static void wipe_work(uv_work_t *w)
 {
     struct wipe_job *j = w->data;
+    disk_detach(j->trash); /* a runtime's folder: its disk first */
     remove_tree_at(AT_FDCWD, j->trash, 0);
 }
 
@@ -869,7 +880,10 @@ void figures_remove_tree(struct hub *h, char *path)
 
 int figures_runtime_wipe(struct hub *h, const char *id, char **trash_out)
 {
-    char *dir = xasprintf("%s/%s", h->runtimes_dir, id);
+    char *rdir = xasprintf("%s/%s", h->runtimes_dir, id);
+    /* With a disk of its own, its files are there, and the trash too (no copy). */
+    char *dir = disk_is_mounted(rdir) ? disk_mount_dir(rdir) : xstrdup(rdir);
+    free(rdir);
     char *trash = xasprintf("%s/reset-%" PRIu64, dir, now_ms());
     static const char *const sub[] = {"upper", "work", "content"};
     int r = 0;

@@ -747,6 +747,9 @@ static int spawn_agent(struct kernel *k, char **err)
                       : weight > 10000 ? 10000
                                        : weight,
                       "cgroup", k->id, "devices", devices, "root_image", "/", "cwd", "/content"));
+        if (prof->disk > 0)
+            json_object_set_new(json_object_get(cfg, "sandbox"), "disk_bytes",
+                                json_integer((json_int_t)prof->disk));
         free(drive);
     }
     char *text = json_dumps(cfg, JSON_INDENT(1));

@@ -29,6 +29,7 @@
 
 #include "common/util.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/disk.h"
 #include "sandbox/seccomp.h"
 
 #define ID_COUNT 65536
@@ -678,11 +679,17 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     struct child_ctx c = {
         .spec = spec, .argv = argv, .envp = envp, .prog = &prog, .root = root, .userns_fd = -1};
     c.id_base = base;
-    char *upper = xasprintf("%s/upper", spec->state_dir);
-    char *work = xasprintf("%s/work", spec->state_dir);
+    /* With a quota (as root), what the runtime writes lives on its own disk. */
+    if (root && spec->disk_bytes && (r = disk_attach(spec->state_dir, spec->disk_bytes, err)) < 0)
+        return r;
+    char *wdir =
+        root && spec->disk_bytes ? disk_mount_dir(spec->state_dir) : xstrdup(spec->state_dir);
+    char *upper = xasprintf("%s/upper", wdir);
+    char *work = xasprintf("%s/work", wdir);
     char *merged = xasprintf("%s/merged", spec->state_dir);
     char *lower = xasprintf("%s/lower", spec->state_dir);
-    char *content = xasprintf("%s/content", spec->state_dir);
+    char *content = xasprintf("%s/content", wdir);
+    free(wdir);
     char *run = sandbox_host_run_dir(spec->state_dir);
     c.upper = upper, c.work = work, c.merged = merged, c.lower = lower, c.content = content,
     c.run = run;

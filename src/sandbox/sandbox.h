@@ -21,7 +21,8 @@ struct sandbox_error {
 
 /* What to build. Strings and arrays are borrowed for the call. */
 struct sandbox_spec {
-    const char *state_dir;         /* required: upper/, work/, content/, run/ live here */
+    const char *state_dir;         /* required: upper/, work/, content/ (under disk/ when
+                                      there is a disk quota), run/ live here */
     const char *root_image;        /* NULL: "/" (the host's root filesystem, read-only) */
     const char *drive_dir;         /* NULL: none; else bound read-write at /content/drive/MyDrive */
     const char *const *mask_paths; /* hidden under an empty tmpfs (dirs) or emptied (files) */
@@ -36,6 +37,8 @@ struct sandbox_spec {
     uint32_t id_base;        /* outside uid/gid of root inside (0: 100000); as root only */
     const char *hostname;    /* NULL: "labbook" */
     const char *cwd;         /* NULL: "/content" */
+    uint64_t disk_bytes;     /* quota of the overlay's writes and /content (as root: an
+                                ext4 disk of this size, sandbox/disk.h); 0: none */
 };
 
 struct cgroup;

@@ -2,7 +2,8 @@
 // the hub's data folder and /etc/shadow cannot be read; host processes cannot be
 // seen, signalled or traced; nothing can be mounted; a memory hog and a fork bomb
 // are contained (the hub and other kernels keep working, clients are told why);
-// writes to /usr stay in the runtime's overlay; network = 0 leaves only lo.
+// writes to /usr stay in the runtime's overlay; network = 0 leaves only lo; the disk
+// quota (disk_mb) is a full disk inside, and the drive is not part of it.
 // labbook-only, and only when the hub runs as root (it logs "runtimes run in
 // sandboxes"); otherwise every test is skipped with the reason.
 
@@ -18,6 +19,7 @@ import { api, rawKernelSocket, until } from './lib/clients.mjs';
 const SELFCHECK = process.env.LABBOOK_IT_SANDBOX_SELFCHECK === '1';
 const MEMORY_MB = 256;
 const PIDS = 64;
+const DISK_MB = 64;
 
 const ctx = useServer({
   name: 'sandbox',
@@ -28,6 +30,7 @@ const ctx = useServer({
     '[profile.small]', 'display_name = Small', `memory_mb = ${MEMORY_MB}`, 'idle_timeout_s = 0', '',
     '[profile.fewpids]', 'display_name = Few processes', `pids = ${PIDS}`, 'idle_timeout_s = 0', '',
     '[profile.nonet]', 'display_name = No network', 'network = 0', 'idle_timeout_s = 0', '',
+    '[profile.tinydisk]', 'display_name = Tiny disk', `disk_mb = ${DISK_MB}`, 'idle_timeout_s = 0', '',
   ].join('\n') + '\n',
 });
 
@@ -427,6 +430,50 @@ R['where'] = ${tag}.__file__
     assert.deepEqual(B, { usr: false, mod: false }, "another runtime does not see alice's overlay");
     await deleteKernel('alice', alice);
     await deleteKernel('bob', bob);
+  });
+
+  test(`disk_mb = ${DISK_MB}: writing past it fails inside with "No space left on device"; the drive and the host are not limited by it`, async (t) => {
+    if (needSandbox(t)) return;
+    const alice = await startKernel('alice', 'python3-tinydisk');
+    const R = await probe('alice', alice, `
+import os, errno
+def fill(path, mb):
+    n = 0
+    try:
+        with open(path, 'wb') as f:
+            for _ in range(mb):
+                f.write(b'x' * (1 << 20))
+                f.flush()
+                os.fsync(f.fileno())
+                n += 1
+        return [n, None]
+    except OSError as e:
+        return [n, errno.errorcode.get(e.errno, str(e.errno)), str(e)]
+R['content'] = fill('/content/big.bin', ${DISK_MB * 2})
+os.remove('/content/big.bin')
+R['usr'] = fill('/usr/local/big.bin', ${DISK_MB * 2})
+os.remove('/usr/local/big.bin')
+R['drive'] = fill('/content/drive/MyDrive/big.bin', ${DISK_MB + 16})
+R['after'] = fill('/content/small.bin', 8)
+`, 120000);
+    assert.equal(R.content[1], 'ENOSPC', `/content is full at the quota: ${JSON.stringify(R.content)}`);
+    assert.ok(R.content[0] >= DISK_MB * 0.7 && R.content[0] < DISK_MB, `about ${DISK_MB} MiB fit: ${R.content[0]}`);
+    assert.ok(/No space left on device/.test(R.content[2]), R.content[2]);
+    assert.equal(R.usr[1], 'ENOSPC', `the overlay's writes count too: ${JSON.stringify(R.usr)}`);
+    assert.deepEqual(R.drive, [DISK_MB + 16, null], 'the drive is not part of the quota');
+    assert.deepEqual(R.after, [8, null], 'space freed inside is usable again');
+    fs.rmSync(path.join(ctx.server.drive('alice'), 'big.bin'), { force: true });
+    // The figures show the quota and what is used of it.
+    const fig = await until(async () => {
+      const r = await api(ctx.server, 'alice', 'GET', `/api/runtimes/${alice}`);
+      return r.body?.disk?.used > 4 << 20 ? r.body : null;
+    }, { timeoutMs: 15000, what: 'disk figures' });
+    assert.equal(fig.disk.quota, DISK_MB << 20);
+    assert.ok(fig.disk.used < DISK_MB << 20, JSON.stringify(fig.disk));
+    await deleteKernel('alice', alice);
+    // Its disk goes with it: nothing of the runtime stays mounted on the host.
+    await until(() => !fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(`/runtimes/${alice}/`),
+      { timeoutMs: 10000, what: "the runtime's disk unmounted" });
   });
 
   test('network = 0 leaves only lo: the hub\'s port cannot be reached (it can with network = 1)', async (t) => {
