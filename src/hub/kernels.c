@@ -206,6 +206,7 @@ static void kernel_persist(struct kernel *k)
                           k->spec_name, "base_spec", k->base_spec, "profile", k->profile, "secret",
                           k->secret, "cwd", k->cwd, "gpus", gpus, "created_ms",
                           (json_int_t)k->created_ms, "agent_pid", k->agent_pid);
+    json_object_set_new(o, "id_slot", json_integer(k->id_slot));
     if (k->session_path)
         json_object_set_new(o, "session_path", json_string(k->session_path));
     char *text = json_dumps(o, JSON_COMPACT);
@@ -747,9 +748,11 @@ static int spawn_agent(struct kernel *k, char **err)
                       : weight > 10000 ? 10000
                                        : weight,
                       "cgroup", k->id, "devices", devices, "root_image", "/", "cwd", "/content"));
+        json_t *sbx = json_object_get(cfg, "sandbox");
         if (prof->disk > 0)
-            json_object_set_new(json_object_get(cfg, "sandbox"), "disk_bytes",
-                                json_integer((json_int_t)prof->disk));
+            json_object_set_new(sbx, "disk_bytes", json_integer((json_int_t)prof->disk));
+        json_object_set_new(sbx, "id_base",
+                            json_integer(KERNEL_ID_BASE + (json_int_t)k->id_slot * 65536));
         free(drive);
     }
     char *text = json_dumps(cfg, JSON_INDENT(1));
@@ -832,6 +835,20 @@ int kernel_queue_position(const struct kernel *k)
     return k->queued ? scheduler_position(k->hub->sched, k->id) : 0;
 }
 
+/* The lowest identity slot no live runtime holds, or -1. */
+static int free_id_slot(struct hub *h)
+{
+    static uint64_t used[KERNEL_ID_SLOTS / 64];
+    memset(used, 0, sizeof(used));
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        if (k->id_slot >= 0 && k->id_slot < KERNEL_ID_SLOTS)
+            used[k->id_slot / 64] |= 1ULL << (k->id_slot % 64);
+    for (int i = 0; i < KERNEL_ID_SLOTS / 64; i++)
+        if (~used[i])
+            return i * 64 + __builtin_ctzll(~used[i]);
+    return -1;
+}
+
 int kernel_start(struct hub *h, const struct user *u, const char *spec_name, const char *cwd,
                  const char *session_path, kernel_cb cb, void *ctx, struct kernel **out, char **err)
 {
@@ -866,6 +883,12 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
     snprintf(k->execution_state, sizeof(k->execution_state), "starting");
     kernel_touch(k);
     k->created_ms = k->idle_since_ms = now_ms();
+    if ((k->id_slot = free_id_slot(h)) < 0) {
+        *err =
+            xasprintf("this server runs %d runtimes already, as many as it can", KERNEL_ID_SLOTS);
+        kernel_unalloc(k);
+        return -EAGAIN;
+    }
     struct sched_ask ask = {.user_id = u->id,
                             .request_id = k->id,
                             .profile = prof->name,
@@ -1176,6 +1199,7 @@ static void adopt_one(void *ctx, const char *id, const char *text)
     k->created_ms = (uint64_t)json_integer_value(json_object_get(o, "created_ms"));
     k->idle_since_ms = now_ms();
     k->agent_pid = (int)json_integer_value(json_object_get(o, "agent_pid"));
+    k->id_slot = (int)json_integer_value(json_object_get(o, "id_slot"));
     json_t *g = json_object_get(o, "gpus");
     for (size_t i = 0; i < json_array_size(g) && i < 64; i++)
         k->gpus[k->ngpus++] = (unsigned)json_integer_value(json_array_get(g, i));

@@ -46,6 +46,9 @@ struct kernel {
     bool adopted;   /* found again after a hub restart: its agent is not our child */
     bool detaching; /* the hub is stopping and leaves this runtime running */
     int agent_pid;  /* as the agent said in its hello */
+    /* Its identity on the host when sandboxed: root inside is uid and gid
+     * KERNEL_ID_BASE + id_slot * 65536 outside; no two live runtimes share a slot. */
+    int id_slot;
     /* The notebook this kernel runs, recorded server-side (nbdoc.h), and its saving. */
     struct nbdoc *doc;
     bool doc_tried, saving, doc_final_save;
@@ -81,6 +84,9 @@ struct kernel {
     struct buf held;
     int held_count;
 };
+
+#define KERNEL_ID_BASE 100000
+#define KERNEL_ID_SLOTS 4096
 
 /* kernel_start's answer when the kernel waits in the GPU queue. */
 #define KERNEL_QUEUED 1

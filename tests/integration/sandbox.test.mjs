@@ -177,6 +177,28 @@ for d, dirs, files in os.walk('/proc/1/root/', topdown=True):
   });
 });
 
+describe('identities', { skip }, () => {
+  test('each runtime runs as its own unprivileged host identity (root inside, a distinct uid range outside)', async (t) => {
+    if (needSandbox(t)) return;
+    const ids = [await startKernel('alice'), await startKernel('alice'), await startKernel('bob')];
+    const users = ['alice', 'alice', 'bob'];
+    const maps = [];
+    for (let i = 0; i < ids.length; i++) {
+      const R = await probe(users[i], ids[i], `import os\nR['map'] = open('/proc/self/uid_map').read().split()\nR['uid'] = os.getuid()`);
+      assert.equal(R.uid, 0, 'root inside');
+      maps.push(R.map.map(Number));
+    }
+    for (const [inside, outside, count] of maps) {
+      assert.equal(inside, 0);
+      assert.ok(outside >= 100000, `an unprivileged range outside: ${outside}`);
+      assert.equal(count, 65536);
+    }
+    const bases = maps.map((m) => m[1]);
+    assert.equal(new Set(bases).size, 3, `three runtimes, three ranges: ${bases}`);
+    for (let i = 0; i < ids.length; i++) await deleteKernel(users[i], ids[i]);
+  });
+});
+
 describe('processes and mounts', { skip }, () => {
   test('host processes cannot be seen, signalled or traced; nothing can be mounted or unmounted', async (t) => {
     if (needSandbox(t)) return;
