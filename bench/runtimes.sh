@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runtime figures for docs/benchmarks.md: kernel start unsandboxed vs in a sandbox
-# (median of N, measured from POST /api/kernels to the kernel answering), and the
-# hub's memory with 0 and with M idle runtimes. Prints JSON. Needs root for the
-# sandbox; not a test: it never fails on a figure.
+# (median of N, measured from POST /api/kernels to the kernel answering), "connect"
+# served from the pool of pre-started runtimes (median of N, each once the pool has
+# refilled), and the hub's memory with 0 and with M idle runtimes. Prints JSON. Needs
+# root for the sandbox; not a test: it never fails on a figure.
 #   usage: bench/runtimes.sh [N=7] [M=50]
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,8 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-start_hub() { # sandbox(0|1)
-    printf '[runtimes]\nsandbox = %s\norphan_timeout_s = 0\n[profile.cpu]\nmax_per_user = 1000\nidle_timeout_s = 0\n' "$1" >"$WORK/lb.ini"
+start_hub() { # sandbox(0|1) pool(N)
+    printf '[runtimes]\nsandbox = %s\npool = %s\norphan_timeout_s = 0\n[profile.cpu]\nmax_per_user = 1000\nidle_timeout_s = 0\n' "$1" "${2:-0}" >"$WORK/lb.ini"
     "$LABBOOK" serve --config "$WORK/lb.ini" --data "$WORK/d" --port "$PORT" >>"$WORK/hub.log" 2>&1 &
     HUB=$!
     for _ in $(seq 1 100); do
@@ -57,7 +58,21 @@ def rss(pid):
     for line in open('/proc/%s/status' % pid):
         if line.startswith('VmRSS:'):
             return int(line.split()[1]) * 1024
-if mode == 'start':
+if mode == 'connect':   # from the pool: each start once the pool has a ready runtime again
+    log = sys.argv[5]
+    def ready():
+        return open(log).read().count('pool: runtime ')
+    times = []
+    for i in range(n):
+        deadline = time.time() + 60
+        while ready() <= i and time.time() < deadline:
+            time.sleep(0.05)
+        t0 = time.perf_counter()
+        k = call('POST', '/api/kernels', {'name': 'python3'})
+        times.append(time.perf_counter() - t0)
+        call('DELETE', '/api/kernels/' + k['id'])
+    print(json.dumps({'median_s': round(statistics.median(times), 4), 'all_s': [round(t, 4) for t in times]}))
+elif mode == 'start':
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -90,10 +105,18 @@ else
 fi
 MEM=$($PY "$WORK/driver.py" "$PORT" "$TOKEN" mem "$M" "$HUB")
 stop_hub
-$PY - "$PLAIN" "$SANDBOXED" "$MEM" <<'PYEOF'
+CONNECT='{}'
+if grep -q "runtimes run in sandboxes" "$WORK/hub.log"; then
+    : >"$WORK/hub.log"
+    start_hub 1 1
+    CONNECT=$($PY "$WORK/driver.py" "$PORT" "$TOKEN" connect "$N" "$WORK/hub.log")
+    stop_hub
+fi
+$PY - "$PLAIN" "$SANDBOXED" "$MEM" "$CONNECT" <<'PYEOF'
 import json, sys
-plain, sb, mem = (json.loads(a) for a in sys.argv[1:4])
-out = {'kernel_start_unsandboxed': plain, 'kernel_start_sandboxed': sb, 'idle_runtimes': mem}
+plain, sb, mem, connect = (json.loads(a) for a in sys.argv[1:5])
+out = {'kernel_start_unsandboxed': plain, 'kernel_start_sandboxed': sb, 'idle_runtimes': mem,
+       'connect_from_pool': connect}
 if sb.get('median_s'):
     out['sandboxed_over_unsandboxed'] = round(sb['median_s'] / plain['median_s'], 2)
 print(json.dumps(out, indent=1))

@@ -186,6 +186,7 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
         goto out;
     }
     s->network = json_is_true(net);
+    s->drive_later = json_is_true(json_object_get(o, "drive_later")) && !s->drive_dir;
 out:
     free(state);
     free(root);
@@ -980,6 +981,33 @@ static void interrupt(struct agent *a)
         log_warn("agent: interrupting the kernel: %s", strerror(errno));
 }
 
+/* A pre-started runtime becomes a user's: their drive is bound into the running
+ * sandbox (and into every later one: a restart builds it with the drive). */
+static void claim(struct agent *a, const uint8_t *p, size_t len)
+{
+    json_t *o = json_loadb((const char *)p, len, 0, NULL);
+    const char *drive = json_string_value(json_object_get(o, "drive_dir"));
+    char *why = NULL;
+    if (!a->cfg.sandboxed || !a->cfg.sbx.drive_later || !drive || drive[0] != '/') {
+        why = xstrdup("this runtime cannot be claimed");
+    } else {
+        struct sandbox_error err;
+        if (a->sbx.pid > 0 && sandbox_attach_drive(&a->cfg.sbx, &a->sbx, drive, &err) < 0)
+            why = xasprintf("cannot bind the drive: %s", err.msg);
+        if (!why) {
+            a->cfg.sbx.drive_dir = xstrdup(drive);
+            a->cfg.sbx.drive_later = false;
+        }
+    }
+    log_info("agent: claimed%s%s", why ? ", but " : "", why ? why : "");
+    json_t *st = json_pack("{s:s}", "state", "claimed");
+    if (why)
+        json_object_set_new(st, "reason", json_string(why));
+    hub_send_json(a, STREAM_STATE, st);
+    free(why);
+    json_decref(o);
+}
+
 static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size_t len)
 {
     struct agent *a = ctx;
@@ -999,6 +1027,9 @@ static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size
         break;
     case STREAM_SHUTDOWN:
         kernel_stop(a, AFTER_EXIT);
+        break;
+    case STREAM_CLAIM:
+        claim(a, p, len);
         break;
     default:
         log_warn("agent: ignored a frame of unknown type %d from the hub", (int)type);

@@ -156,6 +156,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
         } else if (!strcmp(name, "orphan_timeout_s")) {
             r = set_int(&v, value, 0, 86400 * 30, 1);
             cfg->orphan_timeout_s = (int)v;
+        } else if (!strcmp(name, "pool")) {
+            r = set_int(&v, value, 0, 64, 1);
+            cfg->pool = (int)v;
         }
     } else if (!strcmp(section, "kernels")) {
         if (!strcmp(name, "default"))
@@ -204,6 +207,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->gpu_provider = xstrdup("nvml");
     cfg->sandbox = 1;
     cfg->orphan_timeout_s = 3600;
+    cfg->pool = 1;
     profile_get(cfg, "cpu", true);
     if (!path)
         return 0;

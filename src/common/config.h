@@ -43,6 +43,8 @@ struct config {
     int sandbox;          /* sandbox = 1 (0: run kernels unsandboxed, with a warning) */
     int orphan_timeout_s; /* orphan_timeout_s = 3600: how long a runtime waits for a
                              restarted hub (0: runtimes end with the hub) */
+    int pool;             /* pool = 1: pre-started runtimes of the default type and kernel,
+                             handed to the next user who asks (sandboxed hubs only) */
     /* [profile.*]: "cpu" always exists and comes first; "gpu" is added when the
      * host has GPUs and the file does not define it. */
     struct profile *profiles;

@@ -42,6 +42,7 @@ struct hub {
     char started[32];
     char last_activity[32];
     int http_connections;
+    uint64_t pool_retry_ms; /* no new pool runtime before this (after a failure) */
 };
 
 /* `labbook serve [--config FILE] [--data DIR] [--port N] [--bind ADDR]`. */

@@ -198,6 +198,8 @@ static void start_granted(struct hub *h, struct sched_grant *grants, size_t n);
 /* Writes what a restarted hub needs to take the runtime back. */
 static void kernel_persist(struct kernel *k)
 {
+    if (k->pooled)
+        return; /* nobody's: a restarted hub starts its own pool */
     json_t *gpus = json_array();
     for (unsigned i = 0; i < k->ngpus; i++)
         json_array_append_new(gpus, json_integer(k->gpus[i]));
@@ -360,7 +362,11 @@ static void on_state(struct kernel *k, const uint8_t *p, size_t len)
         const char *es = json_string_value(json_object_get(j, "execution_state"));
         snprintf(k->execution_state, sizeof(k->execution_state), "%s",
                  es && strlen(es) < sizeof(k->execution_state) ? es : "idle");
-        log_info("kernel %s (%s): %s", k->id, k->owner_name, restarted ? "restarted" : "running");
+        if (k->pooled)
+            log_info("pool: runtime %s ready", k->id);
+        else
+            log_info("kernel %s (%s): %s", k->id, k->owner_name,
+                     restarted ? "restarted" : "running");
         flush_held(k, true);
         run_waiters(k, WAIT_READY, 0, NULL);
     } else if (!strcmp(state, "restarting")) {
@@ -375,6 +381,12 @@ static void on_state(struct kernel *k, const uint8_t *p, size_t len)
         become_dead(k, reason ? reason : "the kernel died");
     } else if (!strcmp(state, "starting")) {
         snprintf(k->execution_state, sizeof(k->execution_state), "starting");
+    } else if (!strcmp(state, "claimed") && k->claiming) {
+        k->claiming = false;
+        if (reason)
+            become_dead(k, reason);
+        else
+            run_waiters(k, WAIT_READY, 0, NULL);
     }
 out:
     json_decref(j);
@@ -749,6 +761,10 @@ static int spawn_agent(struct kernel *k, char **err)
                                        : weight,
                       "cgroup", k->id, "devices", devices, "root_image", "/", "cwd", "/content"));
         json_t *sbx = json_object_get(cfg, "sandbox");
+        if (k->pooled) {
+            json_object_del(sbx, "drive_dir");
+            json_object_set_new(sbx, "drive_later", json_true());
+        }
         if (prof->disk > 0)
             json_object_set_new(sbx, "disk_bytes", json_integer((json_int_t)prof->disk));
         json_object_set_new(sbx, "id_base",
@@ -849,6 +865,142 @@ static int free_id_slot(struct hub *h)
     return -1;
 }
 
+/* A kernel record in state "starting", not yet listed nor granted anything. */
+static struct kernel *kernel_alloc(struct hub *h, const char *spec_name, const char *base_spec,
+                                   const char *profile, const char *cwd, const char *session_path,
+                                   char **err)
+{
+    struct kernel *k = xcalloc(1, sizeof(*k));
+    k->hub = h;
+    uuid4_string(k->id);
+    k->spec_name = xstrdup(spec_name);
+    k->base_spec = xstrdup(base_spec);
+    snprintf(k->profile, sizeof(k->profile), "%s", profile);
+    k->cwd = xstrdup(cwd);
+    k->session_path = session_path ? xstrdup(session_path) : NULL;
+    unsigned char sec[32];
+    randombytes_buf(sec, sizeof(sec));
+    sodium_bin2hex(k->secret, sizeof(k->secret), sec, sizeof(sec));
+    k->life = KERNEL_STARTING;
+    snprintf(k->execution_state, sizeof(k->execution_state), "starting");
+    kernel_touch(k);
+    k->created_ms = k->idle_since_ms = now_ms();
+    if ((k->id_slot = free_id_slot(h)) < 0) {
+        *err =
+            xasprintf("this server runs %d runtimes already, as many as it can", KERNEL_ID_SLOTS);
+        kernel_unalloc(k);
+        return NULL;
+    }
+    return k;
+}
+
+static void kernel_list(struct hub *h, struct kernel *k)
+{
+    uv_timer_init(h->loop, &k->timer);
+    k->timer.data = k;
+    k->next = h->kernels;
+    h->kernels = k;
+}
+
+/* --- the pool of pre-started runtimes --- */
+
+/* Whether a request for this kernelspec and type can be served from the pool. */
+static bool pool_serves(struct hub *h, const struct kernelspec *ks, const struct profile *prof)
+{
+    /* Binding a drive into a running sandbox needs root: no pool rootless. */
+    return h->sandboxed && geteuid() == 0 && h->cfg.pool > 0 && prof == &h->cfg.profiles[0] &&
+           prof->gpus == 0 && !strcmp(ks->name, h->cfg.default_kernel);
+}
+
+/* Starts pre-started runtimes until the pool is full; after a pool runtime failed, it
+ * waits a while before trying again, so a broken kernelspec does not spin. */
+static void pool_fill(struct hub *h)
+{
+    const struct profile *prof = &h->cfg.profiles[0];
+    const struct kernelspec *ks = find_spec(h, h->cfg.default_kernel);
+    if (!ks || !pool_serves(h, ks, prof) || h->stopping || now_ms() < h->pool_retry_ms)
+        return;
+    int have = 0;
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        if (k->pooled && k->life != KERNEL_STOPPING && k->life != KERNEL_DEAD)
+            have++;
+    for (; have < h->cfg.pool; have++) {
+        char *err = NULL;
+        struct kernel *k = kernel_alloc(h, ks->name, ks->name, prof->name, "/content", NULL, &err);
+        if (!k) {
+            free(err);
+            return;
+        }
+        k->pooled = true;
+        snprintf(k->owner_name, sizeof(k->owner_name), "(pool)");
+        kernel_list(h, k);
+        k->ngpus = 0;
+        if (spawn_agent(k, &err) < 0) {
+            log_warn("pool: cannot start a runtime: %s", err);
+            free(err);
+            k->life = KERNEL_STOPPING;
+            maybe_free(k);
+            h->pool_retry_ms = now_ms() + 30000;
+            return;
+        }
+    }
+}
+
+/* A ready runtime from the pool becomes u's: it is granted as any start is (the per-user
+ * cap holds), then the agent binds u's drive and the answer comes once it has.
+ * Returns 0 (claimed), 1 (none ready: start one the usual way), or a negative errno. */
+static int pool_claim(struct hub *h, const struct user *u, const struct profile *prof,
+                      const char *spec_name, const char *cwd, const char *session_path,
+                      kernel_cb cb, void *ctx, struct kernel **out, char **err)
+{
+    struct kernel *k;
+    for (k = h->kernels; k; k = k->next)
+        if (k->pooled && k->life == KERNEL_RUNNING && k->agent && !k->agent->closing)
+            break;
+    if (!k)
+        return 1;
+    struct sched_ask ask = {.user_id = u->id,
+                            .request_id = k->id,
+                            .profile = prof->name,
+                            .ngpus = 0,
+                            .max_per_user = (unsigned)prof->max_per_user};
+    unsigned none[1];
+    int r = scheduler_request(h->sched, &ask, none, err);
+    if (r < 0)
+        return r;
+    char *drive = hub_user_drive(h, u);
+    json_t *msg = json_pack("{s:s}", "drive_dir", drive);
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    free(drive);
+    r = kernel_send_to_agent(k, STREAM_CLAIM, text, strlen(text));
+    free(text);
+    if (r < 0) {
+        struct sched_grant *g = NULL;
+        size_t n = 0;
+        scheduler_release(h->sched, k->id, &g, &n);
+        free(g);
+        return 1;
+    }
+    k->pooled = false;
+    k->claiming = true;
+    k->owner = u->id;
+    snprintf(k->owner_name, sizeof(k->owner_name), "%s", u->name);
+    free(k->spec_name);
+    k->spec_name = xstrdup(spec_name);
+    free(k->cwd);
+    k->cwd = xstrdup(cwd);
+    k->session_path = session_path ? xstrdup(session_path) : NULL;
+    k->created_ms = k->idle_since_ms = now_ms(); /* its lifetime is the user's from now */
+    kernel_touch(k);
+    kernel_persist(k);
+    log_info("kernel %s (%s): %s from the pool", k->id, k->owner_name, spec_name);
+    add_wait(k, WAIT_READY, cb, ctx);
+    *out = k;
+    pool_fill(h);
+    return 0;
+}
+
 int kernel_start(struct hub *h, const struct user *u, const char *spec_name, const char *cwd,
                  const char *session_path, kernel_cb cb, void *ctx, struct kernel **out, char **err)
 {
@@ -866,29 +1018,16 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
                          prof->name, (double)prof->memory / (1 << 30), (double)host / (1 << 30));
         return -E2BIG;
     }
-    struct kernel *k = xcalloc(1, sizeof(*k));
-    k->hub = h;
-    uuid4_string(k->id);
-    k->spec_name = xstrdup(spec_name);
-    k->base_spec = xstrdup(ks->name);
-    snprintf(k->profile, sizeof(k->profile), "%s", prof->name);
-    k->cwd = xstrdup(cwd);
-    k->session_path = session_path ? xstrdup(session_path) : NULL;
+    if (pool_serves(h, ks, prof)) {
+        int r = pool_claim(h, u, prof, spec_name, cwd, session_path, cb, ctx, out, err);
+        if (r <= 0)
+            return r;
+    }
+    struct kernel *k = kernel_alloc(h, spec_name, ks->name, prof->name, cwd, session_path, err);
+    if (!k)
+        return -EAGAIN;
     k->owner = u->id;
     snprintf(k->owner_name, sizeof(k->owner_name), "%s", u->name);
-    unsigned char sec[32];
-    randombytes_buf(sec, sizeof(sec));
-    sodium_bin2hex(k->secret, sizeof(k->secret), sec, sizeof(sec));
-    k->life = KERNEL_STARTING;
-    snprintf(k->execution_state, sizeof(k->execution_state), "starting");
-    kernel_touch(k);
-    k->created_ms = k->idle_since_ms = now_ms();
-    if ((k->id_slot = free_id_slot(h)) < 0) {
-        *err =
-            xasprintf("this server runs %d runtimes already, as many as it can", KERNEL_ID_SLOTS);
-        kernel_unalloc(k);
-        return -EAGAIN;
-    }
     struct sched_ask ask = {.user_id = u->id,
                             .request_id = k->id,
                             .profile = prof->name,
@@ -899,10 +1038,7 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
         kernel_unalloc(k);
         return r;
     }
-    uv_timer_init(h->loop, &k->timer);
-    k->timer.data = k;
-    k->next = h->kernels;
-    h->kernels = k;
+    kernel_list(h, k);
     *out = k;
     if (r == SCHED_QUEUED) {
         k->queued = true;
@@ -1027,6 +1163,13 @@ void kernels_tick(struct hub *h)
         next = k->next;
         if (k->life == KERNEL_STOPPING || k->queued)
             continue;
+        if (k->pooled) { /* nobody's: never idle, never old; a dead one is replaced */
+            if (k->life == KERNEL_DEAD) {
+                h->pool_retry_ms = now + 30000;
+                kernel_shutdown(k, NULL, NULL);
+            }
+            continue;
+        }
         doc_tick(k, now);
         const struct profile *p = config_profile(&h->cfg, k->profile);
         if (!p)
@@ -1065,6 +1208,7 @@ void kernels_tick(struct hub *h)
             kernel_shutdown(k, NULL, NULL);
         }
     }
+    pool_fill(h);
 }
 
 /* --- the notebook document --- */
@@ -1151,8 +1295,12 @@ void kernels_detach_all(struct hub *h)
     for (struct kernel *k = h->kernels, *next; k; k = next) {
         next = k->next;
         if (k->life == KERNEL_STOPPING)
-            continue;              /* being shut down: let that finish */
-        k->detaching = !k->queued; /* a queued kernel has nothing running: it just ends */
+            continue; /* being shut down: let that finish */
+        /* A queued kernel has nothing running: it just ends; a pooled one is nobody's:
+         * its agent is told to end, and the next hub starts its own pool. */
+        k->detaching = !k->queued && !k->pooled;
+        if (k->pooled && k->agent_pid > 0)
+            kill(k->agent_pid, SIGTERM);
         k->life = KERNEL_STOPPING;
         k->doc_final_save = true;
         channels_kernel_gone(k);

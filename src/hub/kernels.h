@@ -49,6 +49,9 @@ struct kernel {
     /* Its identity on the host when sandboxed: root inside is uid and gid
      * KERNEL_ID_BASE + id_slot * 65536 outside; no two live runtimes share a slot. */
     int id_slot;
+    /* Pre-started and nobody's yet (owner 0): kernel_start hands it to the next user
+     * who asks for the default type and kernel; claiming until their drive is bound. */
+    bool pooled, claiming;
     /* The notebook this kernel runs, recorded server-side (nbdoc.h), and its saving. */
     struct nbdoc *doc;
     bool doc_tried, saving, doc_final_save;

@@ -4,6 +4,7 @@
  * the namespace's init, and starts the kernel. Child steps report over a pipe. */
 #include "sandbox/sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -229,9 +230,10 @@ static void mask(const struct child_ctx *c, const char *rel, const char *opts)
             fail(c, errno, "mask /%s", rel);
     } else if (S_ISREG(m)) {
         int fd = open(rel, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            fail(c, errno, "mask /%s", rel);
-        close(fd);
+        if (fd >= 0)
+            close(fd);
+        else if (errno != EROFS || mount("/dev/null", rel, NULL, MS_BIND, NULL) < 0)
+            fail(c, errno, "mask /%s", rel); /* read-only (rootless): covered instead */
     }
 }
 
@@ -456,6 +458,64 @@ static void __attribute__((noreturn)) init_main(const struct child_ctx *c)
     }
 }
 
+/* Rootless, an overlay of the image cannot be had: its root has mounts under it,
+ * which a user namespace may not clone for overlayfs, and with one id mapped a copy-up
+ * of root's files fails anyway. The root is then a small tmpfs holding the image's
+ * top-level symlinks and, for each top-level folder, a read-only recursive bind of it;
+ * /content, /tmp and the other masks are writable as usual. Leaves the cwd at the new
+ * root. No allocation: this runs in a child of a threaded process. */
+static void rootless_root(const struct child_ctx *c)
+{
+    if (mount("tmpfs", c->merged, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") < 0)
+        fail(c, errno, "mount a tmpfs for the root at %s", c->merged);
+    int img = open(c->root_image, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (img < 0)
+        fail(c, errno, "open %s", c->root_image);
+    if (chdir(c->merged) < 0)
+        fail(c, errno, "chdir to the new root");
+    char buf[8192], src[PATH_MAX], target[PATH_MAX];
+    for (;;) {
+        long n = syscall(SYS_getdents64, img, buf, sizeof(buf));
+        if (n < 0)
+            fail(c, errno, "list %s", c->root_image);
+        if (n == 0)
+            break;
+        for (long off = 0; off < n;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (void *)(buf + off);
+            off += d->reclen;
+            if (!strcmp(d->name, ".") || !strcmp(d->name, ".."))
+                continue;
+            if (d->type == DT_LNK) {
+                ssize_t l = readlinkat(img, d->name, target, sizeof(target) - 1);
+                if (l < 0)
+                    continue;
+                target[l] = 0;
+                if (symlinkat(target, AT_FDCWD, d->name) < 0)
+                    fail(c, errno, "symlink /%s", d->name);
+                continue;
+            }
+            if (d->type != DT_DIR)
+                continue;
+            if (mkdir(d->name, 0755) < 0)
+                fail(c, errno, "mkdir /%s", d->name);
+            if (!strcmp(d->name, "proc") || !strcmp(d->name, "sys") || !strcmp(d->name, "dev"))
+                continue; /* made fresh below */
+            snprintf(src, sizeof(src), "%s/%s", strcmp(c->root_image, "/") ? c->root_image : "",
+                     d->name);
+            if (mount(src, d->name, NULL, MS_BIND | MS_REC, NULL) < 0)
+                fail(c, errno, "bind %s on /%s", src, d->name);
+            set_ro(c, d->name);
+        }
+    }
+    close(img);
+}
+
 static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
 {
     const struct sandbox_spec *sp = c->spec;
@@ -475,6 +535,10 @@ static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
     if (!sp->network)
         loopback_up(c);
 
+    if (!c->root) {
+        rootless_root(c);
+        goto built;
+    }
     /* The root: an overlay of the (id-mapped) image with a writable upper layer. */
     const char *lower = c->root_image;
     if (c->root) {
@@ -504,6 +568,7 @@ static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
         fail(c, errno, "mount overlay on /: attach at %s", c->merged);
     if (fchdir(mfd) < 0)
         fail(c, errno, "chdir to the new root");
+built:
 
     if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         fail(c, errno, "mount proc on /proc");
@@ -527,10 +592,12 @@ static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
     mkdirs(c, "content", 0755);
     if (mount(c->content, "content", NULL, MS_BIND, NULL) < 0)
         fail(c, errno, "bind %s on /content", c->content);
-    if (sp->drive_dir) {
+    if (sp->drive_dir || sp->drive_later) {
         mkdirs(c, "content/drive/MyDrive", 0755);
         if (c->root && chown("content/drive", c->id_base, c->id_base) < 0)
             fail(c, errno, "chown /content/drive");
+    }
+    if (sp->drive_dir) {
         int r = 0;
         if (c->root)
             r = attach_idmapped(sp->drive_dir, c->userns_fd, false, "content/drive/MyDrive");
@@ -814,6 +881,79 @@ out:
     free(lower);
     free(content);
     free(run);
+    return r;
+}
+
+int sandbox_attach_drive(const struct sandbox_spec *spec, const struct sandbox_proc *p,
+                         const char *drive_dir, struct sandbox_error *err)
+{
+    err->err = 0;
+    err->msg[0] = 0;
+    if (geteuid() != 0 || p->pid <= 0) {
+        sandbox_set_error(err, EPERM, "a drive can be bound later only by root");
+        return -EPERM;
+    }
+    /* The id-mapping needs a user namespace with the sandbox's map, not that one. */
+    int userns = make_userns(spec->id_base ? spec->id_base : DEFAULT_ID_BASE, err);
+    if (userns < 0)
+        return userns;
+    int tree = -1, root = -1, mnt = -1, r = 0;
+    char path[64];
+    tree = open_tree(AT_FDCWD, drive_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns};
+    if (tree < 0 || mount_setattr(tree, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0) {
+        r = -errno;
+        sandbox_set_error(err, errno, "id-map %s", drive_dir);
+        goto out;
+    }
+    snprintf(path, sizeof(path), "/proc/%ld/root", (long)p->pid);
+    root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    snprintf(path, sizeof(path), "/proc/%ld/ns/mnt", (long)p->pid);
+    mnt = open(path, O_RDONLY | O_CLOEXEC);
+    if (root < 0 || mnt < 0) {
+        r = -errno;
+        sandbox_set_error(err, errno, "open the sandbox's %s",
+                          root < 0 ? "root" : "mount namespace");
+        goto out;
+    }
+    /* A mount lands in the caller's mount namespace, which a threaded process cannot
+     * change: a child enters the sandbox's and attaches the drive there. */
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        r = -errno;
+        sandbox_set_error(err, errno, "pipe");
+        goto out;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int e = 0;
+        if (setns(mnt, CLONE_NEWNS) < 0 ||
+            move_mount(tree, "", root, "content/drive/MyDrive", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+            e = errno;
+        if (write(pfd[1], &e, sizeof(e)) != (ssize_t)sizeof(e))
+            _exit(2);
+        _exit(e ? 1 : 0);
+    }
+    close(pfd[1]);
+    int e = EIO;
+    if (pid < 0) {
+        e = errno;
+    } else {
+        while (read(pfd[0], &e, sizeof(e)) < 0 && errno == EINTR)
+            ;
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    close(pfd[0]);
+    if (e) {
+        r = -e;
+        sandbox_set_error(err, e, "bind %s on /content/drive/MyDrive", drive_dir);
+    }
+out:
+    int fds[] = {userns, tree, root, mnt};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     return r;
 }
 

@@ -25,6 +25,8 @@ struct sandbox_spec {
                                       there is a disk quota), run/ live here */
     const char *root_image;        /* NULL: "/" (the host's root filesystem, read-only) */
     const char *drive_dir;         /* NULL: none; else bound read-write at /content/drive/MyDrive */
+    bool drive_later;              /* no drive yet: sandbox_attach_drive() binds it later (a
+                                      pre-started runtime waiting in the pool) */
     const char *const *mask_paths; /* hidden under an empty tmpfs (dirs) or emptied (files) */
     size_t nmask;
     const char *const *devices; /* extra device nodes, "/dev/nvidia0" */
@@ -68,6 +70,12 @@ int sandbox_supported(struct sandbox_error *err);
  * sandbox can be made here. */
 int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *const envp[],
                   struct sandbox_proc *out, struct sandbox_error *err);
+
+/* Binds drive_dir (id-mapped as at creation) at /content/drive/MyDrive inside the
+ * running sandbox p, made from spec with drive_later: how a pre-started runtime
+ * becomes a user's. As root only. Returns 0, or a negative errno with err saying why. */
+int sandbox_attach_drive(const struct sandbox_spec *spec, const struct sandbox_proc *p,
+                         const char *drive_dir, struct sandbox_error *err);
 
 /* After the caller reaped out->pid: why the kernel died, when the sandbox knows better
  * than the exit status ("the runtime ran out of memory: limit 4 GiB"); a string the

@@ -12,6 +12,9 @@
  *   STREAM_INTERRUPT hub -> agent   empty
  *   STREAM_RESTART   hub -> agent   empty
  *   STREAM_SHUTDOWN  hub -> agent   empty: shut the kernel down, then exit
+ *   STREAM_CLAIM     hub -> agent   JSON {"drive_dir": ...}: a pre-started runtime becomes
+ *                                   a user's; the agent binds the drive and answers with
+ *                                   STATE {"state": "claimed"[, "reason": why it failed]}
  */
 #ifndef LABBOOK_WIRE_STREAM_H
 #define LABBOOK_WIRE_STREAM_H
@@ -28,6 +31,7 @@ enum stream_type {
     STREAM_INTERRUPT = 4,
     STREAM_RESTART = 5,
     STREAM_SHUTDOWN = 6,
+    STREAM_CLAIM = 7,
 };
 
 #define STREAM_HEADER_LEN 5

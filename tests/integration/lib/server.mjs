@@ -56,12 +56,13 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs the labbook CLI; `input` (a string) is its stdin. Returns its stdout. */
-export function labbookCli(args, { input } = {}) {
+export function labbookCli(args, { input, uid } = {}) {
   return execFileSync(LABBOOK_BIN, args, {
     encoding: 'utf8',
     input,
     stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     timeout: 20000,
+    ...(uid === undefined ? {} : { uid, gid: uid }),
   });
 }
 
@@ -81,9 +82,12 @@ export function labbookCli(args, { input } = {}) {
  * - env: extra environment variables for the server process (both targets),
  *   e.g. JUPYTER_PATH for extra kernelspecs.
  */
-export async function startServer({ users = ['alice', 'bob'], name = 'server', passwords = {}, config, env: extraEnv = {} } = {}) {
+export async function startServer({ users = ['alice', 'bob'], name = 'server', passwords = {}, config, env: extraEnv = {}, runAs } = {}) {
   fs.mkdirSync(TMP_DIR, { recursive: true });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'labbook-it-'));
+  // runAs (a uid, from root): the hub and the CLI run as that user, rootless.
+  const as = runAs === undefined ? {} : { uid: runAs, gid: runAs };
+  if (runAs !== undefined) fs.chownSync(dataDir, runAs, runAs);
   const stamp = `${name}-${process.pid}-${Date.now()}`;
   const logFile = path.join(TMP_DIR, `${stamp}.log`);
   const tokens = {};
@@ -96,8 +100,8 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server', p
       throw new Error(`labbook binary not found at ${LABBOOK_BIN}: build it or set LABBOOK_BIN`);
     }
     for (const u of users) {
-      labbookCli(['user', 'add', u, '--data', dataDir]);
-      const tok = labbookCli(['user', 'token', u, '--data', dataDir]).trim();
+      labbookCli(['user', 'add', u, '--data', dataDir], as);
+      const tok = labbookCli(['user', 'token', u, '--data', dataDir], as).trim();
       if (!tok || /\s/.test(tok)) throw new Error(`"labbook user token ${u}" printed ${JSON.stringify(tok)}`);
       tokens[u] = tok;
     }
@@ -106,12 +110,13 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server', p
       else labbookCli(['user', 'add', u, '--password-stdin', '--data', dataDir], { input: `${pw}\n` });
     }
     drive = (u) => path.join(dataDir, 'drive', u);
-    let configArgs = [];
-    if (config !== undefined) {
-      const configFile = path.join(dataDir, 'labbook.ini');
-      fs.writeFileSync(configFile, config);
-      configArgs = ['--config', configFile];
-    }
+    // No pool of pre-started runtimes unless a test asks for one (pool.test.mjs):
+    // the other suites count and time their own runtimes.
+    const poolOff = /^\s*pool\s*=/m.test(config ?? '') ? '' : '[runtimes]\npool = 0\n\n';
+    const configFile = path.join(dataDir, 'labbook.ini');
+    fs.writeFileSync(configFile, poolOff + (config ?? ''));
+    if (runAs !== undefined) fs.chownSync(configFile, runAs, runAs);
+    const configArgs = ['--config', configFile];
     argv = (port) => [LABBOOK_BIN, 'serve', ...configArgs, '--data', dataDir, '--port', String(port), '--bind', '127.0.0.1'];
   } else {
     const u = users[0];
@@ -217,8 +222,9 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server', p
     const out = fs.openSync(logFile, 'a');
     fs.writeSync(out, `\n=== ${argv(port).join(' ')}\n`);
     const p = spawn(argv(port)[0], argv(port).slice(1), {
-      env,
+      env: runAs === undefined ? env : { ...env, HOME: dataDir },
       stdio: ['ignore', out, out],
+      ...as,
     });
     fs.closeSync(out);
     server.proc = p;
