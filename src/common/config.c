@@ -123,6 +123,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
             cfg->port = (int)v;
         } else if (!strcmp(name, "data"))
             r = set_str(&cfg->data_dir, value);
+        else if (!strcmp(name, "user"))
+            r = *value ? set_str(&cfg->user, value) : -1;
         else if (!strcmp(name, "max_body_mb"))
             r = set_int(&cfg->max_body, value, 1, 1 << 20, MB);
         else if (!strcmp(name, "max_ws_message_mb"))
@@ -208,6 +210,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->sandbox = 1;
     cfg->orphan_timeout_s = 3600;
     cfg->pool = 1;
+    cfg->user = xstrdup("labbook");
     profile_get(cfg, "cpu", true);
     if (!path)
         return 0;
@@ -250,5 +253,6 @@ void config_free(struct config *cfg)
     free(cfg->bind);
     free(cfg->data_dir);
     free(cfg->default_kernel);
+    free(cfg->user);
     memset(cfg, 0, sizeof(*cfg));
 }

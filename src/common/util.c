@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,4 +318,14 @@ int mkdir_p(const char *path, int mode)
     }
     free(p);
     return r;
+}
+
+int become_owner_of(const char *path)
+{
+    struct stat st;
+    if (geteuid() != 0 || stat(path, &st) < 0 || st.st_uid == 0)
+        return 0;
+    if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0)
+        return -errno;
+    return 0;
 }

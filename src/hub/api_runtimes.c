@@ -12,6 +12,7 @@
 #include "hub/http.h"
 #include "hub/hub.h"
 #include "hub/kernels.h"
+#include "hub/launcher.h"
 
 #define FRESH_MS 2000 /* answers use figures at most this old */
 
@@ -83,6 +84,7 @@ struct reset_ctx {
     struct hub *h;
     struct http_pending *p;
     char *trash;
+    char id[40];
 };
 
 static void on_reset(void *vctx, struct kernel *k, int err, const char *reason)
@@ -96,6 +98,24 @@ static void on_reset(void *vctx, struct kernel *k, int err, const char *reason)
     else
         http_pending_reply_json(c->p, 200, figures_runtime_model(c->h, k));
     free(c);
+}
+
+/* The launcher has moved the runtime's files aside (it removes them): restart. */
+static void on_launcher_reset(void *vctx, int result, const char *message)
+{
+    struct reset_ctx *c = vctx;
+    struct kernel *k;
+    for (k = c->h->kernels; k && strcmp(k->id, c->id); k = k->next)
+        ;
+    if (result < 0 || !k || k->life == KERNEL_STOPPING) {
+        http_pending_reply_error(c->p, result < 0 ? 500 : 409, "cannot reset the runtime: %s",
+                                 result < 0 ? (message ? message : strerror(-result))
+                                            : "it is shutting down");
+        free(c);
+        return;
+    }
+    log_info("kernel %s (%s): factory reset", k->id, k->owner_name);
+    kernel_restart(k, on_reset, c);
 }
 
 /* Factory reset: the overlay and /content are moved aside and the kernel restarted;
@@ -112,6 +132,15 @@ static void runtime_reset(struct hub *h, struct http_req *req, struct kernel *k)
     }
     struct reset_ctx *c = xcalloc(1, sizeof(*c));
     c->h = h;
+    if (h->launcher) { /* the runtime's files are root's: the launcher moves them */
+        snprintf(c->id, sizeof(c->id), "%s", k->id);
+        c->p = http_defer(req);
+        if (launcher_reset(h, k->id, on_launcher_reset, c) < 0) {
+            http_pending_reply_error(c->p, 500, "cannot reach the launcher to reset the runtime");
+            free(c);
+        }
+        return;
+    }
     int r = figures_runtime_wipe(h, k->id, &c->trash);
     if (r < 0) {
         if (c->trash)

@@ -4,13 +4,17 @@
 #include "hub/hub.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -20,6 +24,7 @@
 #include "hub/contents.h"
 #include "hub/http.h"
 #include "hub/kernels.h"
+#include "hub/launcher.h"
 #include "hub/scheduler.h"
 #include "hub/sessions.h"
 #include "sandbox/gpu.h"
@@ -110,6 +115,117 @@ static char *absolute(const char *p)
     if (!getcwd(cwd, sizeof(cwd)))
         return xstrdup(p);
     return xasprintf("%s/%s", cwd, p);
+}
+
+/* ---- privilege separation (docs/launcher.md) ---- */
+
+static uid_t own_uid;
+static gid_t own_gid;
+static const char *own_skip; /* the runtimes folder: the launcher's */
+
+static int chown_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)f;
+    if (flag == FTW_D && !strcmp(p, own_skip)) {
+        chown(p, 0, 0);
+        return FTW_SKIP_SUBTREE;
+    }
+    lchown(p, own_uid, own_gid);
+    return FTW_CONTINUE;
+}
+
+/* The data folder becomes the hub user's, except runtimes/ (root's, 0711). The first
+ * time (the folder is someone else's) every file is handed over; after that only what
+ * the CLI, run as root, may have made: the database files and run/. */
+static void take_ownership(struct hub *h, uid_t uid, gid_t gid)
+{
+    struct stat st;
+    own_uid = uid, own_gid = gid, own_skip = h->runtimes_dir;
+    if (stat(h->data_dir, &st) == 0 && st.st_uid != uid) {
+        log_info("handing the data folder %s over to uid %u", h->data_dir, (unsigned)uid);
+        nftw(h->data_dir, chown_entry, 64, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
+    } else {
+        static const char *const top[] = {"labbook.db", "labbook.db-wal", "labbook.db-shm", "run",
+                                          "drive"};
+        for (size_t i = 0; i < ARRAY_SIZE(top); i++) {
+            char *p = xasprintf("%s/%s", h->data_dir, top[i]);
+            lchown(p, uid, gid);
+            free(p);
+        }
+    }
+    chown(h->runtimes_dir, 0, 0);
+    chmod(h->runtimes_dir, 0711);
+}
+
+/* useradd --system for the default user, the way a package's postinst would. */
+static void create_system_user(const char *name)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {
+            "useradd",      "--system", "--user-group",      "--no-create-home", "--home-dir",
+            "/nonexistent", "--shell",  "/usr/sbin/nologin", (char *)name,       NULL};
+        execv("/usr/sbin/useradd", argv);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid > 0)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        log_info("created the system user %s to run the hub", name);
+}
+
+/* Started as root (and [server] user is not root): fork the launcher, which keeps root
+ * to start runtimes, and become the unprivileged user. Returns 0 or -1 (logged). */
+static int separate_privileges(struct hub *h)
+{
+    if (geteuid() != 0 || !strcmp(h->cfg.user, "root"))
+        return 0;
+    struct passwd *pw = getpwnam(h->cfg.user);
+    if (!pw && !strcmp(h->cfg.user, "labbook")) {
+        create_system_user("labbook");
+        pw = getpwnam("labbook");
+        if (!pw) {
+            log_warn("NO PRIVILEGE SEPARATION: the user labbook cannot be created (useradd "
+                     "failed); the hub runs as root. Create it, or set [server] user = root to "
+                     "silence this.");
+            return 0;
+        }
+    }
+    if (!pw) {
+        log_error("[server] user = %s: no such user (create it with useradd --system %s, or set "
+                  "user = root)",
+                  h->cfg.user, h->cfg.user);
+        return -1;
+    }
+    if (pw->pw_uid == 0)
+        return 0;
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    take_ownership(h, uid, gid);
+    struct launcher_conf conf = {.data_dir = h->data_dir,
+                                 .runtimes_dir = h->runtimes_dir,
+                                 .drive_dir = h->drive_dir,
+                                 .sock_path = h->sock_path,
+                                 .self_exe = h->self_exe,
+                                 .hub_uid = uid,
+                                 .hub_gid = gid,
+                                 .sandboxed = h->sandboxed};
+    char *err = NULL;
+    if (launcher_start(h, &conf, &err) < 0) {
+        log_error("%s", err);
+        free(err);
+        return -1;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0 || setuid(0) == 0) {
+        log_error("cannot become %s: %s", h->cfg.user, strerror(errno));
+        return -1;
+    }
+    log_info("running as %s (uid %u); the launcher keeps root to start runtimes", h->cfg.user,
+             (unsigned)uid);
+    return 0;
 }
 
 /* A fresh install has no user: create "admin" and print a sign-in link. */
@@ -236,6 +352,23 @@ int hub_main(int argc, char **argv)
     exe[n] = '\0';
     h->self_exe = xstrdup(exe);
 
+    if (h->cfg.sandbox) {
+        struct sandbox_error serr = {0};
+        if (sandbox_supported(&serr) < 0) {
+            log_warn("RUNTIMES ARE NOT SANDBOXED: %s. Every user's code runs with this server's "
+                     "rights; run labbook as root, or allow user namespaces.",
+                     serr.msg);
+        } else {
+            h->sandboxed = true;
+            log_info("runtimes run in sandboxes");
+        }
+    } else {
+        log_warn("RUNTIMES ARE NOT SANDBOXED ([runtimes] sandbox = 0): every user's code runs "
+                 "with this server's rights");
+    }
+    if (separate_privileges(h) < 0)
+        return 1;
+
     char *dbpath = xasprintf("%s/labbook.db", h->data_dir);
     r = store_open(dbpath, &h->store, &err);
     free(dbpath);
@@ -264,29 +397,22 @@ int hub_main(int argc, char **argv)
                      h->cfg.profiles[i].name, h->cfg.profiles[i].gpus, h->gpus->n);
     if (config_path)
         h->config_path = realpath(config_path, NULL);
-    if (h->cfg.sandbox) {
-        struct sandbox_error serr = {0};
-        if (sandbox_supported(&serr) < 0) {
-            log_warn("RUNTIMES ARE NOT SANDBOXED: %s. Every user's code runs with this server's "
-                     "rights; run labbook as root, or allow user namespaces.",
-                     serr.msg);
-        } else {
-            h->sandboxed = true;
-            log_info("runtimes run in sandboxes");
-        }
-    } else {
-        log_warn("RUNTIMES ARE NOT SANDBOXED ([runtimes] sandbox = 0): every user's code runs "
-                 "with this server's rights");
-    }
     if (kernelspec_scan(&h->specs, &h->nspecs) < 0 || h->nspecs == 0)
         log_warn("no kernelspecs found in the Jupyter data paths: install python3-ipykernel");
 
     h->loop = uv_default_loop();
     iso8601_now(h->started);
     hub_touch(h);
-    if (kernels_listen(h, &err) < 0 || http_start(h, &err) < 0) {
+    launcher_attach(h);
+    if (kernels_listen(h, &err) < 0) {
         log_error("%s", err);
         free(err);
+        goto out;
+    }
+    if (http_start(h, &err) < 0) {
+        log_error("%s", err);
+        free(err);
+        kernels_close(h); /* else the loop below would wait on it for ever */
         goto out;
     }
     kernels_adopt(h);
@@ -310,6 +436,7 @@ int hub_main(int argc, char **argv)
     rc = 0;
 out:
     /* libwebsockets closes its own handles as the loop runs; then whatever is left. */
+    launcher_close(h);
     http_destroy(h);
     uv_run(h->loop, UV_RUN_DEFAULT);
     uv_walk(h->loop, close_walk, NULL);

@@ -32,6 +32,7 @@ struct hub {
     bool sandboxed;    /* kernels run in sandboxes (docs/sandbox.md) */
     char *config_path; /* absolute path of labbook.ini, hidden from runtimes; or NULL */
     struct scheduler *sched;
+    struct launcher *launcher; /* started as root: the root half that starts runtimes */
     struct lws_context *lws;
     uv_pipe_t agent_listener;
     uv_signal_t sig_term, sig_int;

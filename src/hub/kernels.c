@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -17,6 +18,7 @@
 #include "hub/channels.h"
 #include "hub/figures.h"
 #include "hub/hub.h"
+#include "hub/launcher.h"
 #include "hub/nbdoc.h"
 #include "hub/scheduler.h"
 #include "sandbox/gpu.h"
@@ -233,7 +235,8 @@ static void kernel_free(struct kernel *k)
     }
     store_state_delete(h->store, "runtime", k->id);
     /* Its folder (the overlay's writes, /content, logs) goes, off the loop. */
-    figures_remove_tree(h, xasprintf("%s/%s", h->runtimes_dir, k->id));
+    if (!h->launcher || launcher_remove(h, k->id) < 0)
+        figures_remove_tree(h, xasprintf("%s/%s", h->runtimes_dir, k->id));
     struct sched_grant *g = NULL;
     size_t n = 0;
     scheduler_release(h->sched, k->id, &g, &n);
@@ -287,6 +290,21 @@ static void on_proc_closed(uv_handle_t *hd)
 static void agent_close(struct agent_conn *a);
 static void flush_held(struct kernel *k, bool send);
 
+/* Signals a kernel's agent: through the launcher (root started it), through its libuv
+ * handle (ours), or by pid (adopted after a hub restart). */
+static void agent_kill(struct kernel *k, int sig)
+{
+    struct hub *h = k->hub;
+    if (h->launcher) {
+        if (k->agent_pid > 0)
+            launcher_signal(h, k->id, k->agent_pid, sig);
+    } else if (k->proc_running) {
+        uv_process_kill(&k->proc, sig);
+    } else if (k->agent_pid > 0) {
+        kill(k->agent_pid, sig);
+    }
+}
+
 static void become_dead(struct kernel *k, const char *reason)
 {
     char q[300];
@@ -299,9 +317,8 @@ static void become_dead(struct kernel *k, const char *reason)
     run_waiters(k, WAIT_READY, -EIO, reason);
 }
 
-static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
+static void agent_gone(struct kernel *k, int64_t status, int sig)
 {
-    struct kernel *k = p->data;
     k->proc_running = false;
     if (k->life != KERNEL_STOPPING) {
         char reason[160];
@@ -314,10 +331,28 @@ static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
     } else {
         log_info("kernel %s (%s): shut down", k->id, k->owner_name);
     }
-    uv_close((uv_handle_t *)p, on_proc_closed);
     if (k->agent)
         agent_close(k->agent);
+}
+
+static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
+{
+    struct kernel *k = p->data;
+    agent_gone(k, status, sig);
+    uv_close((uv_handle_t *)p, on_proc_closed);
     maybe_free(k);
+}
+
+void kernels_agent_exited(struct hub *h, const char *id, int pid, int status)
+{
+    for (struct kernel *k = h->kernels; k; k = k->next) {
+        if (strcmp(k->id, id) || !k->proc_running || (k->agent_pid > 0 && k->agent_pid != pid))
+            continue;
+        agent_gone(k, WIFEXITED(status) ? WEXITSTATUS(status) : 0,
+                   WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        maybe_free(k);
+        return;
+    }
 }
 
 /* --- the agent stream --- */
@@ -371,12 +406,17 @@ static void on_state(struct kernel *k, const uint8_t *p, size_t len)
         run_waiters(k, WAIT_READY, 0, NULL);
     } else if (!strcmp(state, "restarting")) {
         char q[300];
+        /* A restart asked for through the API was announced to clients already: once
+         * is enough (a second "restarting" reaching a client after the restart's answer
+         * would make it cancel the requests it sends to the restarted kernel). */
+        bool announced = k->life == KERNEL_RESTARTING;
         k->life = KERNEL_RESTARTING;
         snprintf(k->execution_state, sizeof(k->execution_state), "restarting");
         set_reason(k, reason);
         log_warn("kernel %s (%s): restarting%s%s", k->id, k->owner_name, reason ? ": " : "",
                  reason ? log_quote(reason, q, sizeof(q)) : "");
-        channels_status(k, "restarting", reason);
+        if (!announced)
+            channels_status(k, "restarting", reason);
     } else if (!strcmp(state, "dead")) {
         become_dead(k, reason ? reason : "the kernel died");
     } else if (!strcmp(state, "starting")) {
@@ -629,10 +669,10 @@ static void on_start_timeout(uv_timer_t *t)
         become_dead(k, reason);
     } else if (k->life == KERNEL_STOPPING && k->proc_running) {
         log_warn("kernel %s: agent did not stop in time, killing it", k->id);
-        uv_process_kill(&k->proc, SIGKILL);
+        agent_kill(k, SIGKILL);
     } else if (k->life == KERNEL_STOPPING && k->adopted && k->agent_pid > 0) {
         log_warn("kernel %s: agent did not stop in time, killing it", k->id);
-        kill(k->agent_pid, SIGKILL);
+        agent_kill(k, SIGKILL);
         if (k->agent)
             agent_close(k->agent);
     }
@@ -701,6 +741,33 @@ static const struct kernelspec *resolve_spec(struct hub *h, const char *name,
         }
     }
     return NULL;
+}
+
+struct spawn_ctx {
+    struct hub *h;
+    char id[40];
+};
+
+/* The launcher's answer to a start: the agent's pid, or why it could not. */
+static void on_spawned(void *ctx, int result, const char *message)
+{
+    struct spawn_ctx *sc = ctx;
+    struct kernel *k;
+    for (k = sc->h->kernels; k && strcmp(k->id, sc->id); k = k->next)
+        ;
+    if (k && result > 0) {
+        if (k->agent_pid <= 0)
+            k->agent_pid = result;
+        kernel_persist(k);
+    } else if (k && k->proc_running) {
+        k->proc_running = false;
+        char *why = xasprintf("cannot start the runtime agent: %s",
+                              message ? message : strerror(result < 0 ? -result : EIO));
+        become_dead(k, why);
+        free(why);
+        maybe_free(k);
+    }
+    free(sc);
 }
 
 /* Writes agent.json and starts the agent of a kernel whose resources are granted. */
@@ -773,7 +840,30 @@ static int spawn_agent(struct kernel *k, char **err)
     }
     char *text = json_dumps(cfg, JSON_INDENT(1));
     json_decref(cfg);
-    int r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+    int r;
+    if (h->launcher) { /* root's to do: the launcher checks the config and starts it */
+        struct spawn_ctx *sc = xcalloc(1, sizeof(*sc));
+        sc->h = h;
+        snprintf(sc->id, sizeof(sc->id), "%s", k->id);
+        r = launcher_spawn(h, k->id, text, on_spawned, sc);
+        free(text);
+        if (r < 0) {
+            free(sc);
+            *err = xasprintf("cannot ask the launcher to start the runtime: %s", strerror(-r));
+        } else {
+            k->proc_running = true;
+            k->proc_closed = true; /* no handle of ours */
+            kernel_persist(k);
+            uv_timer_start(&k->timer, on_start_timeout,
+                           (uint64_t)(h->cfg.start_timeout_s + 10) * 1000, 0);
+            log_info("kernel %s (%s): starting %s (%s, %u GPUs) through the launcher", k->id,
+                     k->owner_name, k->spec_name, k->profile, k->ngpus);
+        }
+        free(dir);
+        free(cfgpath);
+        return r;
+    }
+    r = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
     if (!r)
         r = write_file_atomic(cfgpath, text, strlen(text), 0600);
     free(text);
@@ -908,8 +998,9 @@ static void kernel_list(struct hub *h, struct kernel *k)
 static bool pool_serves(struct hub *h, const struct kernelspec *ks, const struct profile *prof)
 {
     /* Binding a drive into a running sandbox needs root: no pool rootless. */
-    return h->sandboxed && geteuid() == 0 && h->cfg.pool > 0 && prof == &h->cfg.profiles[0] &&
-           prof->gpus == 0 && !strcmp(ks->name, h->cfg.default_kernel);
+    return h->sandboxed && (geteuid() == 0 || h->launcher) && h->cfg.pool > 0 &&
+           prof == &h->cfg.profiles[0] && prof->gpus == 0 &&
+           !strcmp(ks->name, h->cfg.default_kernel);
 }
 
 /* Starts pre-started runtimes until the pool is full; after a pool runtime failed, it
@@ -1102,13 +1193,13 @@ void kernel_shutdown(struct kernel *k, kernel_cb cb, void *ctx)
     channels_kernel_gone(k);
     if (k->proc_running) {
         if (kernel_send_to_agent(k, STREAM_SHUTDOWN, NULL, 0) < 0)
-            uv_process_kill(&k->proc, SIGTERM);
+            agent_kill(k, SIGTERM);
         uv_timer_start(&k->timer, on_start_timeout, 6000, 0);
     } else if (k->adopted && k->agent) {
         kernel_send_to_agent(k, STREAM_SHUTDOWN, NULL, 0);
         uv_timer_start(&k->timer, on_start_timeout, 6000, 0);
     } else if (k->adopted && k->agent_pid > 0 && !k->detaching) {
-        kill(k->agent_pid, SIGTERM); /* it never came back to us: stop it if it is there */
+        agent_kill(k, SIGTERM); /* it never came back to us: stop it if it is there */
     }
     /* The timer stays open to kill a stuck agent; maybe_free closes it at the end. */
     maybe_free(k);
@@ -1299,15 +1390,16 @@ void kernels_detach_all(struct hub *h)
         /* A queued kernel has nothing running: it just ends; a pooled one is nobody's:
          * its agent is told to end, and the next hub starts its own pool. */
         k->detaching = !k->queued && !k->pooled;
-        if (k->pooled && k->agent_pid > 0)
-            kill(k->agent_pid, SIGTERM);
+        if (k->pooled)
+            agent_kill(k, SIGTERM);
         k->life = KERNEL_STOPPING;
         k->doc_final_save = true;
         channels_kernel_gone(k);
         run_waiters(k, WAIT_READY, -ECANCELED, "the server is restarting");
         if (k->proc_running) {
             k->proc_running = false; /* closing the handle leaves the process be */
-            uv_close((uv_handle_t *)&k->proc, on_proc_closed);
+            if (!h->launcher)
+                uv_close((uv_handle_t *)&k->proc, on_proc_closed);
         }
         if (k->agent)
             agent_close(k->agent);

@@ -98,6 +98,9 @@ struct kernel {
  * reason), or when a shutdown completes. k may be NULL after a failed start. */
 typedef void (*kernel_cb)(void *ctx, struct kernel *k, int err, const char *reason);
 
+/* The launcher says the agent it started for runtime id (pid) ended with wait status. */
+void kernels_agent_exited(struct hub *h, const char *id, int pid, int status);
+
 /* Opens the agent socket. */
 int kernels_listen(struct hub *h, char **err);
 /* Starts a kernel from kernelspec spec_name (or a profile's variant of one,

@@ -146,8 +146,9 @@ struct child_ctx {
     const struct seccomp_filter_prog *prog;
     bool root; /* the caller is root: id ranges and id-mapped mounts */
     int sync_fd, status_fd;
-    int userns_fd; /* root: the kernel's user namespace, already mapped */
-    uid_t id_base; /* root: the host uid of root inside */
+    int userns_fd;       /* root: the kernel's user namespace, already mapped */
+    int drive_userns_fd; /* root, a drive not root's: maps its owner to root inside */
+    uid_t id_base;       /* root: the host uid of root inside */
     const char *upper, *work, *merged, *lower, *content, *run;
     const char *root_image;
 };
@@ -600,7 +601,9 @@ built:
     if (sp->drive_dir) {
         int r = 0;
         if (c->root)
-            r = attach_idmapped(sp->drive_dir, c->userns_fd, false, "content/drive/MyDrive");
+            r = attach_idmapped(sp->drive_dir,
+                                c->drive_userns_fd >= 0 ? c->drive_userns_fd : c->userns_fd, false,
+                                "content/drive/MyDrive");
         else if (mount(sp->drive_dir, "content/drive/MyDrive", NULL, MS_BIND | MS_REC, NULL) < 0)
             r = -errno;
         if (r < 0)
@@ -667,7 +670,41 @@ static int write_proc(pid_t pid, const char *file, const char *s)
 
 /* A user namespace mapping 0..ID_COUNT-1 to base.., held by a short-lived child that
  * is reaped here. Returns an fd or a negative errno. */
+static int make_userns_map(const char *uid_map, const char *gid_map, struct sandbox_error *err);
+
+static bool sp_drive(const struct sandbox_spec *spec)
+{
+    return spec->drive_dir != NULL;
+}
+
 static int make_userns(uid_t base, struct sandbox_error *err)
+{
+    char map[64];
+    snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)base, ID_COUNT);
+    return make_userns_map(map, map, err);
+}
+
+/* A user namespace for id-mapping a drive owned by uid:gid (the hub's user) so that
+ * its files are root's inside the sandbox whose root is base, and root's writes there
+ * land as uid:gid: *fd, or -1 when the drive is root's (the sandbox's own map serves).
+ * Returns 0 or a negative errno. */
+static int drive_userns(const char *drive_dir, uid_t base, int *fd, struct sandbox_error *err)
+{
+    struct stat st;
+    *fd = -1;
+    if (stat(drive_dir, &st) < 0 || st.st_uid == 0)
+        return 0;
+    char um[64], gm[64];
+    snprintf(um, sizeof(um), "%u %u 1\n", (unsigned)st.st_uid, (unsigned)base);
+    snprintf(gm, sizeof(gm), "%u %u 1\n", (unsigned)st.st_gid, (unsigned)base);
+    int r = make_userns_map(um, gm, err);
+    if (r < 0)
+        return r;
+    *fd = r;
+    return 0;
+}
+
+static int make_userns_map(const char *uid_map, const char *gid_map, struct sandbox_error *err)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) {
@@ -690,9 +727,9 @@ static int make_userns(uid_t base, struct sandbox_error *err)
         sandbox_set_error(err, errno, "clone a user namespace");
         goto out;
     }
-    char map[64], ns[64];
-    snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)base, ID_COUNT);
-    if ((r = write_proc(pid, "uid_map", map)) < 0 || (r = write_proc(pid, "gid_map", map)) < 0) {
+    char ns[64];
+    if ((r = write_proc(pid, "uid_map", uid_map)) < 0 ||
+        (r = write_proc(pid, "gid_map", gid_map)) < 0) {
         sandbox_set_error(err, -r, "write the uid/gid map");
         goto out;
     }
@@ -740,11 +777,16 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     bool root = geteuid() == 0;
     uid_t base = spec->id_base ? spec->id_base : DEFAULT_ID_BASE;
     struct seccomp_filter_prog prog = {0};
-    int sp[2] = {-1, -1}, st[2] = {-1, -1}, userns = -1;
+    int sp[2] = {-1, -1}, st[2] = {-1, -1}, userns = -1, drive_ns = -1;
     pid_t pid = -1;
     int r;
-    struct child_ctx c = {
-        .spec = spec, .argv = argv, .envp = envp, .prog = &prog, .root = root, .userns_fd = -1};
+    struct child_ctx c = {.spec = spec,
+                          .argv = argv,
+                          .envp = envp,
+                          .prog = &prog,
+                          .root = root,
+                          .userns_fd = -1,
+                          .drive_userns_fd = -1};
     c.id_base = base;
     /* With a quota (as root), what the runtime writes lives on its own disk. */
     if (root && spec->disk_bytes && (r = disk_attach(spec->state_dir, spec->disk_bytes, err)) < 0)
@@ -789,6 +831,9 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     if (root && (r = userns = make_userns(base, err)) < 0)
         goto out;
     c.userns_fd = userns;
+    if (root && sp_drive(spec) && (r = drive_userns(spec->drive_dir, base, &drive_ns, err)) < 0)
+        goto out;
+    c.drive_userns_fd = drive_ns;
     /* As root the namespaces belong to the host's user namespace (root inside cannot
      * mount or reconfigure them); rootless they need a user namespace of their own. */
     unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
@@ -870,7 +915,7 @@ out:
         cgroup_destroy(out->cg);
         out->cg = NULL;
     }
-    int close_fds[] = {sp[0], sp[1], st[0], st[1], userns};
+    int close_fds[] = {sp[0], sp[1], st[0], st[1], userns, drive_ns};
     for (size_t i = 0; i < ARRAY_SIZE(close_fds); i++)
         if (close_fds[i] >= 0)
             close(close_fds[i]);
@@ -894,8 +939,12 @@ int sandbox_attach_drive(const struct sandbox_spec *spec, const struct sandbox_p
         return -EPERM;
     }
     /* The id-mapping needs a user namespace with the sandbox's map, not that one. */
-    int userns = make_userns(spec->id_base ? spec->id_base : DEFAULT_ID_BASE, err);
-    if (userns < 0)
+    uid_t base = spec->id_base ? spec->id_base : DEFAULT_ID_BASE;
+    int userns = -1;
+    int r0 = drive_userns(drive_dir, base, &userns, err);
+    if (r0 < 0)
+        return r0;
+    if (userns < 0 && (userns = make_userns(base, err)) < 0)
         return userns;
     int tree = -1, root = -1, mnt = -1, r = 0;
     char path[64];

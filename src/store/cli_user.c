@@ -162,6 +162,12 @@ static int open_store(const struct opts *o, struct store **out)
         err_msg("creating the data folder %s: %s", data, strerror(-r));
         goto out;
     }
+    /* A hub started as root runs as its own user and owns the folder: so must we. */
+    r = become_owner_of(data);
+    if (r < 0) {
+        err_msg("becoming the owner of %s: %s", data, strerror(-r));
+        goto out;
+    }
     path = xasprintf("%s/labbook.db", data);
     r = store_open(path, out, &err);
     if (r < 0)

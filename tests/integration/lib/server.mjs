@@ -113,8 +113,11 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server', p
     // No pool of pre-started runtimes unless a test asks for one (pool.test.mjs):
     // the other suites count and time their own runtimes.
     const poolOff = /^\s*pool\s*=/m.test(config ?? '') ? '' : '[runtimes]\npool = 0\n\n';
+    // Nor privilege separation unless asked for (privsep.test.mjs): the suites write
+    // files into drives as root, which a hub running as its own user could not change.
+    const rootHub = /^\s*user\s*=/m.test(config ?? '') || runAs !== undefined ? '' : '[server]\nuser = root\n\n';
     const configFile = path.join(dataDir, 'labbook.ini');
-    fs.writeFileSync(configFile, poolOff + (config ?? ''));
+    fs.writeFileSync(configFile, rootHub + poolOff + (config ?? ''));
     if (runAs !== undefined) fs.chownSync(configFile, runAs, runAs);
     const configArgs = ['--config', configFile];
     argv = (port) => [LABBOOK_BIN, 'serve', ...configArgs, '--data', dataDir, '--port', String(port), '--bind', '127.0.0.1'];

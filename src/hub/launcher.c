@@ -1,0 +1,644 @@
+/* The launcher (launcher.h): the root half of a root hub. One process, one socket pair
+ * (SOCK_SEQPACKET, one message per record) to the hub; it starts runtime agents, signals
+ * them, and removes or resets runtime folders, after checking every request. */
+#include "hub/launcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "hub/hub.h"
+#include "hub/kernels.h"
+#include "sandbox/disk.h"
+
+/* ---- checks (shared by both sides' tests) ----------------------------------------- */
+
+bool launcher_valid_id(const char *s)
+{
+    if (strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static int reject(char **why, const char *fmt, const char *what)
+{
+    *why = xasprintf(fmt, what);
+    return -EINVAL;
+}
+
+int launcher_check_config(const struct launcher_conf *conf, const char *id, const char *json,
+                          size_t len, char **why)
+{
+    *why = NULL;
+    json_error_t je;
+    json_t *o = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    int r = 0;
+    char *dir = xasprintf("%s/%s", conf->runtimes_dir, id);
+    if (!json_is_object(o)) {
+        r = reject(why, "the agent config is not a JSON object: %s", je.text);
+        goto out;
+    }
+    const char *s = json_string_value(json_object_get(o, "id"));
+    if (!s || strcmp(s, id)) {
+        r = reject(why, "the agent config is for another runtime than %s", id);
+        goto out;
+    }
+    s = json_string_value(json_object_get(o, "hub_socket"));
+    if (!s || strcmp(s, conf->sock_path)) {
+        r = reject(why, "the agent config must dial %s", conf->sock_path);
+        goto out;
+    }
+    s = json_string_value(json_object_get(o, "runtime_dir"));
+    if (!s || strcmp(s, dir)) {
+        r = reject(why, "the agent config's runtime_dir must be %s", dir);
+        goto out;
+    }
+    json_t *sbx = json_object_get(o, "sandbox");
+    if (!conf->sandboxed) {
+        if (sbx)
+            r = reject(why, "%s", "this hub does not sandbox runtimes");
+        goto out; /* its agent runs as the hub's user: nothing more to hold it to */
+    }
+    if (!json_is_object(sbx)) {
+        r = reject(why, "%s", "the agent config must describe a sandbox");
+        goto out;
+    }
+    s = json_string_value(json_object_get(sbx, "state_dir"));
+    if (!s || strcmp(s, dir)) {
+        r = reject(why, "the sandbox's state_dir must be %s", dir);
+        goto out;
+    }
+    s = json_string_value(json_object_get(sbx, "root_image"));
+    if (s && strcmp(s, "/")) {
+        r = reject(why, "the sandbox's root image must be /, not %s", s);
+        goto out;
+    }
+    s = json_string_value(json_object_get(sbx, "drive_dir"));
+    if (json_object_get(sbx, "drive_dir")) {
+        size_t dl = strlen(conf->drive_dir);
+        const char *name =
+            s && !strncmp(s, conf->drive_dir, dl) && s[dl] == '/' ? s + dl + 1 : NULL;
+        if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
+            r = reject(why, "the sandbox's drive must be a user's folder in %s", conf->drive_dir);
+            goto out;
+        }
+    }
+    bool masked = false;
+    json_t *m;
+    size_t i;
+    json_array_foreach(json_object_get(sbx, "mask_paths"), i, m)
+    {
+        if (json_is_string(m) && !strcmp(json_string_value(m), conf->data_dir))
+            masked = true;
+    }
+    if (!masked) {
+        r = reject(why, "the sandbox must hide the data folder %s", conf->data_dir);
+        goto out;
+    }
+    json_array_foreach(json_object_get(sbx, "devices"), i, m)
+    {
+        s = json_string_value(m);
+        if (!s || strncmp(s, "/dev/nvidia", 11) || strstr(s, "..")) {
+            r = reject(why, "device %s is not a GPU's", s ? s : "(not a string)");
+            goto out;
+        }
+    }
+    json_t *base = json_object_get(sbx, "id_base");
+    if (!json_is_integer(base) || json_integer_value(base) < KERNEL_ID_BASE ||
+        json_integer_value(base) > KERNEL_ID_BASE + (json_int_t)KERNEL_ID_SLOTS * 65536) {
+        r = reject(why, "%s", "the sandbox's id_base is outside labbook's ranges");
+        goto out;
+    }
+out:
+    free(dir);
+    json_decref(o);
+    return r;
+}
+
+/* ---- the launcher process ---------------------------------------------------------- */
+
+#define MAX_CHILDREN 8192
+
+struct child {
+    pid_t pid;
+    char id[LAUNCHER_ID_LEN];
+    bool agent; /* else a worker removing files */
+};
+
+static struct child *children;
+static size_t nchildren;
+
+static void send_msg(int fd, uint16_t type, uint32_t seq, const void *p, size_t n)
+{
+    size_t total = sizeof(struct launcher_hdr) + n;
+    char *b = xmalloc(total);
+    struct launcher_hdr h = {LAUNCHER_VERSION, type, seq, (uint32_t)n};
+    memcpy(b, &h, sizeof(h));
+    if (n)
+        memcpy(b + sizeof(h), p, n);
+    while (send(fd, b, total, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+    free(b);
+}
+
+static void reply(int fd, uint32_t seq, int32_t result, const char *msg)
+{
+    size_t ml = msg ? strlen(msg) : 0;
+    char *b = xmalloc(4 + ml);
+    memcpy(b, &result, 4);
+    if (ml)
+        memcpy(b + 4, msg, ml);
+    send_msg(fd, LAUNCHER_REPLY, seq, b, 4 + ml);
+    free(b);
+}
+
+static void track(pid_t pid, const char *id, bool agent)
+{
+    if (nchildren == MAX_CHILDREN)
+        return; /* reaped all the same; only its exit is not told */
+    children[nchildren].pid = pid;
+    snprintf(children[nchildren].id, LAUNCHER_ID_LEN, "%s", id);
+    children[nchildren].agent = agent;
+    nchildren++;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)f;
+    if (flag == FTW_DP || flag == FTW_D)
+        rmdir(p);
+    else
+        unlink(p);
+    return 0;
+}
+
+/* A worker child removes path (a runtime folder or its trash), its disk first. */
+static void remove_in_child(const char *path, const char *runtime_dir, const char *id)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (runtime_dir)
+            disk_detach(runtime_dir);
+        nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        _exit(0);
+    }
+    if (pid > 0)
+        track(pid, id, false);
+}
+
+/* Whether pid is the agent of runtime dir (its command line names dir/agent.json). */
+static bool is_agent_of(pid_t pid, const char *cfgpath)
+{
+    char p[64], buf[4096];
+    snprintf(p, sizeof(p), "/proc/%ld/cmdline", (long)pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    const char *a1 = buf + strlen(buf) + 1;
+    if (a1 >= buf + n || strcmp(a1, "agent"))
+        return false;
+    const char *a2 = a1 + strlen(a1) + 1;
+    return a2 < buf + n && !strcmp(a2, cfgpath);
+}
+
+static void do_spawn(const struct launcher_conf *c, int fd, uint32_t seq, const char *id,
+                     const char *json, size_t len)
+{
+    char *why = NULL;
+    if (launcher_check_config(c, id, json, len, &why) < 0) {
+        log_warn("launcher: refused to start an agent for %s: %s", id, why);
+        reply(fd, seq, -EPERM, why);
+        free(why);
+        return;
+    }
+    char *dir = xasprintf("%s/%s", c->runtimes_dir, id);
+    char *cfg = xasprintf("%s/agent.json", dir);
+    char *logp = xasprintf("%s/agent.log", dir);
+    int r = mkdir(dir, 0711) < 0 && errno != EEXIST ? -errno : 0;
+    bool as_hub = !c->sandboxed; /* an unsandboxed agent runs as the hub's user */
+    if (!r && as_hub && chown(dir, c->hub_uid, c->hub_gid) < 0)
+        r = -errno;
+    if (!r)
+        r = write_file_atomic(cfg, json, len, 0600);
+    if (!r && as_hub && chown(cfg, c->hub_uid, c->hub_gid) < 0)
+        r = -errno;
+    int logfd = r ? -1 : open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (logfd >= 0 && as_hub)
+        fchown(logfd, c->hub_uid, c->hub_gid);
+    if (!r && logfd < 0)
+        r = -errno;
+    if (r < 0) {
+        char *m = xasprintf("cannot prepare the runtime folder %s: %s", dir, strerror(-r));
+        reply(fd, seq, r, m);
+        free(m);
+        goto out;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        if (as_hub && (setgroups(0, NULL) < 0 || setgid(c->hub_gid) < 0 || setuid(c->hub_uid) < 0))
+            _exit(126);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        close_range(3, ~0U, 0);
+        char *argv[] = {(char *)c->self_exe, "agent", cfg, NULL};
+        execv(c->self_exe, argv);
+        _exit(127);
+    }
+    if (pid < 0) {
+        reply(fd, seq, -errno, "cannot start the runtime agent");
+    } else {
+        track(pid, id, true);
+        reply(fd, seq, pid, NULL);
+    }
+out:
+    if (logfd >= 0)
+        close(logfd);
+    free(dir);
+    free(cfg);
+    free(logp);
+}
+
+static void do_reset(const struct launcher_conf *c, int fd, uint32_t seq, const char *id)
+{
+    char *rdir = xasprintf("%s/%s", c->runtimes_dir, id);
+    char *base = disk_is_mounted(rdir) ? disk_mount_dir(rdir) : xstrdup(rdir);
+    char *trash = xasprintf("%s/reset-%" PRIu64, base, now_ms());
+    static const char *const sub[] = {"upper", "work", "content"};
+    int r = mkdir(trash, 0700) < 0 ? -errno : 0;
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(sub); i++) {
+        char *from = xasprintf("%s/%s", base, sub[i]);
+        char *to = xasprintf("%s/%s", trash, sub[i]);
+        if (rename(from, to) < 0 && errno != ENOENT)
+            r = -errno;
+        free(from);
+        free(to);
+    }
+    reply(fd, seq, r, r ? strerror(-r) : NULL);
+    remove_in_child(trash, NULL, id);
+    free(rdir);
+    free(base);
+    free(trash);
+}
+
+static void handle(const struct launcher_conf *c, int fd, const char *buf, size_t n)
+{
+    struct launcher_hdr h;
+    if (n < sizeof(h))
+        return;
+    memcpy(&h, buf, sizeof(h));
+    const char *p = buf + sizeof(h);
+    size_t plen = n - sizeof(h);
+    if (h.version != LAUNCHER_VERSION || h.len != plen) {
+        reply(fd, h.seq, -EPROTO, "bad message (version or length)");
+        return;
+    }
+    char id[LAUNCHER_ID_LEN + 1];
+    if (plen < LAUNCHER_ID_LEN) {
+        reply(fd, h.seq, -EPROTO, "bad message (no runtime id)");
+        return;
+    }
+    memcpy(id, p, LAUNCHER_ID_LEN);
+    id[LAUNCHER_ID_LEN] = 0;
+    if (!launcher_valid_id(id)) {
+        reply(fd, h.seq, -EINVAL, "not a runtime id");
+        return;
+    }
+    p += LAUNCHER_ID_LEN;
+    plen -= LAUNCHER_ID_LEN;
+    switch (h.type) {
+    case LAUNCHER_SPAWN:
+        do_spawn(c, fd, h.seq, id, p, plen);
+        return;
+    case LAUNCHER_SIGNAL: {
+        int32_t pid, sig;
+        if (plen != 8) {
+            reply(fd, h.seq, -EPROTO, "bad signal message");
+            return;
+        }
+        memcpy(&pid, p, 4);
+        memcpy(&sig, p + 4, 4);
+        char *cfg = xasprintf("%s/%s/agent.json", c->runtimes_dir, id);
+        bool ok =
+            pid > 1 && (sig == SIGTERM || sig == SIGKILL || sig == SIGINT) && is_agent_of(pid, cfg);
+        free(cfg);
+        if (ok && kill(pid, sig) == 0)
+            reply(fd, h.seq, 0, NULL);
+        else
+            reply(fd, h.seq, -ESRCH, "no such agent");
+        return;
+    }
+    case LAUNCHER_REMOVE: {
+        char *dir = xasprintf("%s/%s", c->runtimes_dir, id);
+        remove_in_child(dir, dir, id);
+        free(dir);
+        reply(fd, h.seq, 0, NULL);
+        return;
+    }
+    case LAUNCHER_RESET:
+        do_reset(c, fd, h.seq, id);
+        return;
+    default:
+        reply(fd, h.seq, -EPROTO, "unknown message type");
+    }
+}
+
+static void reap(int fd)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        for (size_t i = 0; i < nchildren; i++) {
+            if (children[i].pid != pid)
+                continue;
+            if (children[i].agent) {
+                char b[LAUNCHER_ID_LEN + 8];
+                memset(b, 0, sizeof(b));
+                memcpy(b, children[i].id, strlen(children[i].id));
+                int32_t p32 = pid, s32 = st;
+                memcpy(b + LAUNCHER_ID_LEN, &p32, 4);
+                memcpy(b + LAUNCHER_ID_LEN + 4, &s32, 4);
+                send_msg(fd, LAUNCHER_EXITED, 0, b, sizeof(b));
+            }
+            children[i] = children[--nchildren];
+            break;
+        }
+    }
+}
+
+static void __attribute__((noreturn)) launcher_main(const struct launcher_conf *c, int fd)
+{
+    proc_title_set("labbook launcher");
+    prctl(PR_SET_NAME, "lb-launcher", 0, 0, 0);
+    children = xcalloc(MAX_CHILDREN, sizeof(*children));
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    char *buf = xmalloc(LAUNCHER_MAX_MSG + sizeof(struct launcher_hdr));
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        if (poll(pf, 2, -1) < 0)
+            continue;
+        if (pf[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+                ; /* SIGTERM and SIGINT are the hub's to act on: the launcher ends with it */
+            reap(fd);
+        }
+        if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, buf, LAUNCHER_MAX_MSG + sizeof(struct launcher_hdr), MSG_TRUNC);
+            if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                _exit(0); /* the hub is gone; its agents live on */
+            if (n > (ssize_t)(LAUNCHER_MAX_MSG + sizeof(struct launcher_hdr))) {
+                struct launcher_hdr h = {0};
+                memcpy(&h, buf, sizeof(h));
+                reply(fd, h.seq, -EMSGSIZE, "message too large");
+                continue;
+            }
+            if (n > 0)
+                handle(c, fd, buf, (size_t)n);
+            reap(fd);
+        }
+    }
+}
+
+/* ---- the hub's side ------------------------------------------------------------------ */
+
+struct pending {
+    struct pending *next;
+    uint32_t seq;
+    launcher_cb cb;
+    void *ctx;
+};
+
+struct launcher {
+    int fd;
+    pid_t pid;
+    uv_poll_t poll;
+    bool polling;
+    uint32_t seq;
+    struct pending *pending;
+    char *buf;
+};
+
+int launcher_start(struct hub *h, const struct launcher_conf *conf, char **err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        *err = xasprintf("cannot make the launcher's socket: %s", strerror(errno));
+        return -errno;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        *err = xasprintf("cannot start the launcher: %s", strerror(e));
+        return -e;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        launcher_main(conf, sv[1]);
+    }
+    close(sv[1]);
+    struct launcher *l = xcalloc(1, sizeof(*l));
+    l->fd = sv[0];
+    l->pid = pid;
+    l->buf = xmalloc(LAUNCHER_MAX_MSG + sizeof(struct launcher_hdr));
+    h->launcher = l;
+    return 0;
+}
+
+static void on_message(struct hub *h, const char *b, size_t n)
+{
+    struct launcher *l = h->launcher;
+    struct launcher_hdr hd;
+    if (n < sizeof(hd))
+        return;
+    memcpy(&hd, b, sizeof(hd));
+    const char *p = b + sizeof(hd);
+    size_t plen = n - sizeof(hd);
+    if (hd.version != LAUNCHER_VERSION || hd.len != plen)
+        return;
+    log_debug("launcher: message type %u seq %u (%zu bytes)", hd.type, hd.seq, plen);
+    if (hd.type == LAUNCHER_EXITED && plen == LAUNCHER_ID_LEN + 8) {
+        char id[LAUNCHER_ID_LEN + 1];
+        memcpy(id, p, LAUNCHER_ID_LEN);
+        id[LAUNCHER_ID_LEN] = 0;
+        int32_t pid, st;
+        memcpy(&pid, p + LAUNCHER_ID_LEN, 4);
+        memcpy(&st, p + LAUNCHER_ID_LEN + 4, 4);
+        kernels_agent_exited(h, id, pid, st);
+        return;
+    }
+    if (hd.type != LAUNCHER_REPLY || plen < 4)
+        return;
+    int32_t result;
+    memcpy(&result, p, 4);
+    char *msg = xstrndup(p + 4, plen - 4);
+    for (struct pending **pp = &l->pending; *pp; pp = &(*pp)->next) {
+        if ((*pp)->seq != hd.seq)
+            continue;
+        struct pending *q = *pp;
+        *pp = q->next;
+        if (q->cb)
+            q->cb(q->ctx, result, *msg ? msg : NULL);
+        free(q);
+        break;
+    }
+    free(msg);
+}
+
+static void on_readable(uv_poll_t *w, int status, int events)
+{
+    struct hub *h = w->data;
+    struct launcher *l = h->launcher;
+    (void)events;
+    for (;;) {
+        ssize_t n = status < 0 ? -1
+                               : recv(l->fd, l->buf, LAUNCHER_MAX_MSG + sizeof(struct launcher_hdr),
+                                      MSG_DONTWAIT);
+        if (n > 0) {
+            on_message(h, l->buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        log_error("launcher: it is gone; runtimes can no longer be started");
+        uv_poll_stop(&l->poll);
+        return;
+    }
+}
+
+void launcher_attach(struct hub *h)
+{
+    struct launcher *l = h->launcher;
+    if (!l)
+        return;
+    uv_poll_init(h->loop, &l->poll, l->fd);
+    l->poll.data = h;
+    l->polling = true;
+    uv_poll_start(&l->poll, UV_READABLE, on_readable);
+}
+
+static void on_poll_closed(uv_handle_t *hd)
+{
+    struct hub *h = hd->data;
+    struct launcher *l = h->launcher;
+    close(l->fd);
+    free(l->buf);
+    free(l);
+    h->launcher = NULL;
+}
+
+void launcher_close(struct hub *h)
+{
+    struct launcher *l = h->launcher;
+    if (!l)
+        return;
+    for (struct pending *q = l->pending, *next; q; q = next) {
+        next = q->next;
+        if (q->cb)
+            q->cb(q->ctx, -ECANCELED, "the server is stopping");
+        free(q);
+    }
+    l->pending = NULL;
+    if (l->polling && !uv_is_closing((uv_handle_t *)&l->poll)) {
+        uv_close((uv_handle_t *)&l->poll, on_poll_closed);
+    } else {
+        close(l->fd);
+        free(l->buf);
+        free(l);
+        h->launcher = NULL;
+    }
+}
+
+static int request(struct hub *h, uint16_t type, const char *id, const void *extra, size_t n,
+                   launcher_cb cb, void *ctx)
+{
+    struct launcher *l = h->launcher;
+    if (!l)
+        return -ENOTCONN;
+    if (n + LAUNCHER_ID_LEN > LAUNCHER_MAX_MSG || strlen(id) >= LAUNCHER_ID_LEN)
+        return -EMSGSIZE;
+    size_t total = sizeof(struct launcher_hdr) + LAUNCHER_ID_LEN + n;
+    char *b = xcalloc(1, total);
+    struct launcher_hdr hd = {LAUNCHER_VERSION, type, ++l->seq, (uint32_t)(LAUNCHER_ID_LEN + n)};
+    memcpy(b, &hd, sizeof(hd));
+    memcpy(b + sizeof(hd), id, strlen(id));
+    if (n)
+        memcpy(b + sizeof(hd) + LAUNCHER_ID_LEN, extra, n);
+    ssize_t w = send(l->fd, b, total, MSG_DONTWAIT | MSG_NOSIGNAL);
+    free(b);
+    if (w != (ssize_t)total)
+        return w < 0 ? -errno : -EIO;
+    struct pending *q = xcalloc(1, sizeof(*q));
+    q->seq = hd.seq;
+    q->cb = cb;
+    q->ctx = ctx;
+    q->next = l->pending;
+    l->pending = q;
+    return 0;
+}
+
+int launcher_spawn(struct hub *h, const char *id, const char *config_json, launcher_cb cb,
+                   void *ctx)
+{
+    return request(h, LAUNCHER_SPAWN, id, config_json, strlen(config_json), cb, ctx);
+}
+
+int launcher_signal(struct hub *h, const char *id, int pid, int sig)
+{
+    int32_t v[2] = {pid, sig};
+    return request(h, LAUNCHER_SIGNAL, id, v, sizeof(v), NULL, NULL);
+}
+
+int launcher_remove(struct hub *h, const char *id)
+{
+    return request(h, LAUNCHER_REMOVE, id, NULL, 0, NULL, NULL);
+}
+
+int launcher_reset(struct hub *h, const char *id, launcher_cb cb, void *ctx)
+{
+    return request(h, LAUNCHER_RESET, id, NULL, 0, cb, ctx);
+}
