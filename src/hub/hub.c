@@ -158,6 +158,23 @@ static void take_ownership(struct hub *h, uid_t uid, gid_t gid)
     chmod(h->runtimes_dir, 0711);
 }
 
+/* Whether uid:gid may reach dir: search permission on every folder above it. */
+static bool reachable_by(const char *dir, uid_t uid, gid_t gid)
+{
+    char *p = xstrdup(dir);
+    bool ok = true;
+    for (char *slash = strrchr(p, '/'); ok && slash; slash = strrchr(p, '/')) {
+        *slash = '\0';
+        struct stat st;
+        if (stat(*p ? p : "/", &st) < 0)
+            break;
+        mode_t need = st.st_uid == uid ? S_IXUSR : st.st_gid == gid ? S_IXGRP : S_IXOTH;
+        ok = (st.st_mode & need) != 0;
+    }
+    free(p);
+    return ok;
+}
+
 /* useradd --system for the default user, the way a package's postinst would. */
 static void create_system_user(const char *name)
 {
@@ -204,6 +221,14 @@ static int separate_privileges(struct hub *h)
         return 0;
     uid_t uid = pw->pw_uid;
     gid_t gid = pw->pw_gid;
+    if (!reachable_by(h->data_dir, uid, gid)) {
+        /* /root/labbook/var, say: the user could not even reach its database. */
+        log_warn("NO PRIVILEGE SEPARATION: the user %s cannot reach the data folder %s (a folder "
+                 "above it is closed to others); the hub runs as root. Put the data folder "
+                 "elsewhere ([server] data), or set [server] user = root to silence this.",
+                 h->cfg.user, h->data_dir);
+        return 0;
+    }
     take_ownership(h, uid, gid);
     struct launcher_conf conf = {.data_dir = h->data_dir,
                                  .runtimes_dir = h->runtimes_dir,
