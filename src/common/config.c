@@ -11,6 +11,10 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#ifndef LABBOOK_PYTHON_DIR /* set by CMake: the source tree's python/ folder */
+#define LABBOOK_PYTHON_DIR "/usr/lib/labbook/python"
+#endif
+
 struct load_ctx {
     struct config *cfg;
     char *err;
@@ -156,6 +160,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
         } else if (!strcmp(name, "orphan_timeout_s")) {
             r = set_int(&v, value, 0, 86400 * 30, 1);
             cfg->orphan_timeout_s = (int)v;
+        } else if (!strcmp(name, "python_path")) {
+            r = value[0] == '/' || !value[0] ? set_str(&cfg->python_path, value) : -1;
         }
     } else if (!strcmp(section, "kernels")) {
         if (!strcmp(name, "default"))
@@ -204,6 +210,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->gpu_provider = xstrdup("nvml");
     cfg->sandbox = 1;
     cfg->orphan_timeout_s = 3600;
+    cfg->python_path = xstrdup(LABBOOK_PYTHON_DIR);
     profile_get(cfg, "cpu", true);
     if (!path)
         return 0;
@@ -246,5 +253,6 @@ void config_free(struct config *cfg)
     free(cfg->bind);
     free(cfg->data_dir);
     free(cfg->default_kernel);
+    free(cfg->python_path);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -43,6 +43,8 @@ struct config {
     int sandbox;          /* sandbox = 1 (0: run kernels unsandboxed, with a warning) */
     int orphan_timeout_s; /* orphan_timeout_s = 3600: how long a runtime waits for a
                              restarted hub (0: runtimes end with the hub) */
+    char *python_path;    /* python_path = the source tree's python/: the google.colab
+                             package, put first on every kernel's PYTHONPATH ("": none) */
     /* [profile.*]: "cpu" always exists and comes first; "gpu" is added when the
      * host has GPUs and the file does not define it. */
     struct profile *profiles;

@@ -277,6 +277,13 @@ int hub_main(int argc, char **argv)
         log_warn("RUNTIMES ARE NOT SANDBOXED ([runtimes] sandbox = 0): every user's code runs "
                  "with this server's rights");
     }
+    struct stat pst;
+    if (*h->cfg.python_path && (stat(h->cfg.python_path, &pst) < 0 || !S_ISDIR(pst.st_mode))) {
+        log_warn("google.colab will not be importable in runtimes: \"%s\" is not a folder "
+                 "(set [runtimes] python_path to labbook's python/ folder)",
+                 h->cfg.python_path);
+        h->cfg.python_path[0] = '\0';
+    }
     if (kernelspec_scan(&h->specs, &h->nspecs) < 0 || h->nspecs == 0)
         log_warn("no kernelspecs found in the Jupyter data paths: install python3-ipykernel");
 

@@ -11,6 +11,8 @@
 
 /* Where the agent's ipc:// sockets and connection file appear inside a sandbox. */
 #define SANDBOX_RUN_DIR "/run/labbook"
+/* Where the spec's python_dir (the google.colab package) appears inside, read-only. */
+#define SANDBOX_PYTHON_DIR "/usr/lib/labbook/python"
 
 /* An error from setting a sandbox up: a negative errno and a message naming the step
  * that failed ("mount overlay on /: Permission denied"). */
@@ -36,6 +38,7 @@ struct sandbox_spec {
     uint32_t id_base;        /* outside uid/gid of root inside (0: 100000); as root only */
     const char *hostname;    /* NULL: "labbook" */
     const char *cwd;         /* NULL: "/content" */
+    const char *python_dir;  /* NULL: none; else bound read-only at SANDBOX_PYTHON_DIR */
 };
 
 struct cgroup;
