@@ -2,9 +2,9 @@
 
 The runtime already sees the user's drive as a local folder ($LABBOOK_DRIVE: in a
 sandbox /content/drive/MyDrive, a bind mount of the folder on the server's disk).
-Mounting at MOUNTPOINT makes MOUNTPOINT/MyDrive a symbolic link to it and
-MOUNTPOINT/My Drive one to MyDrive, so reads go at local-disk speed and both
-spellings of Colab notebooks work. The messages and errors are Colab's.
+Mounting at MOUNTPOINT makes MOUNTPOINT/MyDrive and MOUNTPOINT/My Drive symbolic
+links to it, so reads go at local-disk speed and both spellings of Colab notebooks
+work. The messages and errors are Colab's.
 """
 
 import os
@@ -40,10 +40,12 @@ def _remember(mp):
         _mounted.append(mp)
 
 
-def _link_old_name(mp):
+def _link_old_name(mp, drive):
+    # Straight to the drive, not to MyDrive: each link followed costs an overlayfs
+    # lookup in a sandbox (docs/benchmarks.md, "Drive reads in a runtime").
     old = os.path.join(mp, _OLD_LINK)
     if not os.path.lexists(old):
-        os.symlink(_LINK, old)
+        os.symlink(drive, old)
 
 
 def _unlink(mp):
@@ -77,7 +79,7 @@ def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
             # The sandbox binds the drive here from the start: the first mount in this
             # process says "Mounted", as Colab's first mount at /content/drive does.
             first = mp not in _mounted
-            _link_old_name(mp)
+            _link_old_name(mp, drive)
             _remember(mp)
             if first or force_remount:
                 print("Mounted at %s" % mountpoint)
@@ -106,7 +108,7 @@ def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
         if not os.path.isdir(mp):
             os.mkdir(mp)
         os.symlink(drive, link)
-        _link_old_name(mp)
+        _link_old_name(mp, drive)
     except OSError as e:
         raise ValueError(
             "Mountpoint %s cannot be made: %s (outside a sandbox, mount points are "
