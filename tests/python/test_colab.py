@@ -185,6 +185,23 @@ class NamespaceTest(unittest.TestCase):
 
         self.assertTrue(any(p.endswith(os.path.join("python", "google")) for p in google.__path__))
 
+    def test_other_google_packages_stay_importable(self):
+        # As google.protobuf would be: a google/ folder later on sys.path, with or
+        # without an __init__.py of its own.
+        import subprocess
+
+        with tempfile.TemporaryDirectory() as other:
+            os.makedirs(os.path.join(other, "google", "otherpkg"))
+            open(os.path.join(other, "google", "otherpkg", "__init__.py"), "w").close()
+            env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", "..", "python") + ":" + other)
+            r = subprocess.run(
+                [sys.executable, "-c", "import google.colab.drive, google.otherpkg; print('ok')"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            self.assertEqual(r.stdout, "ok\n", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
