@@ -60,19 +60,19 @@ def upload(target_dir=""):
     rel = "%s/%s" % (UPLOADS, uid)
     folder = os.path.join(root, rel)
     _remove_stale(os.path.join(root, UPLOADS))
-    os.makedirs(folder)
     try:
         timeout = float(os.environ.get(TIMEOUT_ENV) or 0)
     except ValueError:
         timeout = 0
     deadline = time.monotonic() + timeout if timeout > 0 else None
-    _labbook.publish(
-        {
-            UPLOAD_MIME: {"id": uid, "folder": rel},
-            "text/plain": "Upload widget: open this notebook in labbook's UI to choose files",
-        }
-    )
-    try:
+    os.makedirs(folder)
+    try:  # from here on, however it ends (an interrupt too), the folder goes
+        _labbook.publish(
+            {
+                UPLOAD_MIME: {"id": uid, "folder": rel},
+                "text/plain": "Upload widget: open this notebook in labbook's UI to choose files",
+            }
+        )
         while True:
             if os.path.lexists(os.path.join(folder, CANCEL)):
                 return {}
