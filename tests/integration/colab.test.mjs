@@ -3,9 +3,10 @@
 // are read in the kernel and files the kernel writes are seen through the API, Unicode
 // names included; Colab's messages and errors; the seed cells of Colab tutorials run
 // as they are; files.upload with this test playing the UI; files.download. Sandboxed
-// runtimes (when the hub runs as root) and unsandboxed ones ([runtimes] sandbox = 0).
+// runtimes (when the hub runs as root) and unsandboxed ones ([runtimes] sandbox = 0);
+// PYTHONPATH and LABBOOK_DRIVE as the kernel sees them; [runtimes] python_path.
 
-import { test, describe } from 'node:test';
+import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -145,6 +146,8 @@ describe('sandboxed runtimes', { skip }, () => {
     const id = await k.startKernel('alice');
     const c = await k.open('alice', id);
     try {
+      const env = await ok(c, "import os, google.colab\nprint(os.environ['PYTHONPATH'], os.environ['LABBOOK_DRIVE'], google.colab.__file__)");
+      assert.equal(env.stdout, '/usr/lib/labbook/python /content/drive/MyDrive /usr/lib/labbook/python/google/colab/__init__.py\n');
       const m = await ok(c, "from google.colab import drive\ndrive.mount('/Drive')");
       assert.equal(m.stdout, 'Mounted at /Drive\n');
       await checkBothWays(k, c, 'alice', '/Drive');
@@ -203,12 +206,31 @@ describe('sandboxed runtimes', { skip }, () => {
 });
 
 describe('unsandboxed runtimes ([runtimes] sandbox = 0)', { skip }, () => {
+  // The hub's own PYTHONPATH reaches unsandboxed kernels after google.colab's folder.
+  const extra = fs.mkdtempSync(path.join(os.tmpdir(), 'labbook-colab-pp-'));
+  fs.writeFileSync(path.join(extra, 'lb_extra_module.py'), 'HERE = True\n');
   const ctx = useServer({
     name: 'colab-nosandbox',
     users: ['alice'],
     config: '[runtimes]\nsandbox = 0\n\n[profile.cpu]\nmax_per_user = 4\nidle_timeout_s = 0\n',
+    env: { PYTHONPATH: extra },
   });
   const k = kit(ctx);
+  after(() => fs.rmSync(extra, { recursive: true, force: true }));
+
+  test("google.colab comes first on PYTHONPATH, the hub's own PYTHONPATH after it", async () => {
+    const id = await k.startKernel('alice');
+    const c = await k.open('alice', id);
+    try {
+      const r = await ok(c, `import os, google.colab, lb_extra_module
+print(os.environ['PYTHONPATH'].split(':')[1] == ${JSON.stringify(extra)}, google.colab.__file__.endswith('python/google/colab/__init__.py'), lb_extra_module.HERE)
+print(os.path.samefile(os.environ['LABBOOK_DRIVE'], ${JSON.stringify(ctx.server.drive('alice'))}))`);
+      assert.equal(r.stdout, 'True True True\nTrue\n');
+    } finally {
+      await c.close();
+      await k.deleteKernel('alice', id);
+    }
+  });
 
   test('drive.mount at a host folder: Colab messages, both names, the API and the kernel see the same files', async () => {
     // Host paths: a folder of this test's own (not /Drive, which other runs would share).
@@ -399,3 +421,30 @@ async function downloadCheck(k, user) {
     await k.deleteKernel(user, id);
   }
 }
+
+describe('[runtimes] python_path', { skip }, () => {
+  // Another copy of the package, below /tmp: masked in a sandbox, so it must come in
+  // through the sandbox's read-only bind.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labbook-colab-py-'));
+  fs.mkdirSync(path.join(dir, 'google', 'colab'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'google', 'colab', '__init__.py'), "MARK = 'custom copy'\n");
+  const ctx = useServer({
+    name: 'colab-pythonpath',
+    users: ['alice'],
+    config: `[runtimes]\npython_path = ${dir}\n\n[profile.cpu]\nidle_timeout_s = 0\n`,
+  });
+  const k = kit(ctx);
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('runtimes import google.colab from the configured folder', async () => {
+    const id = await k.startKernel('alice');
+    const c = await k.open('alice', id);
+    try {
+      const r = await ok(c, 'import google.colab\nprint(google.colab.MARK)');
+      assert.equal(r.stdout, 'custom copy\n');
+    } finally {
+      await c.close();
+      await k.deleteKernel('alice', id);
+    }
+  });
+});
