@@ -543,15 +543,15 @@ static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
         fail(c, errno, "bind %s on %s", c->run, SANDBOX_RUN_DIR);
     if (sp->python_dir) { /* the google.colab package, wherever the host keeps it */
         mkdirs(c, SANDBOX_PYTHON_DIR + 1, 0755);
-        int r = 0;
-        if (c->root)
-            r = attach_idmapped(sp->python_dir, c->userns_fd, true, SANDBOX_PYTHON_DIR + 1);
-        else if (mount(sp->python_dir, SANDBOX_PYTHON_DIR + 1, NULL, MS_BIND | MS_REC, NULL) < 0)
-            r = -errno;
-        if (r < 0)
-            fail(c, -r, "bind %s on %s", sp->python_dir, SANDBOX_PYTHON_DIR);
-        if (!c->root)
+        int r = c->root
+                    ? attach_idmapped(sp->python_dir, c->userns_fd, true, SANDBOX_PYTHON_DIR + 1)
+                    : -ENOTSUP;
+        if (r < 0) { /* rootless, or a filesystem without id mapping: its files show as
+                        nobody's, readable when they are world-readable */
+            if (mount(sp->python_dir, SANDBOX_PYTHON_DIR + 1, NULL, MS_BIND | MS_REC, NULL) < 0)
+                fail(c, errno, "bind %s on %s", sp->python_dir, SANDBOX_PYTHON_DIR);
             set_ro(c, SANDBOX_PYTHON_DIR + 1);
+        }
     }
 
     for (size_t i = 0; i < ARRAY_SIZE(proc_null); i++)
