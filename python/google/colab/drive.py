@@ -63,6 +63,7 @@ def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
     not enforced: the drive stays writable, and a warning says so.
     """
     del timeout_ms  # nothing to wait for: the drive is already a local folder
+    mountpoint = os.fspath(mountpoint)
     if " " in mountpoint:
         raise ValueError("Mountpoint must not contain a space.")
     mountpoint = os.path.expanduser(mountpoint)

@@ -21,6 +21,7 @@ UPLOADS = ".labbook/uploads"
 DOWNLOADS = ".labbook/downloads"
 DONE = ".done"
 CANCEL = ".cancel"
+HUB_TEMP = ".~labbook-"  # the hub's files of writes in progress (docs/contents.md)
 TIMEOUT_ENV = "LABBOOK_UPLOAD_TIMEOUT_S"  # 0 or unset: wait as long as it takes
 POLL_S = 0.05
 STALE_S = 24 * 3600  # left-over transfer folders older than this are removed
@@ -87,7 +88,7 @@ def upload(target_dir=""):
         uploaded = {}
         for name in sorted(os.listdir(folder)):
             src = os.path.join(folder, name)
-            if name in (DONE, CANCEL) or not os.path.isfile(src):
+            if name in (DONE, CANCEL) or name.startswith(HUB_TEMP) or not os.path.isfile(src):
                 continue
             dest = os.path.join(target_dir, _unique_name(dest_dir, name))
             shutil.move(src, dest)
