@@ -70,10 +70,16 @@ async function cell(c, code, { timeoutMs = 30000, during } = {}) {
   // moment, and these tests send the next cell at once.
   const id = c.execute(code, { stop_on_error: false }).header.msg_id;
   const what = JSON.stringify(code.slice(0, 60));
-  const side = during ? during(id) : null;
+  let sideError = null;
+  const side = during ? during(id).catch((e) => { sideError = e; }) : null;
   const reply = await c.waitFor(isReply(id), { timeoutMs, what: `execute_reply to ${what}` });
   await c.waitFor(isIdle(id), { timeoutMs, what: `idle after ${what}` });
   if (side) await side;
+  if (sideError) {
+    const rc = reply.content;
+    sideError.message += `\n(the cell ended ${rc.status}${rc.ename ? `: ${rc.ename}: ${rc.evalue}` : ''}; stdout ${JSON.stringify(streams(c, id, 'stdout'))}, stderr ${JSON.stringify(streams(c, id, 'stderr'))})`;
+    throw sideError;
+  }
   return {
     reply,
     stdout: streams(c, id, 'stdout'),
@@ -361,8 +367,10 @@ print(up['data.bin'] == bytes([0, 1, 2, 255]), open('café ☕.txt', encoding='u
     assert.match(r.stdout, /Saving café ☕\.txt to café ☕\.txt\n/);
     assert.match(r.stdout, /Saving dup\.txt to dup \(1\)\.txt\n/);
     assert.match(r.stdout, /\[\('café ☕\.txt', 7\), \('data\.bin', 4\), \('dup\.txt', 3\)\]\nTrue bonjour new old\n$/);
-    const left = await k.get(user, widget.data[UPLOAD_MIME].folder);
-    assert.equal(left.status, 404, 'the upload folder is gone');
+    // The folder goes 2 s after the kernel saw .done (the UI's write of it may still be
+    // answering).
+    await until(async () => (await k.get(user, widget.data[UPLOAD_MIME].folder)).status === 404,
+      { timeoutMs: 10000, what: 'the upload folder gone' });
     // Cancelled: an empty dict; timed out: TimeoutError; interrupted: KeyboardInterrupt
     // (and the folder is removed).
     const cancelled = await ok(c, 'print(files.upload())', {

@@ -34,6 +34,9 @@ class ColabTestCase(unittest.TestCase):
         os.chdir(self.cwd)
         self.addCleanup(os.chdir, old)
         del drive._mounted[:]
+        old_after = files.REMOVE_AFTER_S
+        files.REMOVE_AFTER_S = 0.05
+        self.addCleanup(setattr, files, "REMOVE_AFTER_S", old_after)
 
     def run_out(self, fn, *args, **kw):
         out = io.StringIO()
@@ -140,7 +143,13 @@ class FilesTest(ColabTestCase):
         self.assertIn("Saving dup.txt to dup (1).txt\n", out)
         with open("dup (1).txt", "rb") as f:
             self.assertEqual(f.read(), b"new")
-        self.assertEqual(os.listdir(os.path.join(self.drive, files.UPLOADS)), [])
+        uploads = os.path.join(self.drive, files.UPLOADS)
+        self.assertEqual(len(os.listdir(uploads)), 1, "the folder stays a moment for the UI")
+        for _ in range(100):
+            if not os.listdir(uploads):
+                break
+            time.sleep(0.02)
+        self.assertEqual(os.listdir(uploads), [])
         bundle = self.published[0]
         self.assertIn("text/plain", bundle)
         self.assertTrue(bundle[files.UPLOAD_MIME]["folder"].startswith(".labbook/uploads/"))

@@ -9,6 +9,7 @@ download() puts the file where the hub serves it and asks the UI, the same way
 
 import os
 import shutil
+import threading
 import time
 
 from google.colab import _labbook
@@ -25,6 +26,9 @@ HUB_TEMP = ".~labbook-"  # the hub's files of writes in progress (docs/contents.
 TIMEOUT_ENV = "LABBOOK_UPLOAD_TIMEOUT_S"  # 0 or unset: wait as long as it takes
 POLL_S = 0.05
 STALE_S = 24 * 3600  # left-over transfer folders older than this are removed
+# The UI's write of the marker may still be finishing (the hub answers after the file is
+# in place): the folder goes this long after the marker is seen.
+REMOVE_AFTER_S = 2.0
 
 
 def _remove_stale(parent):
@@ -67,6 +71,7 @@ def upload(target_dir=""):
         timeout = 0
     deadline = time.monotonic() + timeout if timeout > 0 else None
     os.makedirs(folder)
+    seen = False
     try:  # from here on, however it ends (an interrupt too), the folder goes
         _labbook.publish(
             {
@@ -76,8 +81,10 @@ def upload(target_dir=""):
         )
         while True:
             if os.path.lexists(os.path.join(folder, CANCEL)):
+                seen = True
                 return {}
             if os.path.lexists(os.path.join(folder, DONE)):
+                seen = True
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("no files were chosen within %g s" % timeout)
@@ -97,7 +104,12 @@ def upload(target_dir=""):
                 uploaded[name] = f.read()
         return uploaded
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if seen:
+            t = threading.Timer(REMOVE_AFTER_S, shutil.rmtree, (folder, True))
+            t.daemon = True
+            t.start()
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def download(filename):
