@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8888
 DATA ?= ./var
 
-.PHONY: all build run test check unit integration fuzz deps test-deps clean
+.PHONY: all build run test check unit python integration fuzz deps test-deps clean
 
 all: build
 
@@ -27,11 +27,15 @@ unit: test-deps
 	@cmake --build $(ASAN_BUILD) -j$$(nproc) -- --no-print-directory
 	cd $(ASAN_BUILD) && ctest --output-on-failure
 
+# The google.colab package (python/), with the Python that runs the kernels.
+python:
+	/usr/bin/python3 -m unittest discover -s tests/python
+
 # node:test suites against a real hub, driven by real Jupyter clients.
 integration: build test-deps
 	LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/integration/run.sh
 
-test: check unit integration
+test: check unit python integration
 
 check:
 	@scripts/check-source.sh

@@ -2,10 +2,13 @@
 # Installs the Debian packages labbook needs to build, run and test. As root it
 # installs what is missing with apt-get; otherwise it prints the one line to run.
 set -eu
+# Runtimes' Python comes from the host image: numpy and GDAL make the seed example of
+# Colab tutorials (docs/colab.md) run as it is.
 PKGS="build-essential cmake pkg-config
 libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libsqlite3-dev
 libsodium-dev libzmq3-dev libarchive-dev libseccomp-dev libinih-dev libcmocka-dev
-python3 python3-ipykernel python3-jupyter-client e2fsprogs"
+python3 python3-ipykernel python3-jupyter-client e2fsprogs
+python3-numpy python3-gdal"
 # Tests and benchmarks also drive real clients and jupyter_server.
 if [ "${1:-}" = "--test" ]; then
     PKGS="$PKGS clang-format python3-jupyter-server python3-websockets nodejs"

@@ -86,6 +86,7 @@ static void config_free(struct agent_config *c)
     free((char *)c->sbx.drive_dir);
     free((char *)c->sbx.cgroup_name);
     free((char *)c->sbx.cwd);
+    free((char *)c->sbx.python_dir);
     str_list_free(c->sbx_masks, c->sbx.nmask);
     str_list_free(c->sbx_devices, c->sbx.ndevices);
     memset(c, 0, sizeof(*c));
@@ -146,7 +147,7 @@ static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *out, cha
 static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
 {
     struct sandbox_spec *s = &c->sbx;
-    char *state = NULL, *root = NULL, *drive = NULL, *cg = NULL, *cwd = NULL;
+    char *state = NULL, *root = NULL, *drive = NULL, *cg = NULL, *cwd = NULL, *py = NULL;
     uint64_t mem = 0, pids = 0, weight = 0, base = 0, disk = 0;
     c->sandboxed = true;
     int r;
@@ -154,11 +155,17 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
         (r = get_str(o, "root_image", false, &root, err)) < 0 ||
         (r = get_str(o, "drive_dir", false, &drive, err)) < 0 ||
         (r = get_str(o, "cgroup", false, &cg, err)) < 0 ||
-        (r = get_str(o, "cwd", false, &cwd, err)) < 0)
+        (r = get_str(o, "cwd", false, &cwd, err)) < 0 ||
+        (r = get_str(o, "python_dir", false, &py, err)) < 0)
         goto out;
     s->state_dir = state, s->root_image = root, s->drive_dir = drive, s->cgroup_name = cg;
-    s->cwd = cwd;
-    state = root = drive = cg = cwd = NULL; /* owned by the config now */
+    s->cwd = cwd, s->python_dir = py;
+    state = root = drive = cg = cwd = py = NULL; /* owned by the config now */
+    if (s->python_dir && s->python_dir[0] != '/') {
+        *err = xstrdup("\"sandbox.python_dir\" must be an absolute path");
+        r = -EINVAL;
+        goto out;
+    }
     if (s->state_dir[0] != '/' || strlen(s->state_dir) >= PATH_MAX - 64) {
         *err = xstrdup("\"sandbox.state_dir\" must be an absolute path");
         r = -EINVAL;
@@ -193,6 +200,7 @@ out:
     free(drive);
     free(cg);
     free(cwd);
+    free(py);
     return r;
 }
 

@@ -11,6 +11,10 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#ifndef LABBOOK_PYTHON_DIR /* set by CMake: the source tree's python/ folder */
+#define LABBOOK_PYTHON_DIR "/usr/lib/labbook/python"
+#endif
+
 struct load_ctx {
     struct config *cfg;
     char *err;
@@ -161,6 +165,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
         } else if (!strcmp(name, "pool")) {
             r = set_int(&v, value, 0, 64, 1);
             cfg->pool = (int)v;
+        } else if (!strcmp(name, "python_path")) {
+            r = value[0] == '/' || !value[0] ? set_str(&cfg->python_path, value) : -1;
         }
     } else if (!strcmp(section, "kernels")) {
         if (!strcmp(name, "default"))
@@ -211,6 +217,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->orphan_timeout_s = 3600;
     cfg->pool = 1;
     cfg->user = xstrdup("labbook");
+    cfg->python_path = xstrdup(LABBOOK_PYTHON_DIR);
     profile_get(cfg, "cpu", true);
     if (!path)
         return 0;
@@ -254,5 +261,6 @@ void config_free(struct config *cfg)
     free(cfg->data_dir);
     free(cfg->default_kernel);
     free(cfg->user);
+    free(cfg->python_path);
     memset(cfg, 0, sizeof(*cfg));
 }

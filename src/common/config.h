@@ -47,6 +47,8 @@ struct config {
                              restarted hub (0: runtimes end with the hub) */
     int pool;             /* pool = 1: pre-started runtimes of the default type and kernel,
                              handed to the next user who asks (sandboxed hubs only) */
+    char *python_path;    /* python_path = the source tree's python/: the google.colab
+                             package, put first on every kernel's PYTHONPATH ("": none) */
     /* [profile.*]: "cpu" always exists and comes first; "gpu" is added when the
      * host has GPUs and the file does not define it. */
     struct profile *profiles;

@@ -113,9 +113,14 @@ static void set_location(struct op *op, const char *path, const char *suffix)
 
 /* ---- paths ------------------------------------------------------------------------------ */
 
-/* Hidden as jupyter_server means it: some component starts with '.'. */
+/* Hidden as jupyter_server means it: some component starts with '.'. Except the
+ * google.colab transfer folders (docs/colab.md): the UI writes files.upload()'s files
+ * and markers into .labbook/uploads/ID/, and the browser fetches files.download()'s
+ * copies from .labbook/downloads/ID/. Listings still skip .labbook itself. */
 static bool path_is_hidden(const char *norm)
 {
+    if (str_starts_with(norm, ".labbook/uploads/") || str_starts_with(norm, ".labbook/downloads/"))
+        return false;
     for (const char *p = norm; *p; p++)
         if (*p == '.' && (p == norm || p[-1] == '/'))
             return true;

@@ -235,6 +235,7 @@ static int separate_privileges(struct hub *h)
                                  .drive_dir = h->drive_dir,
                                  .sock_path = h->sock_path,
                                  .self_exe = h->self_exe,
+                                 .python_dir = h->cfg.python_path,
                                  .hub_uid = uid,
                                  .hub_gid = gid,
                                  .sandboxed = h->sandboxed};
@@ -422,6 +423,13 @@ int hub_main(int argc, char **argv)
                      h->cfg.profiles[i].name, h->cfg.profiles[i].gpus, h->gpus->n);
     if (config_path)
         h->config_path = realpath(config_path, NULL);
+    struct stat pst;
+    if (*h->cfg.python_path && (stat(h->cfg.python_path, &pst) < 0 || !S_ISDIR(pst.st_mode))) {
+        log_warn("google.colab will not be importable in runtimes: \"%s\" is not a folder "
+                 "(set [runtimes] python_path to labbook's python/ folder)",
+                 h->cfg.python_path);
+        h->cfg.python_path[0] = '\0';
+    }
     if (kernelspec_scan(&h->specs, &h->nspecs) < 0 || h->nspecs == 0)
         log_warn("no kernelspecs found in the Jupyter data paths: install python3-ipykernel");
 

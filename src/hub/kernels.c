@@ -770,6 +770,36 @@ static void on_spawned(void *ctx, int result, const char *message)
     free(sc);
 }
 
+/* Puts dir first on env's PYTHONPATH, before env's own or else inherited (may be NULL). */
+static void prepend_pythonpath(json_t *env, const char *dir, const char *inherited)
+{
+    const char *cur = json_string_value(json_object_get(env, "PYTHONPATH"));
+    if (!cur)
+        cur = inherited;
+    char *v = cur && *cur ? xasprintf("%s:%s", dir, cur) : xstrdup(dir);
+    json_object_set_new(env, "PYTHONPATH", json_string(v));
+    free(v);
+}
+
+/* What the google.colab package needs (docs/colab.md): itself on PYTHONPATH, and where
+ * the user's drive is, as the kernel sees it. */
+static void colab_env(struct kernel *k, json_t *env)
+{
+    struct hub *h = k->hub;
+    const char *py = h->cfg.python_path;
+    if (h->sandboxed) {
+        json_object_set_new(env, "LABBOOK_DRIVE", json_string("/content/drive/MyDrive"));
+        if (py && *py)
+            prepend_pythonpath(env, SANDBOX_PYTHON_DIR, NULL);
+    } else {
+        char *drive = xasprintf("%s/%s", h->drive_dir, k->owner_name);
+        json_object_set_new(env, "LABBOOK_DRIVE", json_string(drive));
+        free(drive);
+        if (py && *py)
+            prepend_pythonpath(env, py, getenv("PYTHONPATH"));
+    }
+}
+
 /* Writes agent.json and starts the agent of a kernel whose resources are granted. */
 static int spawn_agent(struct kernel *k, char **err)
 {
@@ -797,6 +827,7 @@ static int spawn_agent(struct kernel *k, char **err)
         }
         gpu_env_free(genv);
     }
+    colab_env(k, env);
     if (h->sandboxed) {
         char *drive = xasprintf("%s/%s", h->drive_dir, k->owner_name);
         json_t *mask = json_pack("[s]", h->data_dir);
@@ -836,6 +867,8 @@ static int spawn_agent(struct kernel *k, char **err)
             json_object_set_new(sbx, "disk_bytes", json_integer((json_int_t)prof->disk));
         json_object_set_new(sbx, "id_base",
                             json_integer(KERNEL_ID_BASE + (json_int_t)k->id_slot * 65536));
+        if (h->cfg.python_path && *h->cfg.python_path)
+            json_object_set_new(sbx, "python_dir", json_string(h->cfg.python_path));
         free(drive);
     }
     char *text = json_dumps(cfg, JSON_INDENT(1));

@@ -126,6 +126,13 @@ int launcher_check_config(const struct launcher_conf *conf, const char *id, cons
             goto out;
         }
     }
+    s = json_string_value(json_object_get(sbx, "python_dir"));
+    if (json_object_get(sbx, "python_dir") &&
+        (!s || !conf->python_dir || strcmp(s, conf->python_dir))) {
+        r = reject(why, "the sandbox's python_dir must be %s",
+                   conf->python_dir ? conf->python_dir : "absent");
+        goto out;
+    }
     json_t *base = json_object_get(sbx, "id_base");
     if (!json_is_integer(base) || json_integer_value(base) < KERNEL_ID_BASE ||
         json_integer_value(base) > KERNEL_ID_BASE + (json_int_t)KERNEL_ID_SLOTS * 65536) {

@@ -39,7 +39,8 @@ struct launcher_hdr {
 /* What the launcher knows of the hub's folders (fixed when it starts). */
 struct launcher_conf {
     const char *data_dir, *runtimes_dir, *drive_dir, *sock_path, *self_exe;
-    uid_t hub_uid; /* agents of unsandboxed runtimes run as the hub's user */
+    const char *python_dir; /* the one folder a sandbox may have bound as google.colab's */
+    uid_t hub_uid;          /* agents of unsandboxed runtimes run as the hub's user */
     gid_t hub_gid;
     bool sandboxed;
 };

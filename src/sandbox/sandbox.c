@@ -612,6 +612,18 @@ built:
     mkdirs(c, SANDBOX_RUN_DIR + 1, 0755);
     if (mount(c->run, SANDBOX_RUN_DIR + 1, NULL, MS_BIND, NULL) < 0)
         fail(c, errno, "bind %s on %s", c->run, SANDBOX_RUN_DIR);
+    if (sp->python_dir) { /* the google.colab package, wherever the host keeps it */
+        mkdirs(c, SANDBOX_PYTHON_DIR + 1, 0755);
+        int r = c->root
+                    ? attach_idmapped(sp->python_dir, c->userns_fd, true, SANDBOX_PYTHON_DIR + 1)
+                    : -ENOTSUP;
+        if (r < 0) { /* rootless, or a filesystem without id mapping: its files show as
+                        nobody's, readable when they are world-readable */
+            if (mount(sp->python_dir, SANDBOX_PYTHON_DIR + 1, NULL, MS_BIND | MS_REC, NULL) < 0)
+                fail(c, errno, "bind %s on %s", sp->python_dir, SANDBOX_PYTHON_DIR);
+            set_ro(c, SANDBOX_PYTHON_DIR + 1);
+        }
+    }
 
     for (size_t i = 0; i < ARRAY_SIZE(proc_null); i++)
         if (exists(proc_null[i], NULL) && mount("/dev/null", proc_null[i], NULL, MS_BIND, NULL) < 0)

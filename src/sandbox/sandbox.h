@@ -11,6 +11,8 @@
 
 /* Where the agent's ipc:// sockets and connection file appear inside a sandbox. */
 #define SANDBOX_RUN_DIR "/run/labbook"
+/* Where the spec's python_dir (the google.colab package) appears inside, read-only. */
+#define SANDBOX_PYTHON_DIR "/run/labbook/python"
 
 /* An error from setting a sandbox up: a negative errno and a message naming the step
  * that failed ("mount overlay on /: Permission denied"). */
@@ -41,6 +43,7 @@ struct sandbox_spec {
     const char *cwd;         /* NULL: "/content" */
     uint64_t disk_bytes;     /* quota of the overlay's writes and /content (as root: an
                                 ext4 disk of this size, sandbox/disk.h); 0: none */
+    const char *python_dir;  /* NULL: none; else bound read-only at SANDBOX_PYTHON_DIR */
 };
 
 struct cgroup;

@@ -17,6 +17,7 @@ static const struct launcher_conf conf = {.data_dir = "/srv/lb",
                                           .drive_dir = "/srv/lb/drive",
                                           .sock_path = "/srv/lb/run/hub.sock",
                                           .self_exe = "/usr/bin/labbook",
+                                          .python_dir = "/usr/share/labbook/python",
                                           .hub_uid = 999,
                                           .hub_gid = 999,
                                           .sandboxed = true};
@@ -85,6 +86,14 @@ static void other_id(json_t *o)
 {
     json_object_set_new(o, "id", json_string("11111111-023e-4267-865e-475912a92f21"));
 }
+static void other_python(json_t *o)
+{
+    json_object_set_new(sbx(o), "python_dir", json_string("/etc"));
+}
+static void our_python(json_t *o)
+{
+    json_object_set_new(sbx(o), "python_dir", json_string("/usr/share/labbook/python"));
+}
 static void no_drive(json_t *o)
 {
     json_object_del(sbx(o), "drive_dir");
@@ -98,6 +107,7 @@ static void test_accepts_what_the_hub_writes(void **state)
     assert_int_equal(check(NULL, &why), 0);
     assert_null(why);
     assert_int_equal(check(no_drive, &why), 0); /* a pooled runtime: its drive comes later */
+    assert_int_equal(check(our_python, &why), 0);
 }
 
 static void test_refuses_anything_else(void **state)
@@ -117,6 +127,7 @@ static void test_refuses_anything_else(void **state)
         {other_image, "root image"},
         {other_socket, "must dial"},
         {other_id, "another runtime"},
+        {other_python, "python_dir"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *why = NULL;

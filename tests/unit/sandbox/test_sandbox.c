@@ -227,6 +227,38 @@ static void test_writes(void **st)
     result_free(&r);
 }
 
+/* The google.colab package folder is bound read-only at SANDBOX_PYTHON_DIR (even from
+ * below a masked path such as /tmp), and root inside may make a mount point such as
+ * /Drive at the root of the overlay for drive.mount's links. */
+static void test_python_dir(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    char *py = xasprintf("%s/python", base);
+    char *mod = xasprintf("%s/google.txt", py);
+    assert_int_equal(mkdir_p(py, 0755), 0);
+    assert_int_equal(write_file_atomic(mod, "colab\n", 6, 0644), 0);
+    struct sandbox_spec s = default_spec();
+    s.python_dir = py;
+    struct result r =
+        run(&s, "exec >/content/out 2>&1; "
+                "cat " SANDBOX_PYTHON_DIR "/google.txt; "
+                "echo write=$(touch " SANDBOX_PYTHON_DIR "/x 2>/dev/null && echo yes || echo no); "
+                "mkdir /Drive && ln -s /content/drive/MyDrive /Drive/MyDrive && "
+                "echo note >/Drive/MyDrive/via-link.txt && echo mountpoint=yes");
+    print_message("%s", r.out);
+    assert_non_null(strstr(r.out, "colab\nwrite=no\nmountpoint=yes\n"));
+    assert_int_equal(access(mod, F_OK), 0);
+    char *x = xasprintf("%s/x", py), *note = xasprintf("%s/via-link.txt", drive);
+    assert_int_equal(access(x, F_OK), -1);
+    assert_int_equal(access(note, F_OK), 0);
+    result_free(&r);
+    free(x);
+    free(note);
+    free(mod);
+    free(py);
+}
+
 static void test_oom(void **st)
 {
     (void)st;
@@ -330,7 +362,7 @@ int main(void)
         cmocka_unit_test(test_view),    cmocka_unit_test(test_writes),
         cmocka_unit_test(test_oom),     cmocka_unit_test(test_fork_bomb),
         cmocka_unit_test(test_network), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_signals), cmocka_unit_test(test_python_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
