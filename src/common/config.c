@@ -157,6 +157,29 @@ static int on_key(void *user, const char *section, const char *name, const char 
             r = set_int(&v, value, 0, 86400 * 30, 1);
             cfg->orphan_timeout_s = (int)v;
         }
+    } else if (!strcmp(section, "drive")) {
+        if (!strcmp(name, "quota_mb"))
+            r = set_int(&cfg->drive_quota, value, 0, INT64_MAX / MB, MB);
+        else if (!strcmp(name, "max_upload_mb"))
+            r = set_int(&cfg->upload_max, value, 1, INT64_MAX / MB, MB);
+        else if (!strcmp(name, "max_uploads_per_user")) {
+            r = set_int(&v, value, 1, 10000, 1);
+            cfg->uploads_per_user = (int)v;
+        } else if (!strcmp(name, "upload_expire_h")) {
+            r = set_int(&v, value, 1, 24 * 365, 1);
+            cfg->upload_expire_s = (int)v * 3600;
+        } else if (!strcmp(name, "extract_max_mb"))
+            r = set_int(&cfg->extract_max, value, 1, INT64_MAX / MB, MB);
+        else if (!strcmp(name, "extract_max_entries"))
+            r = set_int(&cfg->extract_max_entries, value, 1, 100000000, 1);
+        else if (!strcmp(name, "extract_max_entry_mb"))
+            r = set_int(&cfg->extract_max_entry, value, 1, INT64_MAX / MB, MB);
+        else if (!strcmp(name, "extract_max_ratio"))
+            r = set_int(&cfg->extract_max_ratio, value, 1, 1000000, 1);
+        else if (!strcmp(name, "max_extracts_per_user")) {
+            r = set_int(&v, value, 1, 1000, 1);
+            cfg->extracts_per_user = (int)v;
+        }
     } else if (!strcmp(section, "kernels")) {
         if (!strcmp(name, "default"))
             r = set_str(&cfg->default_kernel, value);
@@ -204,6 +227,15 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->gpu_provider = xstrdup("nvml");
     cfg->sandbox = 1;
     cfg->orphan_timeout_s = 3600;
+    cfg->drive_quota = 0;
+    cfg->upload_max = 102400 * MB;
+    cfg->uploads_per_user = 16;
+    cfg->upload_expire_s = 24 * 3600;
+    cfg->extract_max = 20480 * MB;
+    cfg->extract_max_entries = 200000;
+    cfg->extract_max_entry = 10240 * MB;
+    cfg->extract_max_ratio = 1000;
+    cfg->extracts_per_user = 4;
     profile_get(cfg, "cpu", true);
     if (!path)
         return 0;

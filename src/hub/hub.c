@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "hub/channels.h"
+#include "hub/drive.h"
 #include "hub/figures.h"
 #include "hub/http.h"
 #include "hub/kernels.h"
@@ -256,6 +257,9 @@ int hub_main(int argc, char **argv)
     if (h->gpus->n > 0)
         config_add_gpu_profile(&h->cfg);
     h->sched = scheduler_new((unsigned)h->gpus->n);
+    h->drive = drive_new(h->data_dir);
+    if (mkdir_p(h->drive->uploads_dir, 0700) < 0)
+        log_warn("cannot create %s: uploads will fail", h->drive->uploads_dir);
     for (int i = 0; i < h->cfg.nprofiles; i++)
         if ((size_t)h->cfg.profiles[i].gpus > h->gpus->n)
             log_warn("runtime type \"%s\" needs %d GPUs; this server has %zu: starting it will "
@@ -317,6 +321,7 @@ out:
     store_close(h->store);
     kernelspec_list_free(h->specs, h->nspecs);
     scheduler_free(h->sched);
+    drive_free(h->drive);
     gpu_provider_free(h->gpus);
     log_info("stopped");
     config_free(&h->cfg);

@@ -16,6 +16,7 @@ struct kernel;
 struct session;
 struct gpu_provider;
 struct scheduler;
+struct drive;
 
 struct hub {
     uv_loop_t *loop;
@@ -32,6 +33,7 @@ struct hub {
     bool sandboxed;    /* kernels run in sandboxes (docs/sandbox.md) */
     char *config_path; /* absolute path of labbook.ini, hidden from runtimes; or NULL */
     struct scheduler *sched;
+    struct drive *drive; /* usage, uploads, extractions (docs/drive.md) */
     struct lws_context *lws;
     uv_pipe_t agent_listener;
     uv_signal_t sig_term, sig_int;

@@ -1,0 +1,662 @@
+/* Safe archive extraction with libarchive on the thread pool, and the jobs behind
+ * POST /api/drive/extract and GET /api/drive/extract/{id}. Entries are created with
+ * *at() calls beneath a hidden temporary folder (O_NOFOLLOW, O_EXCL), never through
+ * a symlink, and the result is moved into place only when the whole archive is in. */
+#include "hub/extract.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <limits.h>
+#include <locale.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/fsat.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "hub/drive.h"
+#include "hub/http.h"
+#include "hub/hub.h"
+
+#define MAX_DEPTH 256
+#define KEEP_FINISHED_MS (3600 * 1000)
+
+int extract_entry_path(const char *name, char **out)
+{
+    size_t len = strlen(name);
+    if (len == 0 || name[0] == '/' || len >= PATH_MAX)
+        return -EINVAL;
+    char *res = xmalloc(len + 1);
+    size_t n = 0;
+    const char *p = name;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t cl = e ? (size_t)(e - p) : strlen(p);
+        if (cl == 2 && p[0] == '.' && p[1] == '.') {
+            free(res);
+            return -EINVAL;
+        }
+        if (cl > NAME_MAX) {
+            free(res);
+            return -EINVAL;
+        }
+        if (cl > 0 && !(cl == 1 && p[0] == '.')) {
+            if (n)
+                res[n++] = '/';
+            memcpy(res + n, p, cl);
+            n += cl;
+        }
+        p += cl;
+        if (*p == '/')
+            p++;
+    }
+    res[n] = '\0';
+    *out = res;
+    return 0;
+}
+
+/* --- extraction proper --- */
+
+struct run {
+    struct archive *a;
+    int tmpfd;
+    const struct extract_limits *lim;
+    struct extract_result *res;
+    int64_t archive_size;
+    int64_t bytes;
+    /* the last parent folder opened, reused for entries in the same folder */
+    char *parent;
+    int parentfd;
+};
+
+static int fail(struct run *r, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct run *r, int err, const char *fmt, ...)
+{
+    if (!r->res->error[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->res->error, sizeof(r->res->error), fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* The folder of rel's parent beneath tmpfd (created), and rel's last name. */
+static int parent_of(struct run *r, const char *rel, const char **base)
+{
+    const char *slash = strrchr(rel, '/');
+    *base = slash ? slash + 1 : rel;
+    size_t plen = slash ? (size_t)(slash - rel) : 0;
+    if (r->parent && strlen(r->parent) == plen && !memcmp(r->parent, rel, plen))
+        return r->parentfd;
+    if (r->parent) {
+        close(r->parentfd);
+        free(r->parent);
+        r->parent = NULL;
+    }
+    char *p = xstrndup(rel, plen);
+    int fd = drive_mkdirs(r->tmpfd, p);
+    if (fd < 0) {
+        free(p);
+        return fd;
+    }
+    r->parent = p;
+    r->parentfd = fd;
+    return fd;
+}
+
+static int check_limits(struct run *r, int64_t entry_bytes, const char *name)
+{
+    const struct extract_limits *lim = r->lim;
+    char h[32];
+    if (lim->max_entry && entry_bytes > lim->max_entry) {
+        drive_human(lim->max_entry, h);
+        return fail(r, -EFBIG,
+                    "\"%s\" is larger than the limit of %s per file (extract_max_entry_mb)", name,
+                    h);
+    }
+    if (lim->max_bytes && r->bytes > lim->max_bytes) {
+        drive_human(lim->max_bytes, h);
+        return fail(r, -EFBIG, "the archive unpacks to more than the limit of %s (extract_max_mb)",
+                    h);
+    }
+    if (lim->max_ratio && r->bytes > (1 << 20) && r->bytes / lim->max_ratio > r->archive_size)
+        return fail(r, -EFBIG,
+                    "the archive unpacks to more than %lld times its size: a compression bomb? "
+                    "(extract_max_ratio)",
+                    (long long)lim->max_ratio);
+    if (lim->quota_free >= 0 && r->bytes > lim->quota_free) {
+        drive_human(lim->quota_free, h);
+        return fail(r, -EDQUOT, "the archive does not fit in your drive's quota: %s free", h);
+    }
+    return 0;
+}
+
+static int write_file(struct run *r, struct archive_entry *e, const char *rel)
+{
+    const char *base;
+    int dirfd = parent_of(r, rel, &base);
+    if (dirfd < 0)
+        return fail(r, dirfd, "cannot make the folder of \"%s\": %s", rel, strerror(-dirfd));
+    mode_t mode = (archive_entry_perm(e) & 0100) ? 0755 : 0644;
+    int fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno == EEXIST) {
+        /* A name twice in one archive: the later one wins, as with tar. */
+        struct stat st;
+        if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            unlinkat(dirfd, base, 0) == 0)
+            fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        else
+            errno = EEXIST;
+    }
+    if (fd < 0)
+        return fail(r, -errno, "cannot create \"%s\": %s", rel, strerror(errno));
+    const void *buf;
+    size_t size;
+    la_int64_t off;
+    int64_t entry_bytes = 0, end = 0;
+    int rc = 0;
+    for (;;) {
+        int ar = archive_read_data_block(r->a, &buf, &size, &off);
+        if (ar == ARCHIVE_EOF)
+            break;
+        if (ar < ARCHIVE_WARN) {
+            rc = fail(r, -EIO, "the archive is damaged at \"%s\": %s", rel,
+                      archive_error_string(r->a) ?: "read error");
+            break;
+        }
+        if (off < 0 || (int64_t)size > INT64_MAX - off) {
+            rc = fail(r, -EIO, "the archive is damaged at \"%s\"", rel);
+            break;
+        }
+        entry_bytes += (int64_t)size;
+        r->bytes += (int64_t)size;
+        if (off + (int64_t)size > end)
+            end = off + (int64_t)size;
+        if ((rc = check_limits(r, end > entry_bytes ? end : entry_bytes, rel)) < 0)
+            break;
+        for (size_t done = 0; done < size;) {
+            ssize_t w = pwrite(fd, (const char *)buf + done, size - done, off + (off_t)done);
+            if (w < 0) {
+                rc = fail(r, -errno, "cannot write \"%s\": %s", rel, strerror(errno));
+                break;
+            }
+            done += (size_t)w;
+        }
+        if (rc < 0)
+            break;
+        __atomic_store_n(&r->res->bytes, r->bytes, __ATOMIC_RELAXED);
+    }
+    if (rc == 0 && archive_entry_size_is_set(e) && archive_entry_size(e) > end) {
+        /* a sparse file's hole at the end */
+        if ((rc = check_limits(r, archive_entry_size(e), rel)) == 0 &&
+            ftruncate(fd, archive_entry_size(e)) < 0)
+            rc = fail(r, -errno, "cannot write \"%s\": %s", rel, strerror(errno));
+    }
+    if (rc == 0 && archive_entry_mtime_is_set(e)) {
+        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+                                 {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+        futimens(fd, ts);
+    }
+    close(fd);
+    return rc;
+}
+
+static int make_hardlink(struct run *r, const char *target, const char *rel)
+{
+    char *t = NULL;
+    if (extract_entry_path(target, &t) < 0 || !t[0]) {
+        free(t);
+        return fail(r, -EPERM, "\"%s\" is a hard link to an unsafe path", rel);
+    }
+    int tfd = fs_open_beneath(r->tmpfd, t, O_PATH | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+    struct stat st;
+    if (tfd < 0 || fstat(tfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (tfd >= 0)
+            close(tfd);
+        int e =
+            fail(r, -EPERM, "\"%s\" is a hard link to \"%s\", which is not a file of this archive",
+                 rel, t);
+        free(t);
+        return e;
+    }
+    free(t);
+    const char *base;
+    int dirfd = parent_of(r, rel, &base);
+    if (dirfd < 0) {
+        close(tfd);
+        return fail(r, dirfd, "cannot make the folder of \"%s\": %s", rel, strerror(-dirfd));
+    }
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", tfd);
+    struct stat old;
+    if (fstatat(dirfd, base, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode))
+        unlinkat(dirfd, base, 0);
+    int rc = 0;
+    if (linkat(AT_FDCWD, proc, dirfd, base, AT_SYMLINK_FOLLOW) < 0)
+        rc = fail(r, -errno, "cannot link \"%s\": %s", rel, strerror(errno));
+    close(tfd);
+    return rc;
+}
+
+static int one_entry(struct run *r, struct archive_entry *e)
+{
+    const char *name = archive_entry_pathname_utf8(e);
+    if (!name)
+        name = archive_entry_pathname(e);
+    if (!name)
+        return fail(r, -EINVAL, "an entry has no name");
+    char *rel = NULL;
+    if (extract_entry_path(name, &rel) < 0)
+        return fail(r, -EPERM, "unsafe path in the archive: \"%s\" (absolute, or with \"..\")",
+                    name);
+    int rc = 0;
+    r->res->entries++;
+    __atomic_store_n(&r->res->entries, r->res->entries, __ATOMIC_RELAXED);
+    if (r->lim->max_entries && r->res->entries > r->lim->max_entries) {
+        rc = fail(r, -EFBIG, "the archive has more than %lld entries (extract_max_entries)",
+                  (long long)r->lim->max_entries);
+        goto out;
+    }
+    if (!rel[0])
+        goto out; /* "./" itself */
+    mode_t type = archive_entry_filetype(e);
+    const char *hl = archive_entry_hardlink_utf8(e);
+    if (!hl)
+        hl = archive_entry_hardlink(e);
+    if (hl) {
+        rc = make_hardlink(r, hl, rel);
+        goto out;
+    }
+    if (type == AE_IFREG && (archive_entry_mode(e) & (S_ISUID | S_ISGID))) {
+        rc = fail(r, -EPERM, "\"%s\" has the setuid or setgid bit: refused", rel);
+    } else if (type == AE_IFREG) {
+        rc = write_file(r, e, rel);
+    } else if (type == AE_IFDIR) {
+        int fd = drive_mkdirs(r->tmpfd, rel);
+        if (fd < 0)
+            rc = fail(r, fd, "cannot make the folder \"%s\": %s", rel, strerror(-fd));
+        else
+            close(fd);
+    } else if (type == AE_IFLNK) {
+        rc = fail(r, -EPERM, "\"%s\" is a symbolic link: archives with links are refused", rel);
+    } else {
+        rc = fail(r, -EPERM, "\"%s\" is a device, FIFO or socket: refused", rel);
+    }
+out:
+    free(rel);
+    return rc;
+}
+
+/* Moves everything in from into to: new names are renamed (no replace), folders in
+ * both are merged, files replace files. With dry, only checks for a file meeting a
+ * folder. */
+static int publish(int from, int to, bool dry, int depth, char *clash, size_t clash_len)
+{
+    if (depth > MAX_DEPTH)
+        return -ELOOP;
+    int dup = openat(from, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dup < 0)
+        return -errno;
+    DIR *d = fdopendir(dup);
+    if (!d) {
+        close(dup);
+        return -errno;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        struct stat src, dst;
+        if (fstatat(from, e->d_name, &src, AT_SYMLINK_NOFOLLOW) < 0) {
+            rc = -errno;
+            break;
+        }
+        if (fstatat(to, e->d_name, &dst, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT) {
+                rc = -errno;
+            } else if (!dry && renameat2(from, e->d_name, to, e->d_name, RENAME_NOREPLACE) < 0) {
+                rc = -errno;
+            }
+            continue;
+        }
+        if (S_ISDIR(src.st_mode) && S_ISDIR(dst.st_mode)) {
+            int f = openat(from, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int t = openat(to, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (f < 0 || t < 0)
+                rc = -errno;
+            else
+                rc = publish(f, t, dry, depth + 1, clash, clash_len);
+            if (f >= 0)
+                close(f);
+            if (t >= 0)
+                close(t);
+            if (rc == 0 && !dry)
+                unlinkat(from, e->d_name, AT_REMOVEDIR);
+        } else if (S_ISREG(src.st_mode) && S_ISREG(dst.st_mode)) {
+            if (!dry && renameat(from, e->d_name, to, e->d_name) < 0)
+                rc = -errno;
+        } else {
+            snprintf(clash, clash_len, "%s", e->d_name);
+            rc = -EEXIST;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int run_archive(struct run *r, int archive_fd, int to_fd, const char *tmp_name)
+{
+    struct stat st;
+    if (fstat(archive_fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return fail(r, -EINVAL, "the archive is not a file");
+    r->archive_size = st.st_size;
+    if (lseek(archive_fd, 0, SEEK_SET) < 0)
+        return fail(r, -errno, "cannot read the archive: %s", strerror(errno));
+    r->a = archive_read_new();
+    archive_read_support_filter_all(r->a);
+    archive_read_support_format_zip(r->a);
+    archive_read_support_format_tar(r->a);
+    archive_read_support_format_gnutar(r->a);
+    archive_read_support_format_7zip(r->a);
+    if (archive_read_open_fd(r->a, archive_fd, 256 * 1024) != ARCHIVE_OK)
+        return fail(r, -EINVAL,
+                    "not an archive this server reads (zip, tar, tar.gz, tar.bz2, "
+                    "tar.xz, tar.zst, 7z): %s",
+                    archive_error_string(r->a) ?: "unknown format");
+    if (mkdirat(to_fd, tmp_name, 0700) < 0)
+        return fail(r, -errno, "cannot make a temporary folder: %s", strerror(errno));
+    r->tmpfd = openat(to_fd, tmp_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (r->tmpfd < 0)
+        return fail(r, -errno, "cannot open the temporary folder: %s", strerror(errno));
+    struct archive_entry *e;
+    int rc = 0;
+    for (;;) {
+        int ar = archive_read_next_header(r->a, &e);
+        if (ar == ARCHIVE_EOF)
+            break;
+        if (ar < ARCHIVE_WARN) {
+            rc = fail(r, -EINVAL, "the archive is damaged: %s",
+                      archive_error_string(r->a) ?: "read error");
+            break;
+        }
+        if ((rc = one_entry(r, e)) < 0)
+            break;
+    }
+    if (rc < 0)
+        return rc;
+    if (syncfs(r->tmpfd) < 0)
+        return fail(r, -errno, "cannot save the files: %s", strerror(errno));
+    char clash[NAME_MAX + 1] = "";
+    rc = publish(r->tmpfd, to_fd, true, 0, clash, sizeof(clash));
+    if (rc == -EEXIST)
+        return fail(r, rc, "\"%s\" is in the way: a file and a folder of that name", clash);
+    if (rc == 0)
+        rc = publish(r->tmpfd, to_fd, false, 0, clash, sizeof(clash));
+    if (rc < 0)
+        return fail(r, rc, "cannot move the files into place: %s", strerror(-rc));
+    fsync(to_fd);
+    return 0;
+}
+
+int extract_run(int archive_fd, int to_fd, const char *tmp_name, const struct extract_limits *lim,
+                struct extract_result *res)
+{
+    /* Names in archives are UTF-8 more often than not; read them as such on this
+     * thread whatever the process's locale. */
+    locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    locale_t old = loc ? uselocale(loc) : (locale_t)0;
+    struct run r = {.tmpfd = -1, .lim = lim, .res = res, .parentfd = -1};
+    int rc = run_archive(&r, archive_fd, to_fd, tmp_name);
+    if (r.parent) {
+        close(r.parentfd);
+        free(r.parent);
+    }
+    if (r.a)
+        archive_read_free(r.a);
+    if (r.tmpfd >= 0) {
+        close(r.tmpfd);
+        drive_remove_tree(to_fd, tmp_name);
+    }
+    if (loc) {
+        uselocale(old);
+        freelocale(loc);
+    }
+    return rc;
+}
+
+/* --- jobs --- */
+
+enum job_state { JOB_RUNNING, JOB_DONE, JOB_FAILED };
+
+struct extract_job {
+    struct extract_job *next;
+    struct hub *h;
+    uv_work_t work;
+    char id[33];
+    struct user user;
+    char *to;
+    int archive_fd;
+    enum job_state state; /* the loop's view: set when the job has left the pool */
+    enum job_state final; /* written by the worker */
+    struct extract_limits lim;
+    struct extract_result res;
+    uint64_t finished_ms;
+};
+
+static void job_free(struct extract_job *j)
+{
+    if (j->archive_fd >= 0)
+        close(j->archive_fd);
+    free(j->to);
+    free(j);
+}
+
+void extract_free_all(struct drive *d)
+{
+    struct extract_job **pp = &d->extracts;
+    while (*pp) {
+        struct extract_job *j = *pp;
+        if (j->state == JOB_RUNNING) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        job_free(j);
+    }
+}
+
+static void prune(struct drive *d)
+{
+    uint64_t now = now_ms();
+    struct extract_job **pp = &d->extracts;
+    while (*pp) {
+        struct extract_job *j = *pp;
+        if (j->state != JOB_RUNNING && now - j->finished_ms > KEEP_FINISHED_MS) {
+            *pp = j->next;
+            job_free(j);
+        } else {
+            pp = &j->next;
+        }
+    }
+}
+
+static void job_work(uv_work_t *w)
+{
+    struct extract_job *j = w->data;
+    struct hub *h = j->h;
+    char *root = hub_user_drive(h, &j->user);
+    int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) {
+        snprintf(j->res.error, sizeof(j->res.error), "cannot open the drive");
+        j->final = JOB_FAILED;
+        free(root);
+        return;
+    }
+    j->lim.quota_free = -1;
+    if (h->cfg.drive_quota > 0) {
+        int64_t f = 0;
+        drive_free_bytes(h, j->user.name, root, &f);
+        j->lim.quota_free = f;
+    }
+    struct stat st;
+    bool existed = !j->to[0] || fstatat(rootfd, j->to, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    int tofd = drive_mkdirs(rootfd, j->to);
+    if (tofd < 0) {
+        snprintf(j->res.error, sizeof(j->res.error), "cannot make the folder \"%s\": %s", j->to,
+                 strerror(-tofd));
+        j->final = JOB_FAILED;
+    } else {
+        char tmp[64];
+        snprintf(tmp, sizeof(tmp), ".labbook-extract-%s", j->id);
+        int rc = extract_run(j->archive_fd, tofd, tmp, &j->lim, &j->res);
+        j->final = rc < 0 ? JOB_FAILED : JOB_DONE;
+        close(tofd);
+        if (rc < 0 && !existed)
+            unlinkat(rootfd, j->to, AT_REMOVEDIR); /* the folder made for it, if empty */
+    }
+    close(rootfd);
+    free(root);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct extract_job *j = w->data;
+    close(j->archive_fd);
+    j->archive_fd = -1;
+    j->state = j->final;
+    j->finished_ms = now_ms();
+    drive_usage_forget(j->h->drive, j->user.name);
+    char q[300];
+    if (j->state == JOB_FAILED)
+        log_info("extraction %s for %s failed: %s", j->id, j->user.name,
+                 log_quote(j->res.error, q, sizeof(q)));
+    else
+        log_info("extraction %s for %s: %lld entries, %lld bytes", j->id, j->user.name,
+                 (long long)j->res.entries, (long long)j->res.bytes);
+}
+
+int extract_start(struct hub *h, const struct user *u, int archive_fd, const char *to,
+                  char id_out[64], char **err)
+{
+    prune(h->drive);
+    int running = 0;
+    for (struct extract_job *j = h->drive->extracts; j; j = j->next)
+        if (j->state == JOB_RUNNING && j->user.id == u->id)
+            running++;
+    if (running >= h->cfg.extracts_per_user) {
+        close(archive_fd);
+        *err = xasprintf("too many extractions running (limit %d, max_extracts_per_user)",
+                         h->cfg.extracts_per_user);
+        return -EAGAIN;
+    }
+    struct extract_job *j = xcalloc(1, sizeof(*j));
+    j->h = h;
+    j->work.data = j;
+    j->user = *u;
+    j->to = xstrdup(to);
+    j->archive_fd = archive_fd;
+    j->lim = (struct extract_limits){.max_bytes = h->cfg.extract_max,
+                                     .max_entries = h->cfg.extract_max_entries,
+                                     .max_entry = h->cfg.extract_max_entry,
+                                     .max_ratio = h->cfg.extract_max_ratio};
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(j->id, sizeof(j->id), raw, sizeof(raw));
+    j->next = h->drive->extracts;
+    h->drive->extracts = j;
+    snprintf(id_out, 64, "%s", j->id);
+    if (uv_queue_work(h->loop, &j->work, job_work, job_done) < 0) {
+        job_work(&j->work);
+        job_done(&j->work, 0);
+    }
+    return 0;
+}
+
+static json_t *job_model(struct extract_job *j)
+{
+    static const char *states[] = {"running", "done", "failed"};
+    enum job_state s = j->state;
+    json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:I}", "id", j->id, "state", states[s], "to", j->to,
+                          "entries", (json_int_t)__atomic_load_n(&j->res.entries, __ATOMIC_RELAXED),
+                          "bytes", (json_int_t)__atomic_load_n(&j->res.bytes, __ATOMIC_RELAXED));
+    json_object_set_new(m, "error", s == JOB_FAILED ? json_string(j->res.error) : json_null());
+    return m;
+}
+
+void extract_api(struct hub *h, struct http_req *req, const char *rest)
+{
+    const struct http_req_view *v = http_view(req);
+    if (!*rest || !strcmp(rest, "/")) {
+        if (v->method != HTTP_POST) {
+            http_reply_error(req, 405, "method not allowed");
+            return;
+        }
+        json_t *body;
+        if (http_body_json(req, false, &body) < 0)
+            return;
+        const char *path = json_string_value(json_object_get(body, "path"));
+        const char *to = json_string_value(json_object_get(body, "to"));
+        char *np = NULL, *nt = NULL;
+        if (!path || fs_path_normalize(path, &np) < 0 || !np[0] || drive_path_hidden(np)) {
+            http_reply_error(req, 400, "\"path\" must name an archive in your drive");
+            goto out;
+        }
+        if (!to) {
+            const char *slash = strrchr(np, '/');
+            nt = slash ? xstrndup(np, (size_t)(slash - np)) : xstrdup("");
+        } else if (fs_path_normalize(to, &nt) < 0 || drive_path_hidden(nt)) {
+            http_reply_error(req, 400, "\"to\" must be a folder path in your drive");
+            goto out;
+        }
+        char *root = hub_user_drive(h, &v->user);
+        int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        free(root);
+        int fd = rootfd < 0 ? -errno : fs_open_beneath(rootfd, np, O_RDONLY | O_NONBLOCK, 0);
+        if (rootfd >= 0)
+            close(rootfd);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            if (fd >= 0)
+                close(fd);
+            http_reply_error(req, 404, "No such file: %s", np);
+            goto out;
+        }
+        char id[64];
+        char *err = NULL;
+        int r = extract_start(h, &v->user, fd, nt, id, &err);
+        if (r < 0) {
+            http_reply_error(req, r == -EAGAIN ? 429 : 500, "%s", err);
+            free(err);
+        } else {
+            http_reply_json(req, 202, json_pack("{s:s}", "id", id));
+        }
+    out:
+        free(np);
+        free(nt);
+        json_decref(body);
+        return;
+    }
+    if (v->method != HTTP_GET && v->method != HTTP_HEAD) {
+        http_reply_error(req, 405, "method not allowed");
+        return;
+    }
+    for (struct extract_job *j = h->drive->extracts; j; j = j->next)
+        if (j->user.id == v->user.id && !strcmp(j->id, rest + 1)) {
+            http_reply_json(req, 200, job_model(j));
+            return;
+        }
+    http_reply_error(req, 404, "no such extraction");
+}
