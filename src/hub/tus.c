@@ -493,8 +493,12 @@ static void finish_work(uv_work_t *w)
     if (ex) {
         /* The archive is read through our fd; its file leaves the uploads folder. */
         close(destfd);
-        a->extract_fd = a->fd;
-        a->fd = -1;
+        a->extract_fd = dirfd < 0 ? -1 : openat(dirfd, part, O_RDONLY | O_CLOEXEC);
+        if (a->extract_fd < 0) {
+            a->status = 500;
+            a->message = xasprintf("cannot reopen the upload: %s", strerror(errno));
+            goto out;
+        }
         a->extract_to = xstrdup(path ? path : "");
         a->status = 204;
     } else {
