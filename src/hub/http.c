@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -578,6 +579,24 @@ static int64_t content_length(struct lws *wsi)
     return n;
 }
 
+/* "Expect: 100-continue" (curl sends it for bodies over 1 MiB): the client waits for
+ * an interim 100 before it sends the body. Every body is read (and a refused one
+ * drained), so every such request gets it. */
+static bool expects_continue(struct lws *wsi)
+{
+    char v[32];
+    return lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_EXPECT) > 0 &&
+           !strcasecmp(v, "100-continue");
+}
+
+static int send_continue(struct lws *wsi)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char b[LWS_PRE + sizeof(line)];
+    memcpy(b + LWS_PRE, line, sizeof(line) - 1);
+    return lws_write(wsi, b + LWS_PRE, sizeof(line) - 1, LWS_WRITE_HTTP) < 0 ? -1 : 0;
+}
+
 /* Splits "/api/kernels/{id}/channels" into the id; false if the path is not that. */
 static bool channels_path(const char *path, char *id, size_t n)
 {
@@ -643,6 +662,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         req->clen = cl;
         if (cl < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
             cl = 0;
+        if (cl > 0 && expects_continue(wsi) && send_continue(wsi) < 0) {
+            slot->req = NULL;
+            req_free(req);
+            return -1;
+        }
         if (cl >= 0 && api_route_head(h, req)) {
             /* The route answered, or took the body as it arrives (uploads). */
             req->dispatched = true;
