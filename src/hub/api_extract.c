@@ -157,7 +157,8 @@ int extract_start(struct hub *h, const struct user *u, int archive_fd, const cha
     j->lim = (struct extract_limits){.max_bytes = h->cfg.extract_max,
                                      .max_entries = h->cfg.extract_max_entries,
                                      .max_entry = h->cfg.extract_max_entry,
-                                     .max_ratio = h->cfg.extract_max_ratio};
+                                     .max_ratio = h->cfg.extract_max_ratio,
+                                     .cancel = &h->drive->stopping};
     unsigned char raw[16];
     randombytes_buf(raw, sizeof(raw));
     sodium_bin2hex(j->id, sizeof(j->id), raw, sizeof(raw));

@@ -24,6 +24,7 @@ struct drive {
     struct extract_job *extracts;
     struct tus_active *uploads;
     char *uploads_dir; /* DATA/uploads */
+    bool stopping;     /* the hub is shutting down: extractions stop (read by workers) */
 };
 
 struct drive *drive_new(const char *data_dir);

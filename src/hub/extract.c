@@ -388,6 +388,10 @@ static int run_archive(struct run *r, int archive_fd, int to_fd, const char *tmp
         }
         if ((rc = one_entry(r, e)) < 0)
             break;
+        if (r->lim->cancel && __atomic_load_n(r->lim->cancel, __ATOMIC_RELAXED)) {
+            rc = fail(r, -ECANCELED, "the server is shutting down");
+            break;
+        }
     }
     if (rc < 0)
         return rc;

@@ -19,6 +19,7 @@ struct user;
 struct extract_limits {
     int64_t max_bytes, max_entries, max_entry, max_ratio;
     int64_t quota_free; /* bytes the drive may still take; < 0: no quota */
+    const bool *cancel; /* when set and true, the extraction stops (hub shutdown) */
 };
 
 /* Progress and result of one extraction; filled by extract_run. */

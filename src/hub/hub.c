@@ -61,6 +61,7 @@ void hub_stop(struct hub *h)
     if (h->stopping)
         return;
     h->stopping = true;
+    __atomic_store_n(&h->drive->stopping, true, __ATOMIC_RELAXED);
     sessions_free_all(h);
     if (h->cfg.orphan_timeout_s > 0) {
         log_info("shutting down: runtimes keep running for the next start (for up to %d s)",
