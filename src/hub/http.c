@@ -46,12 +46,12 @@ struct http_req {
     void *sink_ctx;
     bool sink_stopped, sink_ended;
     bool body_pending; /* the body is still arriving: the answer waits for it */
-    bool body_discard; /* answered before the body: read it and drop it */
     /* a streamed response (http_reply_stream) */
     const struct http_stream_ops *stream;
     void *stream_ctx;
     int64_t stream_len, stream_sent;
     bool stream_waiting;
+    bool stream_closing; /* all written, close once libwebsockets has sent it */
 };
 
 struct http_pending {
@@ -474,6 +474,8 @@ static int req_writeable(struct http_req *req)
             return 0;
         }
         close_at_end = req->stream && !head && req->stream_len < 0;
+    } else if (req->stream_closing) {
+        close_at_end = true; /* libwebsockets has sent the last piece */
     } else if (req->stream) {
         size_t cap = WRITE_CHUNK;
         if (req->stream_len >= 0 && (uint64_t)(req->stream_len - req->stream_sent) < cap)
@@ -496,11 +498,13 @@ static int req_writeable(struct http_req *req)
                                last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
             return -1;
         req->stream_sent += n;
-        if (!last) {
+        if (!last || req->stream_len < 0) {
+            /* A body that ends with the connection is closed on the next call, once
+             * what lws_write may still hold has gone out. */
+            req->stream_closing = last;
             lws_callback_on_writable(wsi);
             return 0;
         }
-        close_at_end = req->stream_len < 0;
     } else if (req->resp_off < req->resp_len) {
         size_t n = req->resp_len - req->resp_off;
         if (n > WRITE_CHUNK)
@@ -672,8 +676,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             req->dispatched = true;
             hub_touch(h);
             if (cl > 0) {
-                req->body_pending = true;
-                req->body_discard = !req->sink;
+                req->body_pending = true; /* a refused body is read and dropped */
             } else if (req->sink) {
                 req->sink_ended = true;
                 req->sink->end(req->sink_ctx, req);
