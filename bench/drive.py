@@ -1,11 +1,26 @@
 #!/usr/bin/python3
 """Drive benchmark client (standard library only). Prints one JSON object.
-usage: drive.py tus BASE TOKEN FILE                tus upload: creation + one PATCH (sendfile)
+usage: drive.py cp SRC DST                         the floor: cp, then sync (DST removed after)
+       drive.py tus BASE TOKEN FILE                tus upload: creation + one PATCH (sendfile)
        drive.py extract BASE TOKEN ARCHIVE         tus upload with extract=1, then until extracted
        drive.py contents BASE TOKEN FILE           JupyterLab's chunked upload (1 MiB base64 chunks)
        drive.py many BASE TOKEN DIR                every file of DIR by its own contents PUT"""
 import base64, http.client, json, os, sys, time, urllib.parse
 
+if sys.argv[1] == 'cp':
+    import subprocess
+    src, dst = sys.argv[2], sys.argv[3]
+    mb = os.path.getsize(src) / 1e6
+    t0 = time.perf_counter()
+    subprocess.run(['cp', src, dst], check=True)
+    t1 = time.perf_counter()
+    subprocess.run(['sync'], check=True)
+    t2 = time.perf_counter()
+    os.unlink(dst)
+    subprocess.run(['sync'], check=True)
+    print(json.dumps({'mode': 'cp', 'cp_MBps': round(mb / (t1 - t0), 1),
+                      'cp_sync_MBps': round(mb / (t2 - t0), 1)}))
+    sys.exit(0)
 mode, base, token = sys.argv[1], sys.argv[2].rstrip('/'), sys.argv[3]
 u = urllib.parse.urlsplit(base)
 AUTH = {'Authorization': 'token ' + token}
@@ -74,6 +89,12 @@ def many(d):
 
 t0 = time.perf_counter()
 if mode == 'tus':
+    try:  # not timed: the previous round's file, as cp's copy is removed untimed
+        request(conn(), 'DELETE', '/api/contents/' + urllib.parse.quote(os.path.basename(sys.argv[4])))
+    except SystemExit:
+        pass
+    os.sync()
+    t0 = time.perf_counter()
     tus_upload(sys.argv[4], {'filename': os.path.basename(sys.argv[4])})
     dt = time.perf_counter() - t0
     mb = os.path.getsize(sys.argv[4]) / 1e6
