@@ -23,8 +23,10 @@ struct drive {
     struct usage_ent *usage;
     struct extract_job *extracts;
     struct tus_active *uploads;
-    char *uploads_dir; /* DATA/uploads */
-    bool stopping;     /* the hub is shutting down: extractions stop (read by workers) */
+    char *uploads_dir;   /* DATA/uploads */
+    bool stopping;       /* the hub is shutting down: extractions stop (read by workers) */
+    uint64_t last_sweep; /* when expired uploads were last looked for (ms) */
+    bool sweeping;
 };
 
 struct drive *drive_new(const char *data_dir);

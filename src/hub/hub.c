@@ -22,6 +22,7 @@
 #include "hub/kernels.h"
 #include "hub/scheduler.h"
 #include "hub/sessions.h"
+#include "hub/tus.h"
 #include "sandbox/gpu.h"
 #include "sandbox/sandbox.h"
 
@@ -87,6 +88,7 @@ static void on_tick(uv_timer_t *t)
     for (struct kernel *k = h->kernels; k; k = k->next)
         channels_expire(k);
     kernels_tick(h);
+    tus_tick(h);
     figures_write_status(h);
 }
 

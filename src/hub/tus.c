@@ -795,6 +795,84 @@ static void op_delete(struct hub *h, struct http_req *req, const char *id)
     http_reply_empty(req, 204);
 }
 
+/* --- expiration --- */
+
+struct sweep_job {
+    uv_work_t work;
+    struct hub *h;
+    char *dir;
+    int expire_s;
+    int deleted;
+};
+
+static void sweep_work(uv_work_t *w)
+{
+    struct sweep_job *j = w->data;
+    DIR *top = opendir(j->dir);
+    if (!top)
+        return;
+    time_t now = time(NULL);
+    struct dirent *u;
+    while ((u = readdir(top))) {
+        if (u->d_name[0] == '.')
+            continue;
+        int ufd = openat(dirfd(top), u->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *ud = ufd >= 0 ? fdopendir(ufd) : NULL;
+        if (!ud) {
+            if (ufd >= 0)
+                close(ufd);
+            continue;
+        }
+        struct dirent *e;
+        while ((e = readdir(ud))) {
+            size_t n = strlen(e->d_name);
+            if (n != 37 || (strcmp(e->d_name + 32, ".json") && strcmp(e->d_name + 32, ".part")))
+                continue;
+            /* an upload's age is its part file's (the last data), else the record's */
+            char part[40];
+            memcpy(part, e->d_name, 32);
+            memcpy(part + 32, ".part", 6);
+            struct stat st;
+            if (fstatat(ufd, part, &st, 0) < 0 && fstatat(ufd, e->d_name, &st, 0) < 0)
+                continue;
+            if (st.st_mtime + j->expire_s < now && unlinkat(ufd, e->d_name, 0) == 0)
+                j->deleted++;
+        }
+        closedir(ud);
+    }
+    closedir(top);
+}
+
+static void sweep_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct sweep_job *j = w->data;
+    if (j->deleted)
+        log_info("deleted %d files of expired uploads", j->deleted);
+    j->h->drive->sweeping = false;
+    free(j->dir);
+    free(j);
+}
+
+void tus_tick(struct hub *h)
+{
+    struct drive *d = h->drive;
+    uint64_t now = now_ms();
+    if (d->sweeping || (d->last_sweep && now - d->last_sweep < 600 * 1000) || h->stopping)
+        return;
+    d->last_sweep = now;
+    d->sweeping = true;
+    struct sweep_job *j = xcalloc(1, sizeof(*j));
+    j->work.data = j;
+    j->h = h;
+    j->dir = xstrdup(d->uploads_dir);
+    j->expire_s = h->cfg.upload_expire_s;
+    if (uv_queue_work(h->loop, &j->work, sweep_work, sweep_done) < 0) {
+        sweep_work(&j->work);
+        sweep_done(&j->work, 0);
+    }
+}
+
 void tus_handle(struct hub *h, struct http_req *req, const char *rest)
 {
     const struct http_req_view *v = http_view(req);

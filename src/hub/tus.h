@@ -17,6 +17,10 @@ struct http_req;
  * "/api/uploads"); PATCH bodies go straight to the upload's file. */
 void tus_handle(struct hub *h, struct http_req *req, const char *rest);
 
+/* Called once a second: every 10 minutes (and at start) deletes, on the thread
+ * pool, uploads idle for longer than upload_expire_h, of every user. */
+void tus_tick(struct hub *h);
+
 /* --- parsers, pure (unit-tested) --- */
 
 /* The value of key in an Upload-Metadata header ("k1 base64,k2 base64,k3"): a new

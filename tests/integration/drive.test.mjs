@@ -161,6 +161,28 @@ test('tus: wrong offsets, checksums, creation-with-upload, termination', { skip 
   }
 });
 
+test('tus: expired uploads are gone, on access and by the sweep at start', { skip }, async () => {
+  const dir = path.join(ctx.server.dataDir, 'uploads', 'alice');
+  const age = (url) => {
+    const id = new URL(url).pathname.split('/').pop();
+    const old = new Date(Date.now() - 25 * 3600 * 1000);
+    for (const ext of ['.part', '.json']) fs.utimesSync(path.join(dir, id + ext), old, old);
+    return id;
+  };
+  const a = await createUpload('alice', 10, { filename: 'old-a.txt' });
+  age(a);
+  assert.equal((await tusRequest(ctx.server, 'alice', 'HEAD', a)).status, 404);
+  const b = await createUpload('alice', 10, { filename: 'old-b.txt' });
+  const idB = age(b);
+  const c = await createUpload('alice', 10, { filename: 'fresh.txt' });
+  await ctx.server.restart();
+  for (let i = 0; i < 50 && fs.existsSync(path.join(dir, idB + '.part')); i++) await sleep(100);
+  assert.ok(!fs.existsSync(path.join(dir, idB + '.part')), 'the sweep deleted the expired upload');
+  assert.ok(!fs.existsSync(path.join(dir, idB + '.json')));
+  assert.equal((await tusRequest(ctx.server, 'alice', 'HEAD', c)).status, 200, 'a fresh one stays');
+  await tusRequest(ctx.server, 'alice', 'DELETE', c);
+});
+
 test('tus: uploads belong to their user', { skip }, async () => {
   const url = await createUpload('alice', 4, { filename: 'mine.txt' });
   assert.equal((await tusRequest(ctx.server, 'bob', 'HEAD', url)).status, 404);
