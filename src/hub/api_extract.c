@@ -186,6 +186,15 @@ static json_t *job_model(struct extract_job *j)
 void extract_api(struct hub *h, struct http_req *req, const char *rest)
 {
     const struct http_req_view *v = http_view(req);
+    if ((!*rest || !strcmp(rest, "/")) && v->method == HTTP_GET) {
+        prune(h->drive);
+        json_t *list = json_array();
+        for (struct extract_job *j = h->drive->extracts; j; j = j->next)
+            if (j->user.id == v->user.id)
+                json_array_append_new(list, job_model(j));
+        http_reply_json(req, 200, list);
+        return;
+    }
     if (!*rest || !strcmp(rest, "/")) {
         if (v->method != HTTP_POST) {
             http_reply_error(req, 405, "method not allowed");

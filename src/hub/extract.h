@@ -47,7 +47,8 @@ int extract_entry_path(const char *name, char **out);
 int extract_start(struct hub *h, const struct user *u, int archive_fd, const char *to,
                   char id_out[64], char **err);
 
-/* POST /api/drive/extract and GET /api/drive/extract/{id} (rest after "/extract"). */
+/* POST /api/drive/extract, GET /api/drive/extract (the user's jobs) and
+ * GET /api/drive/extract/{id} (rest after "/extract"). */
 void extract_api(struct hub *h, struct http_req *req, const char *rest);
 /* Frees the finished jobs at shutdown (running ones finish first). */
 void extract_free_all(struct drive *d);

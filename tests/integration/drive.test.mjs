@@ -290,8 +290,12 @@ test('tus with extract=1 unpacks the archive on arrival', { skip }, async () => 
   assert.equal(fs.readFileSync(onDisk('unpacked/数据/a.txt'), 'utf8'), 'A');
   assert.equal(fs.readFileSync(onDisk('unpacked/b.txt'), 'utf8'), 'B');
   assert.ok(!fs.existsSync(onDisk('unpacked/up.zip')), 'the archive itself is not kept');
-  // bob cannot see alice's extraction
+  // bob cannot see alice's extraction, nor find it in his list
   assert.equal((await api(ctx.server, 'bob', 'GET', `/api/drive/extract/${extractId}`)).status, 404);
+  assert.ok(!(await api(ctx.server, 'bob', 'GET', '/api/drive/extract')).body.some((j) => j.id === extractId));
+  const mine = await api(ctx.server, 'alice', 'GET', '/api/drive/extract');
+  assert.equal(mine.body[0].id, extractId, 'newest first');
+  assert.equal(mine.body[0].state, 'done');
 });
 
 test('downloads: whole files, ranges, If-Range, attachments', { skip }, async () => {
