@@ -131,6 +131,7 @@ struct tus_active {
     int64_t start, offset, length;
     int64_t flushed; /* written back up to here (sync_file_range) */
     bool creating;
+    bool head; /* completion started by a HEAD: it answers 200 */
     int err;
     EVP_MD_CTX *md;
     unsigned char want[32];
@@ -553,23 +554,48 @@ static void finish_done(uv_work_t *w, int status)
             a->message = err;
         }
     }
-    if (!req) {
+    if (a->status != 204) {
+        char q[600];
+        log_warn("upload %s of %s not completed: %s", a->id, a->user.name,
+                 log_quote(a->message ? a->message : "", q, sizeof(q)));
+    }
+    if (!a->p) {
+        /* completed after the client left: nobody to answer */
+    } else if (!req) {
         http_pending_reply_raw(a->p, 500, NULL, NULL, 0, NULL);
     } else if (a->status == 204) {
-        tus_headers(req);
+        if (!a->head) /* op_head has added it */
+            tus_headers(req);
         char off[32];
         snprintf(off, sizeof(off), "%lld", (long long)a->offset);
         http_add_header(req, "upload-offset:", off);
+        if (a->head) {
+            snprintf(off, sizeof(off), "%lld", (long long)a->length);
+            http_add_header(req, "upload-length:", off);
+        }
         if (idbuf[0])
             http_add_header(req, "labbook-extract-id:", idbuf);
         if (a->creating)
             created_headers(a->h, req, a->id);
-        http_pending_reply_raw(a->p, a->creating ? 201 : 204, NULL, NULL, 0, NULL);
+        http_pending_reply_raw(a->p, a->head ? 200 : a->creating ? 201 : 204, NULL, NULL, 0, NULL);
     } else {
-        tus_headers(req);
+        if (!a->head) /* op_head has added it */
+            tus_headers(req);
         http_pending_reply_json(a->p, a->status, http_error_body(a->message, NULL));
     }
     active_free(a);
+}
+
+/* Completes an upload whose bytes have all arrived: fdatasync and rename (or
+ * extraction) on the thread pool, then the answer to req (none when NULL). */
+static void finish_start(struct tus_active *a, struct http_req *req)
+{
+    a->p = req ? http_defer(req) : NULL;
+    a->work.data = a;
+    if (uv_queue_work(a->h->loop, &a->work, finish_work, finish_done) < 0) {
+        finish_work(&a->work);
+        finish_done(&a->work, 0);
+    }
 }
 
 static int patch_chunk(void *ctx, const char *data, size_t len)
@@ -617,7 +643,10 @@ static void patch_end(void *ctx, struct http_req *req)
         char q[300];
         log_info("upload %s of %s: connection dropped at offset %lld",
                  log_quote(a->id, q, sizeof(q)), a->user.name, (long long)a->offset);
-        active_free(a);
+        if (a->offset == a->length && !a->err)
+            finish_start(a, NULL); /* every byte came: complete it all the same */
+        else
+            active_free(a);
         return;
     }
     tus_headers(req);
@@ -636,12 +665,7 @@ static void patch_end(void *ctx, struct http_req *req)
         return;
     }
     if (a->offset == a->length) {
-        a->p = http_defer(req);
-        a->work.data = a;
-        if (uv_queue_work(a->h->loop, &a->work, finish_work, finish_done) < 0) {
-            finish_work(&a->work);
-            finish_done(&a->work, 0);
-        }
+        finish_start(a, req);
         return;
     }
     http_add_header(req, "upload-offset:", off);
@@ -756,6 +780,30 @@ static void op_head(struct hub *h, struct http_req *req, const char *id)
         free(dir);
         http_reply_empty(req, 404);
         return;
+    }
+    int64_t length = json_integer_value(json_object_get(rec, "length"));
+    if (st.st_size == length && !active_find(h, v->user.name, id)) {
+        /* All there but never completed (the hub stopped in between): complete it
+         * now, so that a client that trusts this HEAD finds its file. */
+        char *pp = xasprintf("%s/%s.part", dir, id);
+        int fd = open(pp, O_RDONLY | O_CLOEXEC);
+        free(pp);
+        if (fd >= 0) {
+            struct tus_active *a = xcalloc(1, sizeof(*a));
+            a->h = h;
+            a->user = v->user;
+            snprintf(a->id, sizeof(a->id), "%s", id);
+            a->dir = dir;
+            a->rec = rec;
+            a->fd = fd;
+            a->extract_fd = -1;
+            a->head = true;
+            a->length = a->offset = a->start = a->flushed = length;
+            a->next = h->drive->uploads;
+            h->drive->uploads = a;
+            finish_start(a, req);
+            return;
+        }
     }
     char buf[40];
     snprintf(buf, sizeof(buf), "%lld", (long long)st.st_size);

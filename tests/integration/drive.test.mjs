@@ -161,6 +161,19 @@ test('tus: wrong offsets, checksums, creation-with-upload, termination', { skip 
   }
 });
 
+test('tus: an upload whose bytes all arrived but was never completed completes on HEAD', { skip }, async () => {
+  // as if the hub had stopped between the last byte and the rename
+  const data = crypto.randomBytes(1000);
+  const url = await createUpload('alice', data.length, { filename: 'late.bin', path: 'late' });
+  const id = new URL(url).pathname.split('/').pop();
+  fs.writeFileSync(path.join(ctx.server.dataDir, 'uploads', 'alice', `${id}.part`), data);
+  assert.ok(!fs.existsSync(onDisk('late/late.bin')));
+  const { done } = tusUpload(ctx.server, 'alice', data, { filename: 'late.bin', path: 'late' }, { uploadUrl: url });
+  await done; // tus-js-client trusts the HEAD's offset and sends nothing more
+  assert.ok(fs.readFileSync(onDisk('late/late.bin')).equals(data));
+  assert.equal((await tusRequest(ctx.server, 'alice', 'HEAD', url)).status, 404, 'and then it is gone');
+});
+
 test('tus: expired uploads are gone, on access and by the sweep at start', { skip }, async () => {
   const dir = path.join(ctx.server.dataDir, 'uploads', 'alice');
   const age = (url) => {
