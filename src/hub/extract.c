@@ -110,11 +110,11 @@ static int parent_of(struct run *r, const char *rel, const char **base)
     return fd;
 }
 
-static int check_limits(struct run *r, int64_t entry_bytes, const char *name)
+static int check_limits(struct run *r, int64_t entry_size, const char *name)
 {
     const struct extract_limits *lim = r->lim;
     char h[32];
-    if (lim->max_entry && entry_bytes > lim->max_entry) {
+    if (lim->max_entry && entry_size > lim->max_entry) {
         drive_human(lim->max_entry, h);
         return fail(r, -EFBIG,
                     "\"%s\" is larger than the limit of %s per file (extract_max_entry_mb)", name,
@@ -159,7 +159,7 @@ static int write_file(struct run *r, struct archive_entry *e, const char *rel)
     const void *buf;
     size_t size;
     la_int64_t off;
-    int64_t entry_bytes = 0, end = 0;
+    int64_t end = 0; /* the file's size so far: holes count, as in the drive's usage */
     int rc = 0;
     for (;;) {
         int ar = archive_read_data_block(r->a, &buf, &size, &off);
@@ -174,11 +174,11 @@ static int write_file(struct run *r, struct archive_entry *e, const char *rel)
             rc = fail(r, -EIO, "the archive is damaged at \"%s\"", rel);
             break;
         }
-        entry_bytes += (int64_t)size;
-        r->bytes += (int64_t)size;
-        if (off + (int64_t)size > end)
+        if (off + (int64_t)size > end) {
+            r->bytes += off + (int64_t)size - end;
             end = off + (int64_t)size;
-        if ((rc = check_limits(r, end > entry_bytes ? end : entry_bytes, rel)) < 0)
+        }
+        if ((rc = check_limits(r, end, rel)) < 0)
             break;
         for (size_t done = 0; done < size;) {
             ssize_t w = pwrite(fd, (const char *)buf + done, size - done, off + (off_t)done);
@@ -193,7 +193,10 @@ static int write_file(struct run *r, struct archive_entry *e, const char *rel)
         __atomic_store_n(&r->res->bytes, r->bytes, __ATOMIC_RELAXED);
     }
     if (rc == 0 && archive_entry_size_is_set(e) && archive_entry_size(e) > end) {
-        /* a sparse file's hole at the end */
+        /* a sparse file's hole at the end: it counts too, or a tiny archive could
+         * claim terabytes of apparent size */
+        r->bytes += archive_entry_size(e) - end;
+        __atomic_store_n(&r->res->bytes, r->bytes, __ATOMIC_RELAXED);
         if ((rc = check_limits(r, archive_entry_size(e), rel)) == 0 &&
             ftruncate(fd, archive_entry_size(e)) < 0)
             rc = fail(r, -errno, "cannot write \"%s\": %s", rel, strerror(errno));

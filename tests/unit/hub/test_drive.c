@@ -345,6 +345,39 @@ static void test_extract_merges_and_hardlinks(void **state)
     free(dir);
 }
 
+/* A sparse entry declaring 64 MiB with 6 bytes of data: its size counts against the
+ * limits, holes included. */
+static void test_extract_sparse_counts(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    char *arch = xasprintf("%s/sparse.tar", dir);
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    assert_int_equal(archive_write_open_filename(a, arch), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, "holes.bin");
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, 64 << 20);
+    archive_entry_sparse_add_entry(e, 0, 6);
+    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+    assert_int_equal(archive_write_data(a, "hello\n", 6), 6);
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+    struct extract_result res;
+    int to;
+    assert_true(run_extract(dir, arch, &res, &to) < 0); /* max_bytes is 1 MiB there */
+    if (!strstr(res.error, "extract_max"))
+        fail_msg("error \"%s\"", res.error);
+    assert_int_equal(count_entries(to), 0);
+    close(to);
+    drive_remove_tree(AT_FDCWD, dir);
+    free(arch);
+    free(dir);
+}
+
 int main(void)
 {
     setlocale(LC_ALL, "C.UTF-8"); /* for the 7z writer's UTF-16 names */
@@ -358,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_extract_7z_and_unicode),
         cmocka_unit_test(test_extract_refusals),
         cmocka_unit_test(test_extract_merges_and_hardlinks),
+        cmocka_unit_test(test_extract_sparse_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
