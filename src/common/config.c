@@ -168,6 +168,29 @@ static int on_key(void *user, const char *section, const char *name, const char 
         } else if (!strcmp(name, "python_path")) {
             r = value[0] == '/' || !value[0] ? set_str(&cfg->python_path, value) : -1;
         }
+    } else if (!strcmp(section, "drive")) {
+        if (!strcmp(name, "quota_mb"))
+            r = set_int(&cfg->drive_quota, value, 0, INT64_MAX / MB, MB);
+        else if (!strcmp(name, "max_upload_mb"))
+            r = set_int(&cfg->upload_max, value, 1, INT64_MAX / MB, MB);
+        else if (!strcmp(name, "max_uploads_per_user")) {
+            r = set_int(&v, value, 1, 10000, 1);
+            cfg->uploads_per_user = (int)v;
+        } else if (!strcmp(name, "upload_expire_h")) {
+            r = set_int(&v, value, 1, 24 * 365, 1);
+            cfg->upload_expire_s = (int)v * 3600;
+        } else if (!strcmp(name, "extract_max_mb"))
+            r = set_int(&cfg->extract_max, value, 1, INT64_MAX / MB, MB);
+        else if (!strcmp(name, "extract_max_entries"))
+            r = set_int(&cfg->extract_max_entries, value, 1, 100000000, 1);
+        else if (!strcmp(name, "extract_max_entry_mb"))
+            r = set_int(&cfg->extract_max_entry, value, 1, INT64_MAX / MB, MB);
+        else if (!strcmp(name, "extract_max_ratio"))
+            r = set_int(&cfg->extract_max_ratio, value, 1, 1000000, 1);
+        else if (!strcmp(name, "max_extracts_per_user")) {
+            r = set_int(&v, value, 1, 1000, 1);
+            cfg->extracts_per_user = (int)v;
+        }
     } else if (!strcmp(section, "kernels")) {
         if (!strcmp(name, "default"))
             r = set_str(&cfg->default_kernel, value);
@@ -218,6 +241,15 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->pool = 1;
     cfg->user = xstrdup("labbook");
     cfg->python_path = xstrdup(LABBOOK_PYTHON_DIR);
+    cfg->drive_quota = 0;
+    cfg->upload_max = 102400 * MB;
+    cfg->uploads_per_user = 16;
+    cfg->upload_expire_s = 24 * 3600;
+    cfg->extract_max = 20480 * MB;
+    cfg->extract_max_entries = 200000;
+    cfg->extract_max_entry = 10240 * MB;
+    cfg->extract_max_ratio = 1000;
+    cfg->extracts_per_user = 4;
     profile_get(cfg, "cpu", true);
     if (!path)
         return 0;

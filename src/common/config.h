@@ -49,6 +49,16 @@ struct config {
                              handed to the next user who asks (sandboxed hubs only) */
     char *python_path;    /* python_path = the source tree's python/: the google.colab
                              package, put first on every kernel's PYTHONPATH ("": none) */
+    /* [drive] (docs/drive.md) */
+    int64_t drive_quota;         /* quota_mb = 0: bytes a user's drive may hold (0: no quota) */
+    int64_t upload_max;          /* max_upload_mb = 102400: largest resumable upload */
+    int uploads_per_user;        /* max_uploads_per_user = 16: unfinished uploads at once */
+    int upload_expire_s;         /* upload_expire_h = 24: an idle unfinished upload is deleted */
+    int64_t extract_max;         /* extract_max_mb = 20480: bytes one archive may unpack to */
+    int64_t extract_max_entries; /* extract_max_entries = 200000 */
+    int64_t extract_max_entry;   /* extract_max_entry_mb = 10240: largest file in an archive */
+    int64_t extract_max_ratio;   /* extract_max_ratio = 1000: unpacked bytes per archive byte */
+    int extracts_per_user;       /* max_extracts_per_user = 4: extractions running at once */
     /* [profile.*]: "cpu" always exists and comes first; "gpu" is added when the
      * host has GPUs and the file does not define it. */
     struct profile *profiles;

@@ -1,6 +1,7 @@
 /* The router and the small API areas: /api, /api/status, /api/me, /api/kernelspecs,
  * /kernelspecs/ resources, /api/kernels, and /api/contents (run on the thread pool),
- * plus the pages (/, /login, /logout). */
+ * plus the pages (/, /login, /logout); the drive's routes (/api/uploads, /api/drive,
+ * /files) dispatch into their own files. */
 #include "hub/api.h"
 
 #include <errno.h>
@@ -14,12 +15,20 @@
 #include "hub/api_runtimes.h"
 #include "hub/auth.h"
 #include "hub/contents.h"
+#include "hub/download.h"
+#include "hub/drive.h"
 #include "hub/http.h"
 #include "hub/hub.h"
 #include "hub/kernels.h"
 #include "hub/sessions.h"
+#include "hub/tus.h"
 
 #define LABBOOK_VERSION "0.1.0"
+
+static bool changes_state(enum http_method m)
+{
+    return m == HTTP_POST || m == HTTP_PUT || m == HTTP_PATCH || m == HTTP_DELETE;
+}
 
 /* --- /api/kernels --- */
 
@@ -150,6 +159,8 @@ static void kernels_api(struct hub *h, struct http_req *req, const char *rest)
 
 struct contents_job {
     uv_work_t work;
+    struct hub *h;
+    struct user user;
     struct http_pending *p;
     struct contents_req req;
     char *root, *method, *path, *cp_id, *q_type, *q_format, *q_content, *q_hash;
@@ -191,7 +202,33 @@ static void contents_work(uv_work_t *w)
     }
     j->req.body = body;
     json_t *out = NULL;
+    int64_t quota = j->h->cfg.drive_quota;
+    if (quota > 0 && !strcmp(j->method, "PUT") && body && !j->req.checkpoint) {
+        /* A save must fit in the quota: the new bytes, less those it replaces are
+         * not counted (a conservative check). */
+        const char *fmt = json_string_value(json_object_get(body, "format"));
+        int64_t size = j->req.content_raw ? (int64_t)j->req.content_raw_len : (int64_t)j->body_len;
+        if (fmt && !strcmp(fmt, "base64"))
+            size = size / 4 * 3;
+        int64_t free_b = 0;
+        if (drive_free_bytes(j->h, j->user.name, j->root, &free_b) == 0 && size > free_b) {
+            char f[32], q[32], n[32];
+            drive_human(free_b, f);
+            drive_human(quota, q);
+            drive_human(size, n);
+            char *msg = xasprintf("not enough space in your drive: %s free of your %s quota, the "
+                                  "file needs %s",
+                                  f, q, n);
+            out = http_error_body(msg, "quota");
+            free(msg);
+            j->status = 413;
+            goto done;
+        }
+    }
     j->status = contents_handle(&j->req, &out, &j->location);
+    if (strcmp(j->method, "GET"))
+        drive_usage_forget(j->h->drive, j->user.name);
+done:
     json_decref(body);
     free(owned);
     if (out) {
@@ -224,6 +261,8 @@ static void contents_api(struct hub *h, struct http_req *req, const char *rest)
     const struct http_req_view *v = http_view(req);
     struct contents_job *j = xcalloc(1, sizeof(*j));
     j->work.data = j;
+    j->h = h;
+    j->user = v->user;
     j->root = hub_user_drive(h, &v->user);
     j->method = xstrdup(v->method == HTTP_HEAD ? "GET" : v->method_name);
     /* ".../checkpoints" and ".../checkpoints/{id}" address a file's checkpoints. */
@@ -401,9 +440,22 @@ static void home_page(struct http_req *req)
     http_reply(req, 200, "text/html; charset=utf-8", page, strlen(page));
 }
 
-static bool changes_state(enum http_method m)
+bool api_route_head(struct hub *h, struct http_req *req)
 {
-    return m == HTTP_POST || m == HTTP_PUT || m == HTTP_PATCH || m == HTTP_DELETE;
+    const struct http_req_view *v = http_view(req);
+    const char *path = v->path;
+    if (!str_starts_with(path, "/api/uploads") || (path[12] != '\0' && path[12] != '/'))
+        return false;
+    if (!v->authed) {
+        http_reply_error(req, 403, "Forbidden: authentication required");
+        return true;
+    }
+    if (v->by_cookie && changes_state(v->method) && !auth_xsrf_ok(http_wsi(req), NULL)) {
+        http_reply_error(req, 403, "'_xsrf' argument missing from %s", v->method_name);
+        return true;
+    }
+    tus_handle(h, req, path + 12);
+    return true;
 }
 
 void api_route(struct hub *h, struct http_req *req)
@@ -460,6 +512,10 @@ void api_route(struct hub *h, struct http_req *req)
         contents_api(h, req, path + 13);
     } else if (str_starts_with(path, "/api/runtimes") && (path[13] == '\0' || path[13] == '/')) {
         runtimes_api(h, req, path + 13);
+    } else if (str_starts_with(path, "/api/drive/")) {
+        drive_api(h, req, path + 10);
+    } else if (str_starts_with(path, "/files/")) {
+        download_file(h, req, path + 6);
     } else if (!strcmp(path, "/api/terminals")) {
         http_reply_json(req, 200, json_array());
     } else {

@@ -1,6 +1,7 @@
-/* libwebsockets on the hub's libuv loop: request parsing with a capped body,
- * authentication, dispatch to the API router, buffered responses written as the
- * socket drains, deferred answers, and the WebSocket plumbing for kernel channels. */
+/* libwebsockets on the hub's libuv loop: request parsing with a capped body (or a
+ * route's sink taking it as it arrives), authentication, dispatch to the API router,
+ * buffered and streamed responses written as the socket drains, deferred answers,
+ * and the WebSocket plumbing for kernel channels. */
 #include "hub/http.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -38,6 +40,18 @@ struct http_req {
     bool headers_done;
     struct http_pending *pending;
     uint64_t t0;
+    int64_t clen; /* Content-Length, -1 if none */
+    /* a streamed request body (http_take_body) */
+    const struct http_body_sink *sink;
+    void *sink_ctx;
+    bool sink_stopped, sink_ended;
+    bool body_pending; /* the body is still arriving: the answer waits for it */
+    /* a streamed response (http_reply_stream) */
+    const struct http_stream_ops *stream;
+    void *stream_ctx;
+    int64_t stream_len, stream_sent;
+    bool stream_waiting;
+    bool stream_closing; /* all written, close once libwebsockets has sent it */
 };
 
 struct http_pending {
@@ -191,6 +205,8 @@ const char *http_header(struct http_req *req, const char *name)
         {"range:", WSI_TOKEN_HTTP_RANGE},
         {"referer:", WSI_TOKEN_HTTP_REFERER},
         {"if-none-match:", WSI_TOKEN_HTTP_IF_NONE_MATCH},
+        {"if-range:", WSI_TOKEN_HTTP_IF_RANGE},
+        {"content-length:", WSI_TOKEN_HTTP_CONTENT_LENGTH},
     };
     for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
         if (strcmp(known[i].name, name))
@@ -228,6 +244,15 @@ static void req_free(struct http_req *req)
         return;
     if (req->pending)
         req->pending->req = NULL;
+    if (req->sink && !req->sink_ended) {
+        req->sink_ended = true;
+        req->sink->end(req->sink_ctx, NULL);
+    }
+    if (req->stream) {
+        const struct http_stream_ops *ops = req->stream;
+        req->stream = NULL;
+        ops->close(req->stream_ctx);
+    }
     buf_free(&req->body);
     buf_free(&req->hdrs);
     for (size_t i = 0; i < req->nallocs; i++)
@@ -286,6 +311,41 @@ void http_reply_error(struct http_req *req, int status, const char *fmt, ...)
 void http_reply_empty(struct http_req *req, int status)
 {
     http_reply(req, status, NULL, NULL, 0);
+}
+
+void http_take_body(struct http_req *req, const struct http_body_sink *sink, void *ctx)
+{
+    req->sink = sink;
+    req->sink_ctx = ctx;
+}
+
+int64_t http_content_length(struct http_req *req)
+{
+    return req->clen;
+}
+
+void http_reply_stream(struct http_req *req, int status, const char *content_type, int64_t length,
+                       const struct http_stream_ops *ops, void *ctx)
+{
+    if (req->responded) {
+        ops->close(ctx);
+        return;
+    }
+    req->stream = ops;
+    req->stream_ctx = ctx;
+    req->stream_len = length;
+    req->stream_sent = 0;
+    if (length < 0)
+        http_add_header(req, "connection:", "close");
+    http_reply(req, status, content_type, NULL, 0);
+}
+
+void http_stream_wake(struct http_req *req)
+{
+    if (req->wsi && req->stream_waiting) {
+        req->stream_waiting = false;
+        lws_callback_on_writable(req->wsi);
+    }
 }
 
 struct http_pending *http_defer(struct http_req *req)
@@ -380,14 +440,18 @@ static void log_request(struct http_req *req)
 static int req_writeable(struct http_req *req)
 {
     struct lws *wsi = req->wsi;
-    if (!req->responded)
+    if (!req->responded || req->body_pending)
         return 0;
     bool head = req->v.method == HTTP_HEAD;
+    bool close_at_end = false;
     if (!req->headers_done) {
         unsigned char hbuf[LWS_PRE + 8192], *start = hbuf + LWS_PRE, *p = start,
                                             *end = hbuf + sizeof(hbuf) - 1;
-        if (lws_add_http_common_headers(wsi, (unsigned)req->status, req->ctype, req->resp_len, &p,
-                                        end))
+        lws_filepos_t clen = req->resp_len;
+        if (req->stream)
+            clen = req->stream_len >= 0 ? (lws_filepos_t)req->stream_len
+                                        : LWS_ILLEGAL_HTTP_CONTENT_LEN;
+        if (lws_add_http_common_headers(wsi, (unsigned)req->status, req->ctype, clen, &p, end))
             return -1;
         if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end))
@@ -405,7 +469,39 @@ static int req_writeable(struct http_req *req)
         req->headers_done = true;
         if (head)
             req->resp_off = req->resp_len;
-        if (req->resp_off < req->resp_len) {
+        if (req->resp_off < req->resp_len || (req->stream && !head && req->stream_len != 0)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        close_at_end = req->stream && !head && req->stream_len < 0;
+    } else if (req->stream_closing) {
+        close_at_end = true; /* libwebsockets has sent the last piece */
+    } else if (req->stream) {
+        size_t cap = WRITE_CHUNK;
+        if (req->stream_len >= 0 && (uint64_t)(req->stream_len - req->stream_sent) < cap)
+            cap = (size_t)(req->stream_len - req->stream_sent);
+        bool last = false;
+        ssize_t n = req->stream->produce(req->stream_ctx, (char *)scratch + LWS_PRE, cap, &last);
+        if (n < 0 || (size_t)n > cap)
+            return -1;
+        if (req->stream_len >= 0) {
+            if (req->stream_sent + n == req->stream_len)
+                last = true;
+            else if (last)
+                return -1; /* fewer bytes than the Content-Length promised */
+        }
+        if (n == 0 && !last) {
+            req->stream_waiting = true;
+            return 0;
+        }
+        if (n > 0 && lws_write(wsi, scratch + LWS_PRE, (size_t)n,
+                               last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
+            return -1;
+        req->stream_sent += n;
+        if (!last || req->stream_len < 0) {
+            /* A body that ends with the connection is closed on the next call, once
+             * what lws_write may still hold has gone out. */
+            req->stream_closing = last;
             lws_callback_on_writable(wsi);
             return 0;
         }
@@ -429,6 +525,8 @@ static int req_writeable(struct http_req *req)
     if (slot && slot->req == req)
         slot->req = NULL;
     req_free(req);
+    if (close_at_end) /* the body of unknown length ends with the connection */
+        return -1;
     if (lws_http_transaction_completed(wsi))
         return -1;
     return 0;
@@ -483,6 +581,24 @@ static int64_t content_length(struct lws *wsi)
     if (str_to_i64(v, 0, INT64_MAX, &n) < 0)
         return -2;
     return n;
+}
+
+/* "Expect: 100-continue" (curl sends it for bodies over 1 MiB): the client waits for
+ * an interim 100 before it sends the body. Every body is read (and a refused one
+ * drained), so every such request gets it. */
+static bool expects_continue(struct lws *wsi)
+{
+    char v[32];
+    return lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_EXPECT) > 0 &&
+           !strcasecmp(v, "100-continue");
+}
+
+static int send_continue(struct lws *wsi)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char b[LWS_PRE + sizeof(line)];
+    memcpy(b + LWS_PRE, line, sizeof(line) - 1);
+    return lws_write(wsi, b + LWS_PRE, sizeof(line) - 1, LWS_WRITE_HTTP) < 0 ? -1 : 0;
 }
 
 /* Splits "/api/kernels/{id}/channels" into the id; false if the path is not that. */
@@ -547,6 +663,26 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             write_simple(wsi, 400, "bad Content-Length");
             return -1;
         }
+        req->clen = cl;
+        if (cl < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
+            cl = 0;
+        if (cl > 0 && expects_continue(wsi) && send_continue(wsi) < 0) {
+            slot->req = NULL;
+            req_free(req);
+            return -1;
+        }
+        if (cl >= 0 && api_route_head(h, req)) {
+            /* The route answered, or took the body as it arrives (uploads). */
+            req->dispatched = true;
+            hub_touch(h);
+            if (cl > 0) {
+                req->body_pending = true; /* a refused body is read and dropped */
+            } else if (req->sink) {
+                req->sink_ended = true;
+                req->sink->end(req->sink_ctx, req);
+            }
+            return 0;
+        }
         if (cl > h->cfg.max_body) {
             /* The body is read and thrown away, then refused: closing while the client
              * still sends would reset the connection before it reads the answer. */
@@ -577,6 +713,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_HTTP_BODY: {
         struct http_req *req = slot->req;
+        if (req && req->sink && !req->sink_ended && !req->sink_stopped &&
+            req->sink->chunk(req->sink_ctx, in, len) < 0)
+            req->sink_stopped = true;
         if (!req || req->dispatched)
             return 0;
         if (!req->body_too_big && buf_append(&req->body, in, len) < 0) {
@@ -587,6 +726,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
         struct http_req *req = slot->req;
+        if (req && req->body_pending) {
+            req->body_pending = false;
+            if (req->sink && !req->sink_ended) {
+                req->sink_ended = true;
+                req->sink->end(req->sink_ctx, req);
+            } else if (req->responded) {
+                lws_callback_on_writable(wsi);
+            }
+            return 0;
+        }
         if (!req || req->dispatched)
             return 0;
         if (req->body_too_big) {

@@ -1,12 +1,16 @@
 /* The hub's HTTP and WebSocket front: libwebsockets on the hub's libuv loop. It
- * reads requests (with a capped body), authenticates them, hands them to the API
- * router, and writes responses, synchronously or later (http_defer). */
+ * reads requests (with a capped body, or streamed to a route's sink), authenticates
+ * them, hands them to the API router, and writes responses: whole buffers,
+ * synchronously or later (http_defer), or streamed from a producer as the socket
+ * drains (http_reply_stream). */
 #ifndef LABBOOK_HUB_HTTP_H
 #define LABBOOK_HUB_HTTP_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "store/store.h"
 
@@ -79,6 +83,42 @@ struct lws *http_wsi(struct http_req *req);
  * when allow_empty). Returns 0, or -EINVAL after answering 400 with the parser's
  * message. */
 int http_body_json(struct http_req *req, bool allow_empty, json_t **out);
+
+/* --- Streamed request bodies ---
+ * A route that wants a body as it arrives (uploads) sees the request in
+ * api_route_head() before any body byte is read, and either answers at once (the
+ * body is then read and thrown away before the answer goes out) or installs a sink.
+ * A sink's body is not capped by max_body: the route caps it itself. */
+struct http_body_sink {
+    /* Called for each piece of the body as it arrives, on the loop. Return 0 to go
+     * on, or a negative errno to take no more: the rest is read and dropped. */
+    int (*chunk)(void *ctx, const char *data, size_t len);
+    /* Called exactly once: when the whole body has arrived (req valid: reply, now or
+     * through http_defer), or with req NULL when the client left first (clean up). */
+    void (*end)(void *ctx, struct http_req *req);
+};
+void http_take_body(struct http_req *req, const struct http_body_sink *sink, void *ctx);
+/* The request's Content-Length: -1 when it has none. */
+int64_t http_content_length(struct http_req *req);
+
+/* --- Streamed responses ---
+ * The producer is called only when the socket can take more (backpressure). It
+ * writes up to cap bytes into buf and returns how many (> 0), sets *last with the
+ * final piece; returns 0 when it has nothing ready yet (it then calls
+ * http_stream_wake once it has), or a negative errno to cut the response off (the
+ * connection is closed). close() is called exactly once, when the response is done
+ * or the client has gone; after it the producer must not touch req. */
+struct http_stream_ops {
+    ssize_t (*produce)(void *ctx, char *buf, size_t cap, bool *last);
+    void (*close)(void *ctx);
+};
+/* Answers with a body from ops. length >= 0 is sent as Content-Length (the producer
+ * must give exactly that many bytes); -1 means unknown: the connection closes at the
+ * end. Headers added with http_add_header go along. HEAD gets the headers only. */
+void http_reply_stream(struct http_req *req, int status, const char *content_type, int64_t length,
+                       const struct http_stream_ops *ops, void *ctx);
+/* Asks for the producer to be called again (after it returned 0). */
+void http_stream_wake(struct http_req *req);
 
 /* JSON error body {"message": msg, "reason": reason-or-null}, new reference. */
 json_t *http_error_body(const char *message, const char *reason);

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "hub/channels.h"
+#include "hub/drive.h"
 #include "hub/figures.h"
 #include "hub/contents.h"
 #include "hub/http.h"
@@ -27,6 +28,7 @@
 #include "hub/launcher.h"
 #include "hub/scheduler.h"
 #include "hub/sessions.h"
+#include "hub/tus.h"
 #include "sandbox/gpu.h"
 #include "sandbox/sandbox.h"
 
@@ -66,6 +68,7 @@ void hub_stop(struct hub *h)
     if (h->stopping)
         return;
     h->stopping = true;
+    __atomic_store_n(&h->drive->stopping, true, __ATOMIC_RELAXED);
     sessions_free_all(h);
     if (h->cfg.orphan_timeout_s > 0) {
         log_info("shutting down: runtimes keep running for the next start (for up to %d s)",
@@ -91,6 +94,7 @@ static void on_tick(uv_timer_t *t)
     for (struct kernel *k = h->kernels; k; k = k->next)
         channels_expire(k);
     kernels_tick(h);
+    tus_tick(h);
     figures_write_status(h);
 }
 
@@ -416,6 +420,9 @@ int hub_main(int argc, char **argv)
     if (h->gpus->n > 0)
         config_add_gpu_profile(&h->cfg);
     h->sched = scheduler_new((unsigned)h->gpus->n);
+    h->drive = drive_new(h->data_dir);
+    if (mkdir_p(h->drive->uploads_dir, 0700) < 0)
+        log_warn("cannot create %s: uploads will fail", h->drive->uploads_dir);
     for (int i = 0; i < h->cfg.nprofiles; i++)
         if ((size_t)h->cfg.profiles[i].gpus > h->gpus->n)
             log_warn("runtime type \"%s\" needs %d GPUs; this server has %zu: starting it will "
@@ -479,6 +486,7 @@ out:
     store_close(h->store);
     kernelspec_list_free(h->specs, h->nspecs);
     scheduler_free(h->sched);
+    drive_free(h->drive);
     gpu_provider_free(h->gpus);
     log_info("stopped");
     config_free(&h->cfg);

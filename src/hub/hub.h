@@ -16,6 +16,7 @@ struct kernel;
 struct session;
 struct gpu_provider;
 struct scheduler;
+struct drive;
 
 struct hub {
     uv_loop_t *loop;
@@ -33,6 +34,7 @@ struct hub {
     char *config_path; /* absolute path of labbook.ini, hidden from runtimes; or NULL */
     struct scheduler *sched;
     struct launcher *launcher; /* started as root: the root half that starts runtimes */
+    struct drive *drive;       /* usage, uploads, extractions (docs/drive.md) */
     struct lws_context *lws;
     uv_pipe_t agent_listener;
     uv_signal_t sig_term, sig_int;

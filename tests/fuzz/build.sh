@@ -17,6 +17,11 @@ echo "built $out/fuzz_wsframe"
 $CC $CFLAGS -o "$out/fuzz_upload_body" "$here/fuzz_upload_body.c" "$root/src/common/jsonbig.c" \
     "$root/src/common/base64.c" "$root/src/common/util.c" $(pkg-config --cflags --libs jansson libsodium)
 echo "built $out/fuzz_upload_body"
+# shellcheck disable=SC2086
+$CC $CFLAGS -o "$out/fuzz_archive" "$here/fuzz_archive.c" "$root/src/hub/extract.c" \
+    "$root/src/hub/drivefs.c" "$root/src/common/fsat.c" "$root/src/common/util.c" \
+    $(pkg-config --cflags --libs libarchive libsodium)
+echo "built $out/fuzz_archive"
 if [ $# -ge 1 ]; then
     corpus="$out/corpus-wsframe"
     mkdir -p "$corpus"
@@ -26,4 +31,8 @@ if [ $# -ge 1 ]; then
     mkdir -p "$out/corpus-upload"
     "$out/fuzz_upload_body" -max_total_time="$1" -max_len=4096 -rss_limit_mb=4096 \
         -artifact_prefix="$out/" "$out/corpus-upload"
+    mkdir -p "$out/corpus-archive"
+    cp "$here"/corpus-archive/* "$out/corpus-archive"/ 2>/dev/null || true
+    "$out/fuzz_archive" -max_total_time="$1" -max_len=65536 -rss_limit_mb=4096 \
+        -artifact_prefix="$out/" "$out/corpus-archive"
 fi
