@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8888
 DATA ?= ./var
 
-.PHONY: all build run test check unit integration fuzz deps test-deps clean
+.PHONY: all build web run test check unit integration browser fuzz deps test-deps clean
 
 all: build
 
@@ -14,9 +14,13 @@ deps:
 test-deps:
 	@scripts/deps.sh --test
 
-build: deps
+build: deps web
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$$(nproc) -- --no-print-directory
+
+# The browser UI (TypeScript, bundled by esbuild) into web/dist, which the hub serves.
+web: deps
+	@web/build.sh
 
 run: build
 	$(BUILD)/labbook serve --data $(DATA) --port $(PORT)
@@ -31,7 +35,11 @@ unit: test-deps
 integration: build test-deps
 	LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/integration/run.sh
 
-test: check unit integration
+# playwright-core driving Debian's chromium against a real hub.
+browser: build test-deps
+	LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/browser/run.sh
+
+test: check unit integration browser
 
 check:
 	@scripts/check-source.sh
@@ -41,4 +49,4 @@ fuzz:
 	tests/fuzz/build.sh $(or $(SECONDS),60)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) web/dist

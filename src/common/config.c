@@ -11,6 +11,10 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#ifndef LABBOOK_WEB_DIR /* set by CMakeLists.txt: the source tree's web/dist */
+#define LABBOOK_WEB_DIR "web/dist"
+#endif
+
 struct load_ctx {
     struct config *cfg;
     char *err;
@@ -190,6 +194,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->bind = xstrdup("127.0.0.1");
     cfg->port = 8888;
     cfg->data_dir = xstrdup("./var");
+    cfg->web_dir = xstrdup(LABBOOK_WEB_DIR);
     cfg->max_body = 256 * MB;
     cfg->max_ws_message = 256 * MB;
     cfg->ws_queue_max = 512 * MB;
@@ -245,6 +250,7 @@ void config_free(struct config *cfg)
     free(cfg->gpu_provider);
     free(cfg->bind);
     free(cfg->data_dir);
+    free(cfg->web_dir);
     free(cfg->default_kernel);
     memset(cfg, 0, sizeof(*cfg));
 }

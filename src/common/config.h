@@ -32,6 +32,7 @@ struct config {
     int64_t max_file_get;   /* max_file_mb = 1024: largest file the contents API returns whole */
     int64_t cookie_max_age; /* cookie_max_age_days = 14 */
     int log_level;          /* log_level = info (debug, info, warn, error) */
+    char *web_dir;          /* web_dir = the built UI (web/dist of the source tree) */
     /* [kernels] */
     char *default_kernel;    /* default = python3 */
     int start_timeout_s;     /* start_timeout_s = 60 */
