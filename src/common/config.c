@@ -127,6 +127,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
             cfg->port = (int)v;
         } else if (!strcmp(name, "data"))
             r = set_str(&cfg->data_dir, value);
+        else if (!strcmp(name, "web_dir"))
+            r = set_str(&cfg->web_dir, value);
         else if (!strcmp(name, "max_body_mb"))
             r = set_int(&cfg->max_body, value, 1, 1 << 20, MB);
         else if (!strcmp(name, "max_ws_message_mb"))
