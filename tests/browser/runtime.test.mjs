@@ -1,0 +1,70 @@
+// The runtime: change its type (GPU, from the hub's kernelspec variants), the
+// notebook's metadata.accelerator following it, gauges, "Manage sessions", and a lost
+// connection that shows its state and comes back by itself.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { useBrowser, notebookJson, typeInCell, waitRun, outputText } from './lib/browser.mjs';
+
+const ctx = useBrowser({ config: '[runtimes]\ngpus = fake:1\n' });
+
+async function openNotebook(name, cells) {
+  await ctx.api('PUT', `/api/contents/${name}`, { type: 'notebook', format: 'json', content: notebookJson(cells) });
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.server.baseUrl}/notebooks/${name}`);
+  await page.waitForSelector('.cell');
+  return page;
+}
+
+test('change runtime type to GPU: the notebook says so (metadata.accelerator) and the runtime has it', async () => {
+  const page = await openNotebook('gpu.ipynb', [['code', 'import os\nprint(os.environ.get("CUDA_VISIBLE_DEVICES"))']]);
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Change runtime type")');
+  const select = page.locator('.modal select');
+  const options = await select.locator('option').allInnerTexts();
+  assert.ok(options.some((o) => /GPU/.test(o)), `a GPU type is offered: ${options}`);
+  await select.selectOption('python3-gpu');
+  await page.click('.modal button:has-text("Save")');
+  await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
+  const nb = await ctx.api('GET', '/api/contents/gpu.ipynb');
+  assert.equal(nb.content.metadata.accelerator, 'GPU');
+  assert.equal(nb.content.metadata.kernelspec.name, 'python3-gpu');
+
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  assert.match(await outputText(page, 0), /GPU-fa4e/);
+  const kernels = await ctx.api('GET', '/api/kernels');
+  assert.deepEqual(kernels.map((k) => k.name), ['python3-gpu']);
+  // The gauges show the runtime's figures.
+  await page.locator('.gauges .gauge', { hasText: 'RAM' }).waitFor({ timeout: 15000 });
+  assert.match(await page.locator('.gauges').innerText(), /GPU 0/);
+
+  // Manage sessions lists it, and terminates it.
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Manage sessions")');
+  const row = page.locator('.modal tr', { hasText: 'gpu.ipynb' });
+  await row.waitFor();
+  assert.match(await row.innerText(), /GPU/);
+  await row.locator('button:has-text("Terminate")').click();
+  await page.locator('.modal', { hasText: 'You have no runtimes' }).waitFor();
+  assert.deepEqual(await ctx.api('GET', '/api/kernels'), []);
+});
+
+test('a lost connection shows its state and reconnects by itself, output included', async () => {
+  const page = await openNotebook('reconnect.ipynb', [['code', 'x = 41'], ['code', 'import time\ntime.sleep(3)\nprint(x + 1)']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  await page.locator('.cell').nth(1).locator('.run').click();
+  await page.waitForSelector('.cell.running');
+  // The hub restarts: runtimes outlive it, and the page notices and comes back.
+  const states = [];
+  await page.exposeFunction('noteState', (s) => states.push(s));
+  await page.evaluate(() => new MutationObserver(() => window.noteState(document.querySelector('[data-testid=runtime-status]').dataset.state + ':' + document.querySelector('[data-testid=runtime-status]').innerText))
+    .observe(document.querySelector('[data-testid=runtime-status]'), { attributes: true, subtree: true, childList: true, characterData: true }));
+  await ctx.server.restart();
+  await waitRun(page, 1, 60000);
+  assert.match(await outputText(page, 1), /42/);
+  assert.ok(states.some((s) => /Reconnecting/.test(s)), `the page said it was reconnecting: ${states}`);
+  assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Connected|Busy/);
+});
