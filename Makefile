@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8888
 DATA ?= ./var
 
-.PHONY: all build web run test check unit integration browser fuzz deps test-deps clean
+.PHONY: all build web run test check unit integration browser screenshots fuzz deps test-deps clean
 
 all: build
 
@@ -40,6 +40,10 @@ browser: build test-deps
 	LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/browser/run.sh
 
 test: check unit integration browser
+
+# Retakes docs/img/home.png and docs/img/notebook.png (shown in the README).
+screenshots: build test-deps
+	LABBOOK_SCREENSHOTS=docs LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/browser/run.sh screenshots.test.mjs
 
 check:
 	@scripts/check-source.sh

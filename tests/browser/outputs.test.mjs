@@ -27,7 +27,7 @@ test('outputs: image, error with colours, progress bar on one line, ANSI colours
     ['code', '1/0'],
     ['markdown', '# Title\n\nEinstein: $E = mc^2$\n\n<img src="x" onerror="document.title=\'pwned\'">'],
   ]);
-  await page.click('text=▶ Run all');
+  await page.click('.nb-actions button:has-text("Run all")');
   for (const i of [0, 1, 2, 3, 4]) await waitRun(page, i);
   // Cells: 0 image, 1 progress bar, 2 colours, 3 HTML, 4 error (last: it stops Run all), 5 markdown.
 

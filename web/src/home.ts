@@ -4,6 +4,7 @@
 import { ApiError, ContentsModel, contents, downloadFile, uploadFile } from './api';
 import { ask, clear, confirmBox, dialog, formatDate, formatSize, h, notebookUrl, recent, toast, treeUrl } from './ui';
 import { navigate, topBar } from './main';
+import { icon } from './icons';
 
 export const NOTEBOOK_FOLDER = 'Colab Notebooks';
 
@@ -22,7 +23,7 @@ function join(dir: string, name: string): string {
   return dir ? `${dir}/${name}` : name;
 }
 
-const icons: Record<string, string> = { directory: '📁', notebook: '📓', file: '📄' };
+const icons: Record<string, string> = { directory: 'folder', notebook: 'notebook', file: 'file' };
 
 /** Uploads files into dir, showing each one's progress in `box`. */
 export async function uploadInto(dir: string, files: FileList | File[], box: HTMLElement): Promise<void> {
@@ -76,15 +77,15 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
   };
 
   const row = (it: ContentsModel) => {
-    const act = (label: string, title: string, fn: () => void) =>
-      h('button', { class: 'icon', title, 'aria-label': `${title} ${it.name}`, text: label, onclick: (e: Event) => { e.stopPropagation(); fn(); } });
+    const act = (ic: string, title: string, fn: () => void) =>
+      h('button', { class: 'icon', title, 'aria-label': `${title} ${it.name}`, onclick: (e: Event) => { e.stopPropagation(); fn(); } }, icon(ic));
     const tr = h('tr', { class: 'item', 'data-name': it.name, 'data-type': it.type, tabindex: 0, ondblclick: () => open(it), onkeydown: (e: KeyboardEvent) => { if (e.key === 'Enter') open(it); } },
-      h('td', { class: 'name' }, h('span', { class: 'ic', text: icons[it.type] }),
+      h('td', { class: 'name' }, h('span', { class: 'ic ' + it.type }, icon(icons[it.type])),
         h('a', { href: it.type === 'directory' ? treeUrl(it.path) : it.type === 'notebook' ? notebookUrl(it.path) : '#', text: it.name, onclick: (e: Event) => { e.preventDefault(); open(it); } })),
       h('td', { class: 'mod', text: formatDate(it.last_modified) }),
       h('td', { class: 'size', text: it.type === 'directory' ? '' : formatSize(it.size) }),
       h('td', { class: 'acts' },
-        act('✎', 'Rename', async () => {
+        act('edit', 'Rename', async () => {
           const name = await ask('Rename', 'New name', it.name);
           if (!name || name === it.name) return;
           try {
@@ -93,7 +94,7 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
           } catch (e) { toast(`Rename failed: ${(e as Error).message}`, 'error'); }
           refresh();
         }),
-        act('➜', 'Move', async () => {
+        act('move', 'Move', async () => {
           const to = await ask('Move', 'To folder (empty for My Drive)', dir);
           if (to === null) return;
           const dest = join(to.replace(/^\/+|\/+$/g, ''), it.name);
@@ -103,8 +104,8 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
           } catch (e) { toast(`Move failed: ${(e as Error).message}`, 'error'); }
           refresh();
         }),
-        it.type !== 'directory' && act('⤓', 'Download', () => downloadFile(it.path).catch((e) => toast(e.message, 'error'))),
-        act('🗑', 'Delete', async () => {
+        it.type !== 'directory' && act('download', 'Download', () => downloadFile(it.path).catch((e) => toast(e.message, 'error'))),
+        act('trash', 'Delete', async () => {
           if (!(await confirmBox('Delete', `Delete "${it.name}"${it.type === 'directory' ? ' and everything in it' : ''}?`, 'Delete'))) return;
           try {
             await contents.remove(it.path);
@@ -154,16 +155,16 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
     topBar(),
     h('div', { class: 'home' },
       h('aside', { class: 'side' },
-        h('button', { class: 'primary big', text: '＋ New notebook', 'data-testid': 'new-notebook', onclick: async () => {
+        h('button', { class: 'primary big', 'data-testid': 'new-notebook', onclick: async () => {
           try { navigate(notebookUrl(await newNotebook(dir || NOTEBOOK_FOLDER))); } catch (e) { toast((e as Error).message, 'error'); }
-        } }),
+        } }, icon('plus'), ' New notebook'),
         h('button', { text: 'New folder', onclick: async () => {
           const name = await ask('New folder', 'Name', 'Untitled Folder');
           if (!name) return;
           try { await contents.save(join(dir, name), { type: 'directory' }); } catch (e) { toast((e as Error).message, 'error'); }
           refresh();
         } }),
-        h('button', { text: 'Upload files', onclick: () => fileInput.click() }),
+        h('button', { onclick: () => fileInput.click() }, icon('upload'), ' Upload files'),
         fileInput,
         h('h3', { text: 'Recent notebooks' }),
         recentBox,

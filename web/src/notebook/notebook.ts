@@ -6,6 +6,7 @@ import { ApiError, api, contents, encodePath, saveBlob } from '../api';
 import { navigate, setLeaveHook, topBar } from '../main';
 import { uploadInto } from '../home';
 import { ask, clear, confirmBox, dialog, formatSize, h, notebookUrl, recent, toast } from '../ui';
+import { icon } from '../icons';
 import { createEditor, hideTip, highlightInto, Lang } from './editor';
 import { KernelClient, JMsg } from './kernel';
 import { OutputArea, Output, joinText } from './outputs';
@@ -99,13 +100,13 @@ class Cell {
         this.countEl, this.timeEl),
       h('div', { class: 'body' }, this.input, this.rendered, outEl),
       h('div', { class: 'cell-tools' },
-        h('button', { class: 'icon', title: 'Move cell up', text: '↑', onclick: () => nb.moveCell(this, -1) }),
-        h('button', { class: 'icon', title: 'Move cell down', text: '↓', onclick: () => nb.moveCell(this, 1) }),
-        h('button', { class: 'icon', title: 'Copy cell', text: '⧉', onclick: () => nb.copyCells([this]) }),
-        h('button', { class: 'icon', title: 'Delete cell', text: '🗑', onclick: () => nb.deleteCell(this) })),
+        h('button', { class: 'icon', title: 'Move cell up', onclick: () => nb.moveCell(this, -1) }, icon('up')),
+        h('button', { class: 'icon', title: 'Move cell down', onclick: () => nb.moveCell(this, 1) }, icon('down')),
+        h('button', { class: 'icon', title: 'Copy cell', onclick: () => nb.copyCells([this]) }, icon('copy')),
+        h('button', { class: 'icon', title: 'Delete cell', onclick: () => nb.deleteCell(this) }, icon('trash'))),
       h('div', { class: 'adder' },
-        h('button', { text: '＋ Code', title: 'Add a code cell below', onclick: () => nb.insertCell(this, 'code', 1) }),
-        h('button', { text: '＋ Text', title: 'Add a text cell below', onclick: () => nb.insertCell(this, 'markdown', 1) })));
+        h('button', { title: 'Add a code cell below', onclick: () => nb.insertCell(this, 'code', 1) }, icon('plus'), ' Code'),
+        h('button', { title: 'Add a text cell below', onclick: () => nb.insertCell(this, 'markdown', 1) }, icon('plus'), ' Text')));
     this.el.addEventListener('mousedown', () => nb.select(this));
     this.input.addEventListener('mousedown', (e) => {
       if (!this.view) { e.preventDefault(); this.edit(); }
@@ -453,13 +454,13 @@ export class NotebookPage {
     const head = topBar(this.titleInput, this.saveEl);
     const bar = h('div', { class: 'nb-bar' }, menus,
       h('div', { class: 'nb-actions' },
-        h('button', { text: '＋ Code', title: 'Insert code cell below (Ctrl+M B)', onclick: () => this.insertCell(this.sel, 'code', 1) }),
-        h('button', { text: '＋ Text', title: 'Insert text cell below', onclick: () => this.insertCell(this.sel, 'markdown', 1) }),
-        h('button', { text: '▶ Run all', onclick: () => this.runAll() }),
-        h('button', { text: '■', title: 'Interrupt execution (Ctrl+M I)', 'aria-label': 'Interrupt', onclick: () => this.interrupt() }),
-        h('button', { class: 'icon', text: '☰', title: 'Table of contents', onclick: () => this.showSide('toc') }),
-        h('button', { class: 'icon', text: '📁', title: 'Files', onclick: () => this.showSide('files') }),
-        h('button', { class: 'icon', text: '🔍', title: 'Find and replace', onclick: () => this.showSide('find') })),
+        h('button', { title: 'Insert code cell below (Ctrl+M B)', onclick: () => this.insertCell(this.sel, 'code', 1) }, icon('plus'), ' Code'),
+        h('button', { title: 'Insert text cell below', onclick: () => this.insertCell(this.sel, 'markdown', 1) }, icon('plus'), ' Text'),
+        h('button', { title: 'Run all (Ctrl+F9)', onclick: () => this.runAll() }, icon('play'), ' Run all'),
+        h('button', { title: 'Interrupt execution (Ctrl+M I)', 'aria-label': 'Interrupt', onclick: () => this.interrupt() }, icon('stop')),
+        h('button', { class: 'icon', title: 'Table of contents', onclick: () => this.showSide('toc') }, icon('toc')),
+        h('button', { class: 'icon', title: 'Files', onclick: () => this.showSide('files') }, icon('folder')),
+        h('button', { class: 'icon', title: 'Find and replace', onclick: () => this.showSide('find') }, icon('search'))),
       h('span', { class: 'spacer' }), this.gaugesEl, this.statusEl);
 
     this.root.append(head, bar, h('div', { class: 'nb-main' }, this.side, h('main', { class: 'nb-scroll' }, this.list)));
@@ -793,8 +794,11 @@ export class NotebookPage {
       const gauge = (label: string, used: number | null, limit: number | null) => {
         if (used === null || used === undefined) return null;
         const f = limit ? Math.min(1, used / limit) : 0;
-        return h('div', { class: 'gauge', title: `${label}: ${formatSize(used)}${limit ? ' of ' + formatSize(limit) : ''}` },
-          h('span', { text: label }), h('meter', { min: 0, max: 1, value: f, 'aria-label': label }));
+        const bar = h('span', { class: 'fill' });
+        bar.style.width = `${Math.max(2, Math.round(f * 100))}%`;
+        if (f > 0.9) bar.classList.add('high');
+        return h('div', { class: 'gauge', title: `${label}: ${formatSize(used)}${limit ? ' of ' + formatSize(limit) : ''}`, role: 'meter', 'aria-label': label, 'aria-valuenow': Math.round(f * 100) },
+          h('span', { text: `${label} ${formatSize(used)}` }), h('span', { class: 'bar' }, bar));
       };
       const g = [gauge('RAM', r.memory?.used ?? null, r.memory?.limit ?? null), gauge('Disk', r.disk?.used ?? null, r.disk?.quota ?? null)];
       for (const gpu of r.gpus || []) g.push(gauge(`GPU ${gpu.index}`, gpu.memory_used ?? null, gpu.memory_total ?? null));
@@ -1079,7 +1083,7 @@ export class NotebookPage {
             label.onclick = (e) => { e.preventDefault(); sub.hidden = !sub.hidden; if (!sub.hidden) fill(sub, it.path); };
           } else {
             label.onclick = (e) => { e.preventDefault(); if (it.type === 'notebook') window.open(notebookUrl(it.path), '_blank'); };
-            li.append(h('button', { class: 'icon', text: '⤓', title: 'Download', onclick: () => import('../api').then((a) => a.downloadFile(it.path)) }));
+            li.append(h('button', { class: 'icon', title: 'Download', onclick: () => import('../api').then((a) => a.downloadFile(it.path)) }, icon('download')));
           }
           return li;
         }));
