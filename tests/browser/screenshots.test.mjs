@@ -47,6 +47,7 @@ test('screenshots of the home page and of a notebook', async () => {
   await page.locator('.cell').nth(0).locator('.katex').first().waitFor();
   await page.locator('.cell').nth(1).click();
   await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
+  await page.mouse.move(5, 700);
   await page.screenshot({ path: path.join(OUT, 'notebook.png') });
 
   await page.click('a.logo');
