@@ -125,3 +125,44 @@ test('a file that is not a notebook opens with a clear message and is left alone
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal(fs.readFileSync(file, 'utf8'), '{"this is": not json');
 });
+
+test('completion from the kernel, and help on Shift+Tab', async () => {
+  const page = await openNotebook('complete.ipynb', [['code', 'import os']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  await page.keyboard.press('Alt+Enter');
+  await page.waitForFunction(() => document.querySelectorAll('.cell').length === 2);
+  await page.keyboard.insertText('os.pat');
+  await page.keyboard.press('Control+Space');
+  const option = page.locator('.cm-tooltip-autocomplete li', { hasText: 'path' }).first();
+  await option.waitFor();
+  await page.keyboard.press('Enter');
+  assert.match(await page.locator('.cell').nth(1).locator('.cm-content').innerText(), /^os\.path/);
+  await page.keyboard.press('Control+A');
+  await page.keyboard.insertText('len(');
+  await page.keyboard.press('Shift+Tab');
+  const tip = page.locator('.inspect-tip');
+  await tip.waitFor();
+  assert.match(await tip.innerText(), /Return the number of items/);
+});
+
+test('the title renames the notebook; cells can be copied and pasted', async () => {
+  const page = await openNotebook('first name.ipynb', [['code', 'print("copied")'], ['markdown', 'text']]);
+  await page.fill('input.title', 'second name');
+  await page.press('input.title', 'Enter');
+  await page.waitForURL(/\/notebooks\/second%20name\.ipynb$/);
+  assert.ok(fs.existsSync(path.join(ctx.server.drive('alice'), 'second name.ipynb')));
+  assert.ok(!fs.existsSync(path.join(ctx.server.drive('alice'), 'first name.ipynb')));
+
+  await page.locator('.cell').nth(0).click();
+  await page.locator('.cell').nth(0).locator('button[title="Copy cell"]').click();
+  await page.locator('.cell').nth(1).click();
+  await page.click('.menu-btn:has-text("Edit")');
+  await page.click('.menu-pop button:has-text("Paste cell below")');
+  await page.waitForFunction(() => document.querySelectorAll('.cell').length === 3);
+  assert.match(await page.locator('.cell').nth(2).innerText(), /print\("copied"\)/);
+  await saved(page);
+  const nb = await ctx.api('GET', '/api/contents/second%20name.ipynb');
+  assert.equal(nb.content.cells.length, 3);
+  assert.notEqual(nb.content.cells[2].id, nb.content.cells[0].id, 'a pasted cell gets an id of its own');
+});

@@ -1,7 +1,7 @@
 // CodeMirror 6 for cells, created only when a cell is first edited: until then a
 // cell shows its source as highlighted text (the same lezer parser and classes), so
 // a notebook of hundreds of cells opens without building hundreds of editors.
-import { EditorState, Extension } from '@codemirror/state';
+import { EditorState, Extension, Prec } from '@codemirror/state';
 import { EditorView, KeyBinding, drawSelection, keymap, placeholder } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
 import { Language, LanguageSupport, bracketMatching, defineLanguageFacet, indentOnInput, indentUnit, syntaxHighlighting } from '@codemirror/language';
@@ -106,7 +106,8 @@ export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks
     }
     if (hooks.inspect) {
       const inspect = hooks.inspect;
-      exts.push(keymap.of([{
+      // Above indentWithTab's Shift-Tab (indent less), as in Colab.
+      exts.push(Prec.high(keymap.of([{
         key: 'Shift-Tab',
         run: (view) => {
           const code = view.state.doc.toString();
@@ -115,7 +116,7 @@ export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks
           });
           return true;
         },
-      }]));
+      }])));
     }
   } else if (lang === 'markdown') {
     exts.push(markdown(), placeholder('Double-click to edit text; Shift+Enter to render'));

@@ -233,6 +233,7 @@ class Cell {
     this.queued = false;
     this.msgId = null;
     this.out.setExtra(null);
+    this.out.draw(); // a finished cell shows all its output at once, not a frame later
     this.updateGutter();
   }
 
