@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { useBrowser, notebookJson, typeInCell, waitRun, outputText } from './lib/browser.mjs';
 
-const ctx = useBrowser({ config: '[runtimes]\ngpus = fake:1\n' });
+const ctx = useBrowser({ config: '[runtimes]\ngpus = fake:1\n', users: ['alice', 'bob'] });
 
 async function openNotebook(name, cells) {
   await ctx.api('PUT', `/api/contents/${name}`, { type: 'notebook', format: 'json', content: notebookJson(cells) });
@@ -66,5 +66,24 @@ test('a lost connection shows its state and reconnects by itself, output include
   await waitRun(page, 1, 60000);
   assert.match(await outputText(page, 1), /42/);
   assert.ok(states.some((s) => /Reconnecting/.test(s)), `the page said it was reconnecting: ${states}`);
+  assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Connected|Busy/);
+});
+
+test('waiting for a GPU shows the place in the queue, then the runtime starts', async () => {
+  // bob holds the only GPU.
+  const bobs = await ctx.api('POST', '/api/kernels', { name: 'python3-gpu' }, 'bob');
+  const nb = notebookJson([['code', 'print("got the GPU")']]);
+  nb.metadata.accelerator = 'GPU';
+  nb.metadata.kernelspec = { name: 'python3-gpu', display_name: 'Python 3 (GPU)', language: 'python' };
+  await ctx.api('PUT', '/api/contents/queued.ipynb', { type: 'notebook', format: 'json', content: nb });
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.server.baseUrl}/notebooks/queued.ipynb`);
+  await page.waitForSelector('.cell');
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForSelector('[data-testid=runtime-status][data-state=queued]');
+  assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Queued \(position 1\)/);
+  await ctx.api('DELETE', `/api/kernels/${bobs.id}`, undefined, 'bob');
+  await waitRun(page, 0, 60000);
+  assert.match(await outputText(page, 0), /got the GPU/);
   assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Connected|Busy/);
 });

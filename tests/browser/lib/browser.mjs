@@ -17,13 +17,13 @@ const CHROMIUM = process.env.LABBOOK_CHROMIUM || '/usr/bin/chromium';
 /**
  * Registers hooks for a file: a hub with user alice (password PASSWORD) and a
  * browser. Returns a holder whose fields are set once they run:
- * {server, browser, newPage({signIn}), api(method, path, body)}.
+ * {server, browser, newPage({signIn}), api(method, path, body, user = 'alice')}.
  */
-export function useBrowser({ config } = {}) {
+export function useBrowser({ config, users = ['alice'] } = {}) {
   const ctx = { server: null, browser: null, pages: [] };
   before(async () => {
     fs.mkdirSync(TMP, { recursive: true });
-    ctx.server = await startServer({ users: ['alice'], passwords: { alice: PASSWORD }, name: 'browser', config });
+    ctx.server = await startServer({ users, passwords: { alice: PASSWORD }, name: 'browser', config });
     ctx.browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--headless', '--disable-background-networking', '--disable-gpu'],
@@ -48,8 +48,10 @@ export function useBrowser({ config } = {}) {
     await ctx.browser?.close();
     const s = ctx.server;
     if (!s) return;
-    for (const k of await ctx.api('GET', '/api/kernels').catch(() => [])) {
-      await ctx.api('DELETE', `/api/kernels/${k.id}`).catch(() => {});
+    for (const u of users) {
+      for (const k of await ctx.api('GET', '/api/kernels', undefined, u).catch(() => [])) {
+        await ctx.api('DELETE', `/api/kernels/${k.id}`, undefined, u).catch(() => {});
+      }
     }
     await s.stop();
     fs.rmSync(s.dataDir, { recursive: true, force: true });
@@ -75,10 +77,10 @@ export function useBrowser({ config } = {}) {
   };
 
   /** The Jupyter REST API as alice, with her token (as another program would). */
-  ctx.api = async (method, p, body) => {
+  ctx.api = async (method, p, body, user = 'alice') => {
     const r = await fetch(ctx.server.baseUrl + p, {
       method,
-      headers: { Authorization: `token ${ctx.server.tokens.alice}`, 'Content-Type': 'application/json' },
+      headers: { Authorization: `token ${ctx.server.tokens[user]}`, 'Content-Type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await r.text();
