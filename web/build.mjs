@@ -76,7 +76,10 @@ const sizes = {};
 for (const [out, info] of Object.entries(outputs)) {
   if (!/\.(js|css)$/.test(out)) continue;
   const bytes = fs.readFileSync(out);
-  sizes[path.basename(out)] = { bytes: info.bytes, gzip: zlib.gzipSync(bytes, { level: 9 }).length };
+  const gz = zlib.gzipSync(bytes, { level: 9 });
+  sizes[path.basename(out)] = { bytes: info.bytes, gzip: gz.length };
+  // The hub sends NAME.gz to browsers that take gzip (it compresses nothing itself).
+  if (bytes.length > 1024) fs.writeFileSync(out + '.gz', gz);
 }
 fs.writeFileSync(path.join(tmp, 'sizes.json'), JSON.stringify(sizes, null, 1) + '\n');
 

@@ -191,6 +191,7 @@ const char *http_header(struct http_req *req, const char *name)
         {"range:", WSI_TOKEN_HTTP_RANGE},
         {"referer:", WSI_TOKEN_HTTP_REFERER},
         {"if-none-match:", WSI_TOKEN_HTTP_IF_NONE_MATCH},
+        {"accept-encoding:", WSI_TOKEN_HTTP_ACCEPT_ENCODING},
     };
     for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
         if (strcmp(known[i].name, name))

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { useServer, RUN_LABBOOK_ONLY } from './lib/server.mjs';
 
 const labbookOnly = RUN_LABBOOK_ONLY ? {} : { skip: 'the UI and web_dir are labbook-only' };
@@ -17,6 +18,7 @@ fs.mkdirSync(path.join(web, 'assets', 'sub'), { recursive: true });
 fs.writeFileSync(path.join(web, 'index.html'), '<!doctype html><title>ui</title>');
 fs.writeFileSync(path.join(web, 'assets', 'app-ABC123.js'), 'console.log(1)');
 fs.writeFileSync(path.join(web, 'assets', 'style-X.css'), 'body{}');
+fs.writeFileSync(path.join(web, 'assets', 'style-X.css.gz'), zlib.gzipSync('body{}'));
 fs.writeFileSync(path.join(web, 'assets', 'f.woff2'), 'font');
 fs.writeFileSync(path.join(web, 'assets', 'frame-1.html'), '<p>frame</p>');
 fs.writeFileSync(path.join(web, 'assets', 'sub', 'a.svg'), '<svg/>');
@@ -27,16 +29,16 @@ after(() => fs.rmSync(web, { recursive: true, force: true }));
 const ctx = useServer({ name: 'web', config: `[server]\nweb_dir = ${web}\n` });
 
 /** GET with the path sent byte for byte; returns {status, headers, text}. */
-function get(rawPath, { auth = true } = {}) {
+function get(rawPath, { auth = true, headers = {} } = {}) {
   const s = ctx.server;
   return new Promise((resolve, reject) => {
     const req = http.request({
       host: '127.0.0.1', port: s.port, method: 'GET', path: rawPath,
-      headers: auth ? { Authorization: `token ${s.tokens.alice}` } : {},
+      headers: { ...(auth ? { Authorization: `token ${s.tokens.alice}` } : {}), ...headers },
     }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, raw: Buffer.concat(chunks), text: Buffer.concat(chunks).toString() }));
     });
     req.on('error', reject);
     req.end();
@@ -72,6 +74,23 @@ test('assets: content types by extension, cached for a year (their names carry a
     assert.equal(r.headers['cache-control'], 'public, max-age=31536000, immutable', name);
     assert.equal(r.headers['x-content-type-options'], 'nosniff', name);
   }
+});
+
+test('a precompressed NAME.gz is sent to clients that take gzip, the plain file to others', labbookOnly, async () => {
+  const gz = await get('/assets/style-X.css', { headers: { 'Accept-Encoding': 'br, gzip, deflate' } });
+  assert.equal(gz.status, 200);
+  assert.equal(gz.headers['content-encoding'], 'gzip');
+  assert.match(gz.headers['content-type'], /^text\/css/);
+  assert.equal(zlib.gunzipSync(gz.raw).toString(), 'body{}');
+  for (const ae of [undefined, 'identity', 'gzip;q=0, identity']) {
+    const r = await get('/assets/style-X.css', { headers: ae ? { 'Accept-Encoding': ae } : {} });
+    assert.equal(r.headers['content-encoding'], undefined, String(ae));
+    assert.equal(r.text, 'body{}', String(ae));
+  }
+  // A file without a .gz beside it is sent as it is.
+  const js = await get('/assets/app-ABC123.js', { headers: { 'Accept-Encoding': 'gzip' } });
+  assert.equal(js.headers['content-encoding'], undefined);
+  assert.equal(js.text, 'console.log(1)');
 });
 
 test('the output frame page gets a sandbox CSP and may be framed by the UI only', labbookOnly, async () => {
