@@ -95,3 +95,28 @@ test('interrupt stops a running cell; restart forgets variables', async () => {
   await waitRun(page, 1);
   assert.match(await outputText(page, 1), /NameError/);
 });
+
+test('a kernel that dies mid-cell: the cell stops running, the reason is shown, the next cell runs', async () => {
+  const page = await openNotebook('crash.ipynb', [['code', 'import os\nos._exit(1)'], ['code', 'print("after the crash")']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.locator('.toast', { hasText: /restarting/i }).waitFor();
+  await page.waitForFunction(() => !document.querySelector('.cell.running, .cell.queued'));
+  await page.locator('.cell').nth(1).locator('.run').click();
+  await waitRun(page, 1);
+  assert.match(await outputText(page, 1), /after the crash/);
+});
+
+test('markdown shows images from the drive by relative path; a cell\'s output can be cleared', async () => {
+  await ctx.api('PUT', '/api/contents/pics', { type: 'directory' });
+  await ctx.api('PUT', '/api/contents/pics/dot.png', { type: 'file', format: 'base64', content: PNG });
+  const page = await openNotebook('pics.ipynb', [['markdown', '![a dot](pics/dot.png)'], ['code', 'print("to clear")']]);
+  const img = page.locator('.cell').nth(0).locator('.rendered img');
+  await page.waitForFunction(() => /^data:image\/png;base64,/.test(document.querySelector('.cell .rendered img')?.getAttribute('src') || ''));
+  assert.equal(await img.getAttribute('alt'), 'a dot');
+
+  await page.locator('.cell').nth(1).locator('.run').click();
+  await waitRun(page, 1);
+  assert.match(await outputText(page, 1), /to clear/);
+  await page.locator('.cell').nth(1).locator('button[title="Clear output"]').click();
+  await page.waitForFunction(() => document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent === '');
+});

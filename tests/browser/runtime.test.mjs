@@ -22,7 +22,7 @@ test('change runtime type to GPU: the notebook says so (metadata.accelerator) an
   await page.click('.menu-btn:has-text("Runtime")');
   await page.click('.menu-pop button:has-text("Change runtime type")');
   const select = page.locator('.modal select');
-  const options = await select.locator('option').allInnerTexts();
+  const options = await select.locator('option').allTextContents();
   assert.ok(options.some((o) => /GPU/.test(o)), `a GPU type is offered: ${options}`);
   await select.selectOption('python3-gpu');
   await page.click('.modal button:has-text("Save")');
@@ -86,4 +86,27 @@ test('waiting for a GPU shows the place in the queue, then the runtime starts', 
   await waitRun(page, 0, 60000);
   assert.match(await outputText(page, 0), /got the GPU/);
   assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Connected|Busy/);
+});
+
+test('the files panel shows the drive and uploads into it; disconnect deletes the runtime', async () => {
+  await ctx.api('PUT', '/api/contents/data', { type: 'directory' });
+  await ctx.api('PUT', '/api/contents/data/rows.txt', { type: 'file', format: 'text', content: 'a\nb\n' });
+  const page = await openNotebook('panel.ipynb', [['code', 'print(1)']]);
+  await page.click('button[title=Files]');
+  const tree = page.locator('.nb-side .tree');
+  await tree.locator('a', { hasText: 'data' }).click();
+  await tree.locator('a', { hasText: 'rows.txt' }).waitFor();
+  const download = page.waitForEvent('download');
+  await tree.locator('li', { hasText: 'rows.txt' }).locator('button[title=Download]').click();
+  assert.equal((await import('node:fs')).readFileSync(await (await download).path(), 'utf8'), 'a\nb\n');
+  await page.setInputFiles('.nb-side input[type=file]', { name: 'from-panel.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
+  await tree.locator('a', { hasText: 'from-panel.txt' }).waitFor();
+
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  assert.equal((await ctx.api('GET', '/api/kernels')).length, 1);
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Disconnect and delete runtime")');
+  await page.waitForSelector('[data-testid=runtime-status][data-state=none]');
+  assert.deepEqual(await ctx.api('GET', '/api/kernels'), []);
 });

@@ -17,6 +17,7 @@ const paths: Record<string, string> = {
   up: 'M12 19V5M6 11l6-6 6 6',
   down: 'M12 5v14M6 13l6 6 6-6',
   copy: 'M8 8h12v12H8zM4 16V4h12',
+  clear: 'M6 6l12 12M18 6 6 18',
 };
 
 /** An inline SVG icon; `label` makes it readable to screen readers. */

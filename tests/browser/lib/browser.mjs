@@ -39,6 +39,8 @@ export function useBrowser({ config, users = ['alice'] } = {}) {
       await p.context().close().catch(() => {});
     }
     ctx.pages = [];
+    // Each test starts with no runtimes (a user may hold only so many).
+    await ctx.stopKernels();
     if (t.passed === false && ctx.server) {
       const log = ctx.server.log();
       process.stderr.write(`\n--- server log for "${t.name}" ---\n${log.slice(-8000)}\n--- end ---\n`);
@@ -48,14 +50,20 @@ export function useBrowser({ config, users = ['alice'] } = {}) {
     await ctx.browser?.close();
     const s = ctx.server;
     if (!s) return;
+    await ctx.stopKernels();
+    await s.stop();
+    fs.rmSync(s.dataDir, { recursive: true, force: true });
+  });
+
+  /** Shuts down every runtime of every user. */
+  ctx.stopKernels = async () => {
+    if (!ctx.server) return;
     for (const u of users) {
       for (const k of await ctx.api('GET', '/api/kernels', undefined, u).catch(() => [])) {
         await ctx.api('DELETE', `/api/kernels/${k.id}`, undefined, u).catch(() => {});
       }
     }
-    await s.stop();
-    fs.rmSync(s.dataDir, { recursive: true, force: true });
-  });
+  };
 
   /** A new browser context and page; signed in through the login form unless told not to. */
   ctx.newPage = async ({ signIn = true } = {}) => {

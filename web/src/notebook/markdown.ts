@@ -41,6 +41,8 @@ export async function renderMarkdown(src: string, attachments?: Record<string, R
   }
   let html = marked.parse(parts.join(''), { async: false, gfm: true, breaks: false }) as string;
   html = DOMPurify.sanitize(html, { ADD_ATTR: ['target'] }) as unknown as string;
+  // Relative image paths name drive files: the notebook page loads them itself.
+  html = html.replace(/<img([^>]*?) src="(?![a-z][a-z0-9+.-]*:|\/\/)([^"]*)"/gi, '<img$1 data-drive-src="$2"');
   if (attachments) {
     html = html.replace(/src="attachment:([^"]+)"/g, (m, name) => {
       const a = attachments[decodeURIComponent(name)];

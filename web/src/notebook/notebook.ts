@@ -103,6 +103,7 @@ class Cell {
         h('button', { class: 'icon', title: 'Move cell up', onclick: () => nb.moveCell(this, -1) }, icon('up')),
         h('button', { class: 'icon', title: 'Move cell down', onclick: () => nb.moveCell(this, 1) }, icon('down')),
         h('button', { class: 'icon', title: 'Copy cell', onclick: () => nb.copyCells([this]) }, icon('copy')),
+        h('button', { class: 'icon', title: 'Clear output', onclick: () => { this.out.clear(); this.m.execution_count = null; this.updateGutter(); } }, icon('clear')),
         h('button', { class: 'icon', title: 'Delete cell', onclick: () => nb.deleteCell(this) }, icon('trash'))),
       h('div', { class: 'adder' },
         h('button', { title: 'Add a code cell below', onclick: () => nb.insertCell(this, 'code', 1) }, icon('plus'), ' Code'),
@@ -155,6 +156,7 @@ class Cell {
     const html = await renderMarkdown(src, this.m.attachments);
     if (src === this.m.source) {
       this.rendered.innerHTML = html;
+      this.nb.loadDriveImages(this.rendered);
       this.nb.tocChanged();
     }
   }
@@ -670,7 +672,9 @@ export class NotebookPage {
   // --- running ---
 
   async ensureKernel(): Promise<KernelClient> {
-    if (this.kernel && this.conn === 'connected') return this.kernel;
+    if (this.kernel && this.conn === 'connected' && this.kernelState !== 'dead') return this.kernel;
+    // A dead runtime is not coming back: replace it with a new one.
+    if (this.conn === 'connected') await this.disconnect(true);
     await this.connect();
     return this.kernel!;
   }
@@ -954,6 +958,24 @@ export class NotebookPage {
     if (r.content.status !== 'ok' || !r.content.found) return null;
     const text = r.content.data?.['text/plain'] || '';
     return `<pre>${ansi.ansi_to_html(text)}</pre>`;
+  }
+
+  /** Markdown images with a relative path are files of the drive, beside the
+   * notebook: read through the Contents API (the page cannot fetch them by URL). */
+  loadDriveImages(el: HTMLElement): void {
+    const dir = this.path.includes('/') ? this.path.slice(0, this.path.lastIndexOf('/')) : '';
+    for (const img of el.querySelectorAll<HTMLImageElement>('img[data-drive-src]')) {
+      const rel = img.dataset.driveSrc!;
+      const parts = (rel.startsWith('/') ? rel.slice(1) : (dir ? dir + '/' : '') + rel).split('/');
+      const out: string[] = [];
+      for (const p of parts) {
+        if (p === '..') out.pop();
+        else if (p && p !== '.') out.push(decodeURIComponent(p));
+      }
+      contents.get(out.join('/'), { type: 'file', format: 'base64' }).then((m) => {
+        img.src = `data:${m.mimetype || 'image/png'};base64,${(m.content as string).replace(/\n/g, '')}`;
+      }).catch(() => { img.alt = img.alt || `missing image: ${rel}`; img.classList.add('missing'); });
+    }
   }
 
   // --- runtime dialogs ---
