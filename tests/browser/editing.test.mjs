@@ -136,6 +136,8 @@ test('completion from the kernel, and help on Shift+Tab', async () => {
   await page.keyboard.press('Control+Space');
   const option = page.locator('.cm-tooltip-autocomplete li', { hasText: 'path' }).first();
   await option.waitFor();
+  // CodeMirror ignores Enter for 75 ms after the list opens (interactionDelay).
+  await page.waitForTimeout(200);
   await page.keyboard.press('Enter');
   assert.match(await page.locator('.cell').nth(1).locator('.cm-content').innerText(), /^os\.path/);
   await page.keyboard.press('Control+A');
@@ -165,4 +167,28 @@ test('the title renames the notebook; cells can be copied and pasted', async () 
   const nb = await ctx.api('GET', '/api/contents/second%20name.ipynb');
   assert.equal(nb.content.cells.length, 3);
   assert.notEqual(nb.content.cells[2].id, nb.content.cells[0].id, 'a pasted cell gets an id of its own');
+});
+
+test('a reload while a cell prints: the cell goes on showing its output, nothing twice, nothing lost', async () => {
+  const page = await openNotebook('reload.ipynb', [['code', 'import time\nfor i in range(8):\n    print("step", i, flush=True)\n    time.sleep(0.4)']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForFunction(() => /step 2/.test(document.querySelector('.cell .outputs').textContent));
+  await page.reload();
+  await page.waitForSelector('.cell');
+  await page.waitForFunction(() => /step 7/.test(document.querySelector('.cell .outputs').textContent), null, { timeout: 30000 });
+  await waitRun(page, 0, 30000);
+  const lines = (await outputText(page, 0)).trim().split('\n');
+  assert.deepEqual(lines, ['step 0', 'step 1', 'step 2', 'step 3', 'step 4', 'step 5', 'step 6', 'step 7']);
+  await saved(page);
+});
+
+test('reopening a notebook shows what a cell printed while it was closed', async () => {
+  const page = await openNotebook('closed.ipynb', [['code', 'import time\nprint("started", flush=True)\ntime.sleep(2)\nprint("finished while closed", flush=True)']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForFunction(() => /started/.test(document.querySelector('.cell .outputs').textContent));
+  await page.goto(`${ctx.server.baseUrl}/tree`);
+  await new Promise((r) => setTimeout(r, 5000)); // the run ends, and the hub records it into the file
+  await page.goto(`${ctx.server.baseUrl}/notebooks/closed.ipynb`);
+  await page.waitForFunction(() => /finished while closed/.test(document.querySelector('.cell .outputs')?.textContent || ''), null, { timeout: 15000 });
+  assert.match(await outputText(page, 0), /started\s+finished while closed/);
 });

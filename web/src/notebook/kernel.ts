@@ -95,7 +95,7 @@ export class KernelClient {
     const h = parent ? this.handlers.get(parent) : undefined;
     if (m.channel === 'iopub') {
       if (h) h.onIOPub(m);
-      else if (type !== 'status') this.onOther(m);
+      else this.onOther(m);
     } else if (m.channel === 'stdin') {
       if (h && type === 'input_request') h.onInput(m);
     } else if (m.channel === 'shell' || m.channel === 'control') {

@@ -360,7 +360,14 @@ export class NotebookPage {
     try { d = JSON.parse(localStorage.getItem(this.draftKey) || 'null'); } catch { d = null; }
     if (!d || !d.content) return;
     if (structureKey(d.content) === structureKey(disk)) {
-      localStorage.removeItem(this.draftKey);
+      // Same edits; the draft may still hold outputs newer than the last save (a
+      // reload while a cell printed), which are kept when the file is the draft's base.
+      if (d.lastModified === lastModified && !d.noOutputs && stable(d.content.cells) !== stable(disk.cells)) {
+        this.load({ ...disk, cells: d.content.cells }, lastModified);
+        this.changed(false);
+      } else {
+        localStorage.removeItem(this.draftKey);
+      }
       return;
     }
     const apply = () => {
@@ -474,7 +481,10 @@ export class NotebookPage {
     const onOnline = () => { this.kernel?.reconnectNow(); this.save(false); };
     window.addEventListener('online', onOnline);
     this.cleanup.push(() => window.removeEventListener('online', onOnline));
-    const onHide = () => { if (document.visibilityState === 'hidden') this.writeDraft(); };
+    const onHide = () => { if (document.visibilityState === 'hidden') this.writeDraftNow(); };
+    const onPageHide = () => this.writeDraftNow();
+    window.addEventListener('pagehide', onPageHide);
+    this.cleanup.push(() => window.removeEventListener('pagehide', onPageHide));
     document.addEventListener('visibilitychange', onHide);
     this.cleanup.push(() => document.removeEventListener('visibilitychange', onHide));
   }
@@ -871,6 +881,7 @@ export class NotebookPage {
       },
       onInput: (m: JMsg) => this.askInput(c, m.content.prompt, !!m.content.password),
     });
+    this.rememberRun(c.msgId, c.m.id);
   }
 
   askInput(c: Cell, prompt: string, password: boolean): void {
@@ -936,13 +947,53 @@ export class NotebookPage {
     this.showStatus();
   }
 
+  /** Runs this tab started, by request id, kept for the tab's life (sessionStorage):
+   * after a reload the hub replays what they printed meanwhile. */
+  private runsKey(): string {
+    return 'labbook:runs:' + this.path;
+  }
+  private runMap(): Record<string, string> {
+    try { return JSON.parse(sessionStorage.getItem(this.runsKey()) || '{}'); } catch { return {}; }
+  }
+  rememberRun(msgId: string, cellId: string): void {
+    const m = this.runMap();
+    m[msgId] = cellId;
+    const keys = Object.keys(m);
+    for (const k of keys.slice(0, Math.max(0, keys.length - 200))) delete m[k];
+    try { sessionStorage.setItem(this.runsKey(), JSON.stringify(m)); } catch { /* full: only replay suffers */ }
+  }
+
+  private foreign = new Map<string, Cell>();
+
+  /** Output of a run this page has no handler for: one started before a reload (known
+   * by its request id), or by another tab or program (known by its code when its
+   * execute_input is seen). Shown in its cell; anything else is left to the file. */
   onOtherOutput(m: JMsg): void {
-    // Output of a run started elsewhere (another tab, or before a reload): shown in
-    // its cell when the request named it.
-    const cellId = (m.metadata && m.metadata.cellId) || undefined;
-    if (!cellId) return;
-    const c = this.cells.find((x) => x.m.id === cellId);
-    if (c) c.out.handle(m.header.msg_type, m.content);
+    const parent = m.parent_header?.msg_id;
+    if (!parent || m.parent_header?.msg_type !== 'execute_request') return;
+    const t = m.header.msg_type;
+    let c = this.foreign.get(parent);
+    if (!c) {
+      const id = this.runMap()[parent];
+      c = id ? this.cells.find((x) => x.m.id === id) : undefined;
+      if (!c && t === 'execute_input') c = this.cells.find((x) => x.m.cell_type === 'code' && x.m.source === m.content.code && !x.msgId);
+      if (!c || c.msgId) return;
+      this.foreign.set(parent, c);
+    }
+    if (t === 'status') {
+      if (m.content.execution_state === 'idle') {
+        c.setDone();
+        this.foreign.delete(parent);
+        this.changed(false);
+      } else c.setRunning();
+    } else if (t === 'execute_input') {
+      c.out.clear();
+      c.m.execution_count = m.content.execution_count;
+      c.setRunning();
+    } else {
+      c.setRunning();
+      c.out.handle(t, m.content);
+    }
   }
 
   async complete(code: string, pos: number): Promise<{ matches: string[]; start: number; end: number } | null> {
