@@ -110,3 +110,18 @@ test('the files panel shows the drive and uploads into it; disconnect deletes th
   await page.waitForSelector('[data-testid=runtime-status][data-state=none]');
   assert.deepEqual(await ctx.api('GET', '/api/kernels'), []);
 });
+
+test('a runtime shut down elsewhere is noticed; the next run starts a new one', async () => {
+  const page = await openNotebook('culled.ipynb', [['code', 'import os\nprint(os.getpid())']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  const [k] = await ctx.api('GET', '/api/kernels');
+  await ctx.api('DELETE', `/api/kernels/${k.id}`);
+  await page.locator('.toast', { hasText: 'The runtime was shut down' }).waitFor({ timeout: 15000 });
+  await page.waitForSelector('[data-testid=runtime-status][data-state=none]');
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForFunction(() => /\[1\]/.test(document.querySelector('.cell .count').textContent) && !document.querySelector('.cell.running'), null, { timeout: 60000 });
+  const now = await ctx.api('GET', '/api/kernels');
+  assert.equal(now.length, 1);
+  assert.notEqual(now[0].id, k.id);
+});

@@ -588,7 +588,7 @@ export class NotebookPage {
       if ((k === 'arrowdown' || k === 'j') && i < this.cells.length - 1) { stop(); this.select(this.cells[i + 1]); }
       else if ((k === 'arrowup' || k === 'k') && i > 0) { stop(); this.select(this.cells[i - 1]); }
       else if (e.key === 'Enter') { stop(); this.sel.edit(); }
-    } else if (!this.editing() && ctrl && k === 'z' && t === document.body) {
+    } else if (!this.editing() && ctrl && k === 'z' && !e.shiftKey) {
       stop();
       this.undoOp();
     }
@@ -696,8 +696,10 @@ export class NotebookPage {
     return id;
   }
 
+  /** The notebook's kernelspec; the hub itself starts the GPU variant of a plain one
+   * for a notebook whose saved metadata.accelerator is "GPU" (Colab's field). */
   kernelName(): string {
-    return this.meta.kernelspec?.name || (this.meta.accelerator === 'GPU' ? 'python3-gpu' : 'python3');
+    return this.meta.kernelspec?.name || 'python3';
   }
 
   /** If this notebook already has a runtime (left running, or open in another tab),
@@ -718,7 +720,17 @@ export class NotebookPage {
       this.conn = 'starting';
       this.setStatus('Connecting…', 'connecting');
       try {
-        const s = await api<Session>('POST', '/api/sessions', { path: this.path, type: 'notebook', name: this.name, kernel: { name: kernelName || this.kernelName() } });
+        const want = kernelName || this.kernelName();
+        const start = (name: string) => api<Session>('POST', '/api/sessions', { path: this.path, type: 'notebook', name: this.name, kernel: { name } });
+        let s: Session;
+        try {
+          s = await start(want);
+        } catch (e) {
+          // A notebook from another server may name a runtime type this one lacks.
+          if (!(e instanceof ApiError && e.status === 404 && want !== 'python3')) throw e;
+          toast(`This server has no runtime type "${want}": using the default one.`, 'error', 8000);
+          s = await start('python3');
+        }
         this.session = s;
         this.kernel?.close();
         const k = new KernelClient(s.kernel.id, this.wsSessionId());
@@ -820,11 +832,10 @@ export class NotebookPage {
       this.gaugesEl.replaceChildren(...g.filter(Boolean) as HTMLElement[]);
       if (r.state === 'queued') { this.kernelState = 'queued'; this.queuePos = r.queue_position || 0; this.showStatus(); }
     } catch (e) {
-      if (e instanceof ApiError && e.status === 404) {
-        this.gaugesEl.textContent = '';
-        this.kernelState = 'dead';
-        this.reason = 'the runtime is gone';
-        this.showStatus();
+      if (e instanceof ApiError && e.status === 404 && this.session?.kernel.id === k.id) {
+        // Shut down elsewhere (another tab, idle culling, its maximum lifetime).
+        toast('The runtime was shut down. Running a cell starts a new one.', 'info', 8000);
+        this.disconnect(false);
       }
     }
   }
