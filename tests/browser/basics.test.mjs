@@ -45,3 +45,15 @@ test('new notebook: made in "Colab Notebooks", runs a cell, shows its output', a
   assert.match(await page.locator('.cell').nth(0).locator('.count').innerText(), /\[1\]/);
   assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Connected|Busy/);
 });
+
+test('the sign-in page also takes a token, and returns to the page asked for', async () => {
+  await ctx.api('PUT', '/api/contents/back.ipynb', { type: 'notebook', format: 'json', content: { nbformat: 4, nbformat_minor: 5, metadata: {}, cells: [] } });
+  const page = await ctx.newPage({ signIn: false });
+  await page.goto(`${ctx.server.baseUrl}/notebooks/back.ipynb`);
+  assert.match(page.url(), /\/login\?next=/);
+  await page.click('summary:has-text("Sign in with a token")');
+  await page.fill('input[name=token]', ctx.server.tokens.alice);
+  await page.click('button:has-text("Sign in with token")');
+  await page.waitForURL(/\/notebooks\/back\.ipynb$/);
+  await page.waitForSelector('.cell');
+});
