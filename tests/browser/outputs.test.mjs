@@ -120,3 +120,25 @@ test('markdown shows images from the drive by relative path; a cell\'s output ca
   await page.locator('.cell').nth(1).locator('button[title="Clear output"]').click();
   await page.waitForFunction(() => document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent === '');
 });
+
+test('a notebook from someone else cannot run script through attachments or math', async () => {
+  const nb = notebookJson([['markdown', 'x'], ['markdown', '<a title="$x$" href="#">link</a> $\\color{red}{y}$']]);
+  nb.cells[0].source = '![pic](attachment:a.png) ![svg](attachment:b.svg)';
+  nb.cells[0].attachments = {
+    'a.png': { 'image/png': `${PNG}" onerror="document.title='pwned'` },
+    'b.svg': { 'image/svg+xml': '<svg xmlns="http://www.w3.org/2000/svg" onload="parent.document.title=\'pwned\'"><circle r="5"/></svg>' },
+  };
+  await ctx.api('PUT', '/api/contents/hostile.ipynb', { type: 'notebook', format: 'json', content: nb });
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.server.baseUrl}/notebooks/hostile.ipynb`);
+  await page.locator('.cell').nth(1).locator('.katex').first().waitFor();
+  const imgs = page.locator('.cell').nth(0).locator('.rendered img');
+  assert.equal(await imgs.count(), 2);
+  for (let i = 0; i < 2; i++) {
+    assert.equal(await imgs.nth(i).getAttribute('onerror'), null);
+    assert.match(await imgs.nth(i).getAttribute('src'), /^data:image\//);
+  }
+  assert.equal(await page.locator('.cell [onerror], .cell [onload], .cell [onmouseover]').count(), 0);
+  await page.waitForTimeout(500);
+  assert.notEqual(await page.title(), 'pwned');
+});

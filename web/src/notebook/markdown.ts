@@ -40,16 +40,14 @@ export async function renderMarkdown(src: string, attachments?: Record<string, R
     });
   }
   let html = marked.parse(parts.join(''), { async: false, gfm: true, breaks: false }) as string;
-  html = DOMPurify.sanitize(html, { ADD_ATTR: ['target'] }) as unknown as string;
-  // Relative image paths name drive files: the notebook page loads them itself.
-  html = html.replace(/<img([^>]*?) src="(?![a-z][a-z0-9+.-]*:|\/\/)([^"]*)"/gi, '<img$1 data-drive-src="$2"');
+  // Attachments and math go in before sanitizing: what they bring comes from the
+  // notebook too, and must not break out of an attribute or a tag.
   if (attachments) {
     html = html.replace(/src="attachment:([^"]+)"/g, (m, name) => {
       const a = attachments[decodeURIComponent(name)];
-      if (!a) return m;
-      const mime = Object.keys(a).find((k) => k.startsWith('image/'));
-      if (!mime) return m;
-      const data = mime === 'image/svg+xml' ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(a[mime])}` : `data:${mime};base64,${a[mime]}`;
+      const mime = a && Object.keys(a).find((k) => /^image\/(png|jpeg|gif|webp|svg\+xml)$/.test(k));
+      if (!mime || typeof a[mime] !== 'string') return m;
+      const data = mime === 'image/svg+xml' ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(a[mime])}` : `data:${mime};base64,${a[mime].replace(/[^A-Za-z0-9+/=]/g, '')}`;
       return `src="${data}"`;
     });
   }
@@ -57,10 +55,13 @@ export async function renderMarkdown(src: string, attachments?: Record<string, R
     const katex = await loadKatex();
     html = html.replace(/@@LBMATH(\d+)@@/g, (_m, i) => {
       const { tex, display } = maths[Number(i)];
-      // KaTeX escapes what it prints; trust stays off, so \href and \html* do nothing.
+      // trust stays off, so \href and \html* do nothing.
       return katex.renderToString(tex, { displayMode: display, throwOnError: false, trust: false });
     });
   }
+  html = DOMPurify.sanitize(html, { ADD_ATTR: ['target'] }) as unknown as string;
+  // Relative image paths name drive files: the notebook page loads them itself.
+  html = html.replace(/<img([^>]*?) src="(?![a-z][a-z0-9+.-]*:|\/\/)([^"]*)"/gi, '<img$1 data-drive-src="$2"');
   return html;
 }
 
