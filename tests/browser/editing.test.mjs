@@ -192,3 +192,20 @@ test('reopening a notebook shows what a cell printed while it was closed', async
   await page.waitForFunction(() => /finished while closed/.test(document.querySelector('.cell .outputs')?.textContent || ''), null, { timeout: 15000 });
   assert.match(await outputText(page, 0), /started\s+finished while closed/);
 });
+
+test('outputs written into the file meanwhile (the hub\'s recorder) are kept, without asking', async () => {
+  const page = await openNotebook('recorded.ipynb', [['code', 'print("ran while away")'], ['code', '']]);
+  await new Promise((r) => setTimeout(r, 1100));
+  const nb = notebookJson([['code', 'print("ran while away")'], ['code', '']]);
+  nb.cells[0].outputs = [{ output_type: 'stream', name: 'stdout', text: 'ran while away\n' }];
+  nb.cells[0].execution_count = 7;
+  await ctx.api('PUT', '/api/contents/recorded.ipynb', { type: 'notebook', format: 'json', content: nb });
+  await typeInCell(page, 1, 'my_edit = 1');
+  await saved(page);
+  assert.equal(await page.locator('.modal').count(), 0, 'no question asked');
+  const disk = JSON.parse(fs.readFileSync(path.join(ctx.server.drive('alice'), 'recorded.ipynb'), 'utf8'));
+  assert.equal([].concat(disk.cells[1].source).join(''), 'my_edit = 1');
+  assert.equal([].concat(disk.cells[0].outputs[0].text).join(''), 'ran while away\n');
+  assert.equal(disk.cells[0].execution_count, 7);
+  assert.match(await outputText(page, 0), /ran while away/);
+});

@@ -82,6 +82,8 @@ class Cell {
   rendered: HTMLElement;
   running = false;
   queued = false;
+  /** This page changed the outputs (ran or cleared the cell) since it loaded them. */
+  touched = false;
   msgId: string | null = null;
   startedAt = 0;
   private timer = 0;
@@ -103,7 +105,7 @@ class Cell {
         h('button', { class: 'icon', title: 'Move cell up', onclick: () => nb.moveCell(this, -1) }, icon('up')),
         h('button', { class: 'icon', title: 'Move cell down', onclick: () => nb.moveCell(this, 1) }, icon('down')),
         h('button', { class: 'icon', title: 'Copy cell', onclick: () => nb.copyCells([this]) }, icon('copy')),
-        h('button', { class: 'icon', title: 'Clear output', onclick: () => { this.out.clear(); this.m.execution_count = null; this.updateGutter(); } }, icon('clear')),
+        h('button', { class: 'icon', title: 'Clear output', onclick: () => { this.touched = true; this.out.clear(); this.m.execution_count = null; this.updateGutter(); } }, icon('clear')),
         h('button', { class: 'icon', title: 'Delete cell', onclick: () => nb.deleteCell(this) }, icon('trash'))),
       h('div', { class: 'adder' },
         h('button', { title: 'Add a code cell below', onclick: () => nb.insertCell(this, 'code', 1) }, icon('plus'), ' Code'),
@@ -675,7 +677,7 @@ export class NotebookPage {
   }
 
   clearAllOutputs(): void {
-    for (const c of this.cells) if (c.m.cell_type === 'code') { c.out.clear(); c.m.execution_count = null; c.updateGutter(); }
+    for (const c of this.cells) if (c.m.cell_type === 'code') { c.touched = true; c.out.clear(); c.m.execution_count = null; c.updateGutter(); }
     this.changed(false);
   }
 
@@ -847,6 +849,7 @@ export class NotebookPage {
       return;
     }
     if (c.m.cell_type !== 'code' || c.running || c.queued) return;
+    c.touched = true;
     c.out.clear();
     c.m.execution_count = null;
     c.setQueued();
@@ -989,6 +992,7 @@ export class NotebookPage {
       c = id ? this.cells.find((x) => x.m.id === id) : undefined;
       if (!c && t === 'execute_input') c = this.cells.find((x) => x.m.cell_type === 'code' && x.m.source === m.content.code && !x.msgId);
       if (!c || c.msgId) return;
+      c.touched = true;
       this.foreign.set(parent, c);
     }
     if (t === 'status') {
@@ -1286,7 +1290,7 @@ export class NotebookPage {
     this.saving = true;
     this.updateSaveState();
     const seq = this.seq;
-    const content = this.serialize();
+    let content = this.serialize();
     try {
       let disk: any = null;
       try { disk = await contents.get(this.path, { content: false }); } catch (e) { if (!(e instanceof ApiError && e.status === 404)) throw e; }
@@ -1298,6 +1302,9 @@ export class NotebookPage {
           await this.conflict(full);
           return;
         }
+        // Only outputs changed: the hub recorded runs while no page was connected. Cells
+        // this page has not run since it loaded take the file's outputs, which are newer.
+        if (this.adoptOutputs(full.content)) content = this.serialize();
       }
       const r = await contents.save(this.path, { type: 'notebook', format: 'json', content });
       this.lastModified = r.last_modified;
@@ -1327,6 +1334,25 @@ export class NotebookPage {
   }
 
   changedDuringSave = false;
+
+  /** Takes the outputs of the file's cells for cells whose outputs this page has not
+   * changed since it loaded them. Returns whether any changed. */
+  adoptOutputs(disk: any): boolean {
+    const byId = new Map<string, any>((disk.cells || []).map((c: any) => [c.id, c]));
+    let any = false;
+    for (const c of this.cells) {
+      const d = byId.get(c.m.id);
+      if (!d || c.touched || c.m.cell_type !== 'code' || c.running || c.queued) continue;
+      const outputs = Array.isArray(d.outputs) ? d.outputs : [];
+      if (stable(outputs.map(outputToFile)) === stable(c.out.outputs.map(outputToFile)) && d.execution_count === c.m.execution_count) continue;
+      c.out.set(outputs);
+      c.m.outputs = outputs;
+      c.m.execution_count = typeof d.execution_count === 'number' ? d.execution_count : null;
+      c.updateGutter();
+      any = true;
+    }
+    return any;
+  }
 
   async conflict(disk: any): Promise<void> {
     this.conflictOpen = true;
