@@ -125,3 +125,20 @@ test('a runtime shut down elsewhere is noticed; the next run starts a new one', 
   assert.equal(now.length, 1);
   assert.notEqual(now[0].id, k.id);
 });
+
+test('factory reset wipes the runtime (its state, and in a sandbox its files) but not the drive', async () => {
+  const page = await openNotebook('reset.ipynb', [
+    ['code', 'import os\nsandboxed = os.path.isdir("/content/drive/MyDrive")\nif sandboxed:\n    open("/usr/local/labbook-reset-marker", "w").write("x")\nopen("kept.txt" if not sandboxed else "/content/drive/MyDrive/kept.txt", "w").write("kept")\nprint("sandboxed" if sandboxed else "unsandboxed")'],
+    ['code', 'import os\nprint(os.path.exists("/usr/local/labbook-reset-marker"), "sandboxed" in globals())'],
+  ]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Factory reset runtime")');
+  await page.click('.modal button:has-text("Reset")');
+  await page.locator('.toast', { hasText: 'The runtime was reset' }).waitFor({ timeout: 60000 });
+  await page.locator('.cell').nth(1).locator('.run').click();
+  await waitRun(page, 1);
+  assert.match(await outputText(page, 1), /^False False/);
+  assert.equal(fs.readFileSync(path.join(ctx.server.drive('alice'), 'kept.txt'), 'utf8'), 'kept');
+});

@@ -811,7 +811,7 @@ export class NotebookPage {
     else if (st === 'busy') this.setStatus('Busy', 'busy');
     else if (st === 'idle') this.setStatus('Connected', 'idle', `Runtime: ${this.session?.kernel.name}`);
     else if (st === 'restarting') this.setStatus('Restarting…', 'connecting', this.reason);
-    else if (st === 'dead') this.setStatus('Dead', 'dead', this.reason || 'The runtime is dead');
+    else if (st === 'dead') this.setStatus(this.reason ? `Dead: ${this.reason}` : 'Dead', 'dead', this.reason || 'The runtime is dead');
     else this.setStatus(st, 'connecting');
   }
 
