@@ -1,8 +1,8 @@
 // Home: the user's drive. Folders, notebooks and files; new notebook (in "Colab
 // Notebooks", as Colab does), new folder, upload by button or drag and drop with
 // progress, rename, move, delete, download; recent notebooks.
-import { ApiError, ContentsModel, contents, downloadFile, uploadFile } from './api';
-import { ask, clear, confirmBox, dialog, formatDate, formatSize, h, notebookUrl, recent, toast, treeUrl } from './ui';
+import { ContentsModel, contents, downloadFile, uploadFile } from './api';
+import { ask, clear, confirmBox, formatDate, formatSize, h, notebookUrl, recent, toast, treeUrl } from './ui';
 import { navigate, topBar } from './main';
 import { icon } from './icons';
 
@@ -15,10 +15,6 @@ export async function newNotebook(dir = NOTEBOOK_FOLDER): Promise<string> {
   return m.path;
 }
 
-function parentOf(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i < 0 ? '' : p.slice(0, i);
-}
 function join(dir: string, name: string): string {
   return dir ? `${dir}/${name}` : name;
 }
@@ -178,4 +174,3 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
   await refresh();
 }
 
-export { dialog, parentOf, ApiError };

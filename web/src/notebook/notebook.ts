@@ -2,10 +2,10 @@
 // its own chunk when a /notebooks/... page opens.
 import { EditorView } from '@codemirror/view';
 import { AnsiUp } from 'ansi_up';
-import { ApiError, api, contents, encodePath, saveBlob } from '../api';
+import { ApiError, api, contents, saveBlob } from '../api';
 import { navigate, setLeaveHook, topBar } from '../main';
 import { uploadInto } from '../home';
-import { ask, clear, confirmBox, dialog, formatSize, h, notebookUrl, recent, toast } from '../ui';
+import { clear, confirmBox, dialog, formatSize, h, notebookUrl, recent, toast } from '../ui';
 import { icon } from '../icons';
 import { createEditor, hideTip, highlightInto, Lang } from './editor';
 import { KernelClient, JMsg } from './kernel';
@@ -1410,4 +1410,3 @@ export async function openNotebook(root: HTMLElement, path: string): Promise<voi
   await page.open();
 }
 
-export { encodePath, ask };
