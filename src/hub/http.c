@@ -346,8 +346,6 @@ void http_pending_reply_raw(struct http_pending *p, int status, const char *cont
     pending_done(p);
 }
 
-/* Writes a small complete response straight away (for refusals before a request
- * object exists). Returns 0 or -1. */
 static bool has_header(struct http_req *req, const char *name);
 
 /* Headers every response carries unless its handler set its own (the UI's pages need
@@ -380,6 +378,8 @@ static int add_default_headers(struct lws *wsi, struct http_req *req, unsigned c
     return 0;
 }
 
+/* Writes a small complete response straight away (for refusals before a request
+ * object exists). Returns 0 or -1. */
 static int write_simple(struct lws *wsi, int status, const char *message)
 {
     unsigned char hbuf[LWS_PRE + 1024], *start = hbuf + LWS_PRE, *p = start,

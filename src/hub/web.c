@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "common/fsat.h"
 #include "common/log.h"
@@ -149,35 +150,79 @@ static bool takes_gzip(struct http_req *req)
     return !(str_starts_with(q, "q=0") && !(q[3] == '.' && q[4] >= '1' && q[4] <= '9'));
 }
 
+/* An asset read on the thread pool: the notebook's chunk is hundreds of KiB, and the
+ * loop never waits on a disk. */
+struct asset_job {
+    uv_work_t work;
+    struct http_pending *p;
+    char *dir, *rel;
+    bool gzip_ok; /* the client takes gzip and NAME.gz may exist */
+    bool gzipped; /* what was read is NAME.gz */
+    char *data;
+    size_t len;
+    int r;
+};
+
+static void asset_work(uv_work_t *w)
+{
+    struct asset_job *j = w->data;
+    if (j->gzip_ok) {
+        char *gz = xasprintf("%s.gz", j->rel);
+        j->gzipped = read_beneath(j->dir, gz, &j->data, &j->len) == 0;
+        free(gz);
+        if (j->gzipped)
+            return;
+    }
+    j->r = read_beneath(j->dir, j->rel, &j->data, &j->len);
+}
+
+static void asset_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct asset_job *j = w->data;
+    struct http_req *req = http_pending_req(j->p);
+    if (req && j->r == 0) {
+        bool compressible = str_ends_with(j->rel, ".js") || str_ends_with(j->rel, ".css");
+        http_add_header(req, "cache-control:", "public, max-age=31536000, immutable");
+        if (compressible)
+            http_add_header(req, "vary:", "accept-encoding");
+        if (j->gzipped)
+            http_add_header(req, "content-encoding:", "gzip");
+        if (str_ends_with(j->rel, ".html")) {
+            http_add_header(req, "content-security-policy:", FRAME_CSP);
+            http_add_header(req, "x-frame-options:", "sameorigin");
+        }
+        http_pending_reply_raw(j->p, 200, web_mime_of(j->rel), j->data, j->len, NULL);
+        j->data = NULL; /* owned by the response now */
+    } else if (req) {
+        http_pending_reply_error(j->p, 404, "Not Found");
+    } else {
+        http_pending_reply_raw(j->p, 0, NULL, NULL, 0, NULL); /* the client left */
+    }
+    free(j->data);
+    free(j->dir);
+    free(j->rel);
+    free(j);
+}
+
 void web_asset(struct hub *h, struct http_req *req, const char *rest)
 {
-    char *rel = NULL, *data = NULL, *dir = xasprintf("%s/assets", h->cfg.web_dir);
-    size_t len;
+    char *rel = NULL;
     if (fs_path_normalize(rest, &rel) < 0 || !*rel) {
+        free(rel);
         http_reply_error(req, 404, "Not Found");
-        goto out;
+        return;
     }
+    struct asset_job *j = xcalloc(1, sizeof(*j));
+    j->work.data = j;
+    j->dir = xasprintf("%s/assets", h->cfg.web_dir);
+    j->rel = rel;
     /* The build writes NAME.gz beside the larger scripts and styles: sent as they are
      * to clients that take gzip (the notebook's chunk is a third of its size). */
-    if (str_ends_with(rel, ".js") || str_ends_with(rel, ".css")) {
-        char *gz = xasprintf("%s.gz", rel);
-        bool found = takes_gzip(req) && read_beneath(dir, gz, &data, &len) == 0;
-        free(gz);
-        http_add_header(req, "vary:", "accept-encoding");
-        if (found)
-            http_add_header(req, "content-encoding:", "gzip");
+    j->gzip_ok = (str_ends_with(rel, ".js") || str_ends_with(rel, ".css")) && takes_gzip(req);
+    j->p = http_defer(req);
+    if (uv_queue_work(h->loop, &j->work, asset_work, asset_done) < 0) {
+        asset_work(&j->work);
+        asset_done(&j->work, 0);
     }
-    if (!data && read_beneath(dir, rel, &data, &len) < 0) {
-        http_reply_error(req, 404, "Not Found");
-        goto out;
-    }
-    http_add_header(req, "cache-control:", "public, max-age=31536000, immutable");
-    if (str_ends_with(rel, ".html")) {
-        http_add_header(req, "content-security-policy:", FRAME_CSP);
-        http_add_header(req, "x-frame-options:", "sameorigin");
-    }
-    http_reply(req, 200, web_mime_of(rel), data, len);
-out:
-    free(rel);
-    free(dir);
 }
