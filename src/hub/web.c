@@ -13,7 +13,6 @@
 #include <uv.h>
 
 #include "common/fsat.h"
-#include "common/log.h"
 #include "common/util.h"
 #include "hub/http.h"
 #include "hub/hub.h"
