@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PORT ?= 8888
 DATA ?= ./var
 
-.PHONY: all build run test check unit python integration fuzz deps test-deps clean
+.PHONY: all build web run test check unit python integration browser screenshots fuzz deps test-deps clean
 
 all: build
 
@@ -14,9 +14,13 @@ deps:
 test-deps:
 	@scripts/deps.sh --test
 
-build: deps
+build: deps web
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$$(nproc) -- --no-print-directory
+
+# The browser UI (TypeScript, bundled by esbuild) into web/dist, which the hub serves.
+web: deps
+	@web/build.sh
 
 run: build
 	$(BUILD)/labbook serve --data $(DATA) --port $(PORT)
@@ -35,7 +39,15 @@ python:
 integration: build test-deps
 	LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/integration/run.sh
 
-test: check unit python integration
+# playwright-core driving Debian's chromium against a real hub.
+browser: build test-deps
+	LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/browser/run.sh
+
+test: check unit python integration browser
+
+# Retakes docs/img/home.png and docs/img/notebook.png (shown in the README).
+screenshots: build test-deps
+	LABBOOK_SCREENSHOTS=docs LABBOOK_BIN=$(CURDIR)/$(BUILD)/labbook tests/browser/run.sh screenshots.test.mjs
 
 check:
 	@scripts/check-source.sh
@@ -45,4 +57,4 @@ fuzz:
 	tests/fuzz/build.sh $(or $(SECONDS),60)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) web/dist

@@ -14,6 +14,9 @@
 #ifndef LABBOOK_PYTHON_DIR /* set by CMake: the source tree's python/ folder */
 #define LABBOOK_PYTHON_DIR "/usr/lib/labbook/python"
 #endif
+#ifndef LABBOOK_WEB_DIR /* set by CMakeLists.txt: the source tree's web/dist */
+#define LABBOOK_WEB_DIR "web/dist"
+#endif
 
 struct load_ctx {
     struct config *cfg;
@@ -129,6 +132,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
             r = set_str(&cfg->data_dir, value);
         else if (!strcmp(name, "user"))
             r = *value ? set_str(&cfg->user, value) : -1;
+        else if (!strcmp(name, "web_dir"))
+            r = set_str(&cfg->web_dir, value);
         else if (!strcmp(name, "max_body_mb"))
             r = set_int(&cfg->max_body, value, 1, 1 << 20, MB);
         else if (!strcmp(name, "max_ws_message_mb"))
@@ -224,6 +229,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->bind = xstrdup("127.0.0.1");
     cfg->port = 8888;
     cfg->data_dir = xstrdup("./var");
+    cfg->web_dir = xstrdup(LABBOOK_WEB_DIR);
     cfg->max_body = 256 * MB;
     cfg->max_ws_message = 256 * MB;
     cfg->ws_queue_max = 512 * MB;
@@ -291,6 +297,7 @@ void config_free(struct config *cfg)
     free(cfg->gpu_provider);
     free(cfg->bind);
     free(cfg->data_dir);
+    free(cfg->web_dir);
     free(cfg->default_kernel);
     free(cfg->user);
     free(cfg->python_path);

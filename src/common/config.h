@@ -34,6 +34,7 @@ struct config {
     int log_level;          /* log_level = info (debug, info, warn, error) */
     char *user;             /* user = labbook: started as root, the hub runs as this user and a
                                launcher keeps root (docs/launcher.md); "root": no separation */
+    char *web_dir;          /* web_dir = the built UI (web/dist of the source tree) */
     /* [kernels] */
     char *default_kernel;    /* default = python3 */
     int start_timeout_s;     /* start_timeout_s = 60 */

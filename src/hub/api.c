@@ -1,7 +1,7 @@
 /* The router and the small API areas: /api, /api/status, /api/me, /api/kernelspecs,
  * /kernelspecs/ resources, /api/kernels, and /api/contents (run on the thread pool),
- * plus the pages (/, /login, /logout); the drive's routes (/api/uploads, /api/drive,
- * /files) dispatch into their own files. */
+ * plus the pages (/login, /logout, and the UI's through web.c); the drive's routes
+ * (/api/uploads, /api/drive, /files) dispatch into their own files. */
 #include "hub/api.h"
 
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include "hub/kernels.h"
 #include "hub/sessions.h"
 #include "hub/tus.h"
+#include "hub/web.h"
 
 #define LABBOOK_VERSION "0.1.0"
 
@@ -428,18 +429,6 @@ static void me_api(struct http_req *req)
                               "initials", initials, "avatar_url", "color", "permissions"));
 }
 
-static void home_page(struct http_req *req)
-{
-    const struct http_req_view *v = http_view(req);
-    char *page = xasprintf(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>labbook</title></head><body>"
-        "<main><h1>labbook</h1><p>Signed in as <b>%s</b>. <a href=\"/logout\">Sign out</a></p>"
-        "<p>Connect JupyterLab or VS Code (\"existing Jupyter server\") to this server's URL "
-        "with an API token from <code>labbook user token %s</code>.</p></main></body></html>",
-        v->user.name, v->user.name);
-    http_reply(req, 200, "text/html; charset=utf-8", page, strlen(page));
-}
-
 bool api_route_head(struct hub *h, struct http_req *req)
 {
     const struct http_req_view *v = http_view(req);
@@ -483,9 +472,22 @@ void api_route(struct hub *h, struct http_req *req)
         if (str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) {
             http_reply_error(req, 403, "Forbidden: authentication required");
         } else {
-            char *loc = xasprintf("/login?next=%s", "/");
-            http_add_header(req, "location:", loc);
-            free(loc);
+            /* Back to the page asked for after signing in (login only follows paths
+             * on this server). */
+            struct buf loc = {0};
+            buf_append(&loc, "/login?next=", 12);
+            const char *page = web_is_page(path) ? path : "/";
+            for (const unsigned char *c = (const unsigned char *)page; *c; c++) {
+                char esc[4];
+                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                    (*c >= '0' && *c <= '9') || strchr("/-_.~", *c))
+                    buf_append(&loc, (const char *)c, 1);
+                else
+                    buf_append(&loc, esc, (size_t)snprintf(esc, sizeof(esc), "%%%02X", *c));
+            }
+            char *l = buf_steal(&loc, NULL);
+            http_add_header(req, "location:", l);
+            free(l);
             http_reply_empty(req, 302);
         }
         return;
@@ -494,8 +496,11 @@ void api_route(struct hub *h, struct http_req *req)
         http_reply_error(req, 403, "'_xsrf' argument missing from %s", v->method_name);
         return;
     }
-    if (!strcmp(path, "/") || !strcmp(path, "/tree") || !strcmp(path, "/lab")) {
-        home_page(req);
+    if (web_is_page(path) && (v->method == HTTP_GET || v->method == HTTP_HEAD)) {
+        web_page(h, req);
+    } else if (str_starts_with(path, "/assets/") &&
+               (v->method == HTTP_GET || v->method == HTTP_HEAD)) {
+        web_asset(h, req, path + strlen("/assets/"));
     } else if (!strcmp(path, "/api/status")) {
         status_api(h, req);
     } else if (!strcmp(path, "/api/me")) {

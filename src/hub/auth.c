@@ -192,6 +192,18 @@ static const char *safe_next(const char *next)
     return next;
 }
 
+/* The sign-in page's look, matching the UI's (web/src/style.css). */
+#define LOGIN_CSS                                                                                  \
+    "body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#202124;background:#f8f9fa}"          \
+    "main{max-width:360px;margin:12vh auto;background:#fff;border:1px solid #dadce0;"              \
+    "border-radius:8px;padding:32px 36px}h1{font-weight:500;margin:0 0 16px}h1 "                   \
+    "span{color:#f9ab00}"                                                                          \
+    "label{display:flex;flex-direction:column;font-size:13px;color:#5f6368;margin:10px 0}"         \
+    "input{font:inherit;padding:8px;border:1px solid #dadce0;border-radius:4px;margin-top:4px}"    \
+    "button{font:inherit;background:#1a73e8;color:#fff;border:0;border-radius:4px;"                \
+    "padding:8px 20px;margin-top:8px;cursor:pointer}p[role=alert]{color:#c5221f;margin:0}"         \
+    "details{margin-top:20px;font-size:13px}summary{cursor:pointer;color:#1a73e8}"
+
 static void login_form(struct http_req *req, int status, const char *error, const char *next)
 {
     char xsrf[40];
@@ -199,17 +211,30 @@ static void login_form(struct http_req *req, int status, const char *error, cons
     char *enext = html_escape(safe_next(next));
     char *eerr = error ? html_escape(error) : xstrdup("");
     char *page = xasprintf(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign in - labbook</title>"
-        "<meta name=\"viewport\" content=\"width=device-width\"></head><body>"
-        "<main><h1>labbook</h1><form method=\"post\" action=\"/login\">"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in - "
+        "labbook</title><meta name=\"viewport\" content=\"width=device-width\"><style>" LOGIN_CSS
+        "</style></head><body><main><h1><span>&#9670;</span> labbook</h1>"
+        "<form method=\"post\" action=\"/login\">"
         "<p role=\"alert\">%s</p>"
-        "<label>User <input name=\"username\" autocomplete=\"username\" required></label><br>"
+        "<label>User <input name=\"username\" autocomplete=\"username\" required "
+        "autofocus></label>"
         "<label>Password <input name=\"password\" type=\"password\" "
-        "autocomplete=\"current-password\" required></label><br>"
+        "autocomplete=\"current-password\" required></label>"
         "<input type=\"hidden\" name=\"_xsrf\" value=\"%s\">"
         "<input type=\"hidden\" name=\"next\" value=\"%s\">"
-        "<button type=\"submit\">Sign in</button></form></main></body></html>",
-        eerr, xsrf, enext);
+        "<button type=\"submit\">Sign in</button></form>"
+        "<details><summary>Sign in with a token</summary>"
+        "<form method=\"get\" action=\"/login\"><label><span>Token (from <code>labbook user "
+        "token</code>, or the link <code>make run</code> printed)</span> <input name=\"token\" "
+        "type=\"password\" autocomplete=\"off\" required></label>"
+        "<input type=\"hidden\" name=\"next\" value=\"%s\">"
+        "<button type=\"submit\">Sign in with token</button></form></details>"
+        "</main></body></html>",
+        eerr, xsrf, enext, enext);
+    /* The page's own style is inline: allow that, and nothing else. */
+    http_add_header(req, "content-security-policy:",
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                    "frame-ancestors 'none'; base-uri 'none'");
     free(enext);
     free(eerr);
     http_reply(req, status, "text/html; charset=utf-8", page, strlen(page));

@@ -1,0 +1,146 @@
+// The runtime: change its type (GPU, from the hub's kernelspec variants), the
+// notebook's metadata.accelerator following it, gauges, "Manage sessions", and a lost
+// connection that shows its state and comes back by itself.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { useBrowser, notebookJson, typeInCell, waitRun, outputText } from './lib/browser.mjs';
+
+const ctx = useBrowser({ config: '[runtimes]\ngpus = fake:1\n', users: ['alice', 'bob'] });
+
+async function openNotebook(name, cells) {
+  await ctx.api('PUT', `/api/contents/${name}`, { type: 'notebook', format: 'json', content: notebookJson(cells) });
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.server.baseUrl}/notebooks/${name}`);
+  await page.waitForSelector('.cell');
+  return page;
+}
+
+test('change runtime type to GPU: the notebook says so (metadata.accelerator) and the runtime has it', async () => {
+  const page = await openNotebook('gpu.ipynb', [['code', 'import os\nprint(os.environ.get("CUDA_VISIBLE_DEVICES"))']]);
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Change runtime type")');
+  const select = page.locator('.modal select');
+  // The dialog opens once /api/kernelspecs has answered: wait for its options.
+  await page.waitForSelector('.modal select option', { state: 'attached' });
+  const options = await select.locator('option').allTextContents();
+  assert.ok(options.some((o) => /GPU/.test(o)), `a GPU type is offered: ${options}`);
+  await select.selectOption('python3-gpu');
+  await page.click('.modal button:has-text("Save")');
+  await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
+  const nb = await ctx.api('GET', '/api/contents/gpu.ipynb');
+  assert.equal(nb.content.metadata.accelerator, 'GPU');
+  assert.equal(nb.content.metadata.kernelspec.name, 'python3-gpu');
+
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  assert.match(await outputText(page, 0), /GPU-fa4e/);
+  const kernels = await ctx.api('GET', '/api/kernels');
+  assert.deepEqual(kernels.map((k) => k.name), ['python3-gpu']);
+  // The gauges show the runtime's figures.
+  await page.locator('.gauges .gauge', { hasText: 'RAM' }).waitFor({ timeout: 15000 });
+  assert.match(await page.locator('.gauges').innerText(), /GPU 0/);
+
+  // Manage sessions lists it, and terminates it.
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Manage sessions")');
+  const row = page.locator('.modal tr', { hasText: 'gpu.ipynb' });
+  await row.waitFor();
+  assert.match(await row.innerText(), /GPU/);
+  await row.locator('button:has-text("Terminate")').click();
+  await page.locator('.modal', { hasText: 'You have no runtimes' }).waitFor();
+  assert.deepEqual(await ctx.api('GET', '/api/kernels'), []);
+});
+
+test('a lost connection shows its state and reconnects by itself, output included', async () => {
+  const page = await openNotebook('reconnect.ipynb', [['code', 'x = 41'], ['code', 'import time\ntime.sleep(3)\nprint(x + 1)']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  await page.locator('.cell').nth(1).locator('.run').click();
+  await page.waitForSelector('.cell.running');
+  // The hub restarts: runtimes outlive it, and the page notices and comes back.
+  const states = [];
+  await page.exposeFunction('noteState', (s) => states.push(s));
+  await page.evaluate(() => new MutationObserver(() => window.noteState(document.querySelector('[data-testid=runtime-status]').dataset.state + ':' + document.querySelector('[data-testid=runtime-status]').innerText))
+    .observe(document.querySelector('[data-testid=runtime-status]'), { attributes: true, subtree: true, childList: true, characterData: true }));
+  await ctx.server.restart();
+  await waitRun(page, 1, 60000);
+  assert.match(await outputText(page, 1), /42/);
+  assert.ok(states.some((s) => /Reconnecting/.test(s)), `the page said it was reconnecting: ${states}`);
+  assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Connected|Busy/);
+});
+
+test('waiting for a GPU shows the place in the queue, then the runtime starts', async () => {
+  // bob holds the only GPU.
+  const bobs = await ctx.api('POST', '/api/kernels', { name: 'python3-gpu' }, 'bob');
+  const nb = notebookJson([['code', 'print("got the GPU")']]);
+  nb.metadata.accelerator = 'GPU';
+  nb.metadata.kernelspec = { name: 'python3-gpu', display_name: 'Python 3 (GPU)', language: 'python' };
+  await ctx.api('PUT', '/api/contents/queued.ipynb', { type: 'notebook', format: 'json', content: nb });
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.server.baseUrl}/notebooks/queued.ipynb`);
+  await page.waitForSelector('.cell');
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForSelector('[data-testid=runtime-status][data-state=queued]');
+  assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Queued \(position 1\)/);
+  await ctx.api('DELETE', `/api/kernels/${bobs.id}`, undefined, 'bob');
+  await waitRun(page, 0, 60000);
+  assert.match(await outputText(page, 0), /got the GPU/);
+  assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Connected|Busy/);
+});
+
+test('the files panel shows the drive and uploads into it; disconnect deletes the runtime', async () => {
+  await ctx.api('PUT', '/api/contents/data', { type: 'directory' });
+  await ctx.api('PUT', '/api/contents/data/rows.txt', { type: 'file', format: 'text', content: 'a\nb\n' });
+  const page = await openNotebook('panel.ipynb', [['code', 'print(1)']]);
+  await page.click('button[title=Files]');
+  const tree = page.locator('.nb-side .tree');
+  await tree.locator('a', { hasText: 'data' }).click();
+  await tree.locator('a', { hasText: 'rows.txt' }).waitFor();
+  const download = page.waitForEvent('download');
+  await tree.locator('li', { hasText: 'rows.txt' }).locator('button[title=Download]').click();
+  assert.equal((await import('node:fs')).readFileSync(await (await download).path(), 'utf8'), 'a\nb\n');
+  await page.setInputFiles('.nb-side input[type=file]', { name: 'from-panel.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
+  await tree.locator('a', { hasText: 'from-panel.txt' }).waitFor();
+
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  assert.equal((await ctx.api('GET', '/api/kernels')).length, 1);
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Disconnect and delete runtime")');
+  await page.waitForSelector('[data-testid=runtime-status][data-state=none]');
+  assert.deepEqual(await ctx.api('GET', '/api/kernels'), []);
+});
+
+test('a runtime shut down elsewhere is noticed; the next run starts a new one', async () => {
+  const page = await openNotebook('culled.ipynb', [['code', 'import os\nprint(os.getpid())']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  const [k] = await ctx.api('GET', '/api/kernels');
+  await ctx.api('DELETE', `/api/kernels/${k.id}`);
+  await page.locator('.toast', { hasText: 'The runtime was shut down' }).waitFor({ timeout: 15000 });
+  await page.waitForSelector('[data-testid=runtime-status][data-state=none]');
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForFunction(() => /\[1\]/.test(document.querySelector('.cell .count').textContent) && !document.querySelector('.cell.running'), null, { timeout: 60000 });
+  const now = await ctx.api('GET', '/api/kernels');
+  assert.equal(now.length, 1);
+  assert.notEqual(now[0].id, k.id);
+});
+
+test('factory reset wipes the runtime (its state, and in a sandbox its files) but not the drive', async () => {
+  const page = await openNotebook('reset.ipynb', [
+    ['code', 'import os\nsandboxed = os.path.isdir("/content/drive/MyDrive")\nif sandboxed:\n    open("/usr/local/labbook-reset-marker", "w").write("x")\nopen("kept.txt" if not sandboxed else "/content/drive/MyDrive/kept.txt", "w").write("kept")\nprint("sandboxed" if sandboxed else "unsandboxed")'],
+    ['code', 'import os\nprint(os.path.exists("/usr/local/labbook-reset-marker"), "sandboxed" in globals())'],
+  ]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Factory reset runtime")');
+  await page.click('.modal button:has-text("Reset")');
+  await page.locator('.toast', { hasText: 'The runtime was reset' }).waitFor({ timeout: 60000 });
+  await page.locator('.cell').nth(1).locator('.run').click();
+  await waitRun(page, 1);
+  assert.match(await outputText(page, 1), /^False False/);
+  assert.equal(fs.readFileSync(path.join(ctx.server.drive('alice'), 'kept.txt'), 'utf8'), 'kept');
+});

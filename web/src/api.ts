@@ -1,0 +1,169 @@
+// The hub's REST API as the UI uses it: fetch with the session cookie and the XSRF
+// header (double submit of the `_xsrf` cookie), the Contents API, and uploads.
+
+export class ApiError extends Error {
+  constructor(public status: number, message: string) {
+    super(message);
+  }
+}
+
+/** The `_xsrf` cookie the hub set at sign-in; sent back as X-XSRFToken. */
+export function xsrfToken(): string {
+  const m = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+/** A drive path as a URL path: each component encoded. */
+export function encodePath(p: string): string {
+  return p.split('/').filter((s) => s !== '').map(encodeURIComponent).join('/');
+}
+
+export async function api<T = any>(method: string, url: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const headers: Record<string, string> = { 'X-XSRFToken': xsrfToken() };
+  let payload: string | undefined;
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  let r: Response;
+  try {
+    r = await fetch(url, { method, headers, body: payload, credentials: 'same-origin', signal });
+  } catch (e) {
+    throw new ApiError(0, 'the server cannot be reached');
+  }
+  if (r.status === 403 && /authentication required/.test(await r.clone().text())) {
+    location.href = '/login?next=' + encodeURIComponent(location.pathname);
+  }
+  if (!r.ok) {
+    let msg = `${r.status} ${r.statusText}`;
+    try {
+      const j = await r.json();
+      if (j && j.message) msg = j.message;
+    } catch { /* not JSON */ }
+    throw new ApiError(r.status, msg);
+  }
+  if (r.status === 204) return undefined as T;
+  const text = await r.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+export interface ContentsModel {
+  name: string;
+  path: string;
+  type: 'directory' | 'file' | 'notebook';
+  last_modified: string;
+  created: string;
+  size: number | null;
+  mimetype: string | null;
+  format: string | null;
+  content: any;
+  hash?: string;
+}
+
+const contentsUrl = (p: string) => '/api/contents/' + encodePath(p);
+
+export const contents = {
+  get(p: string, opts: { content?: boolean; type?: string; format?: string } = {}): Promise<ContentsModel> {
+    const q = new URLSearchParams();
+    q.set('content', opts.content === false ? '0' : '1');
+    if (opts.type) q.set('type', opts.type);
+    if (opts.format) q.set('format', opts.format);
+    return api('GET', contentsUrl(p) + '?' + q.toString());
+  },
+  save(p: string, model: Partial<ContentsModel>): Promise<ContentsModel> {
+    return api('PUT', contentsUrl(p), model);
+  },
+  newUntitled(dir: string, type: 'notebook' | 'directory' | 'file'): Promise<ContentsModel> {
+    return api('POST', contentsUrl(dir), type === 'file' ? { type, ext: '.txt' } : { type });
+  },
+  rename(from: string, to: string): Promise<ContentsModel> {
+    return api('PATCH', contentsUrl(from), { path: to });
+  },
+  remove(p: string): Promise<void> {
+    return api('DELETE', contentsUrl(p));
+  },
+  async exists(p: string): Promise<boolean> {
+    try {
+      await contents.get(p, { content: false });
+      return true;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return false;
+      throw e;
+    }
+  },
+};
+
+function base64Of(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function putWithProgress(url: string, body: string, onProgress: (loaded: number) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open('PUT', url);
+    x.setRequestHeader('Content-Type', 'application/json');
+    x.setRequestHeader('X-XSRFToken', xsrfToken());
+    x.upload.onprogress = (e) => onProgress(e.loaded / Math.max(1, e.total));
+    x.onload = () => {
+      if (x.status >= 200 && x.status < 300) resolve();
+      else {
+        let msg = `${x.status} ${x.statusText}`;
+        try { msg = JSON.parse(x.responseText).message || msg; } catch { /* not JSON */ }
+        reject(new ApiError(x.status, msg));
+      }
+    };
+    x.onerror = () => reject(new ApiError(0, 'the server cannot be reached'));
+    x.send(body);
+  });
+}
+
+const CHUNK = 4 << 20;
+
+/** Uploads a file into the drive at `dest`, in 4 MiB chunks (JupyterLab's chunked
+ * PUT), reporting progress from 0 to 1. */
+export async function uploadFile(file: File, dest: string, onProgress: (f: number) => void): Promise<void> {
+  const url = contentsUrl(dest);
+  const total = Math.max(1, file.size);
+  if (file.size <= CHUNK) {
+    const b64 = base64Of(new Uint8Array(await file.arrayBuffer()));
+    await putWithProgress(url, JSON.stringify({ type: 'file', format: 'base64', name: file.name, path: dest, content: b64 }),
+      (f) => onProgress(f));
+    onProgress(1);
+    return;
+  }
+  for (let off = 0, n = 1; off < file.size; off += CHUNK, n++) {
+    const last = off + CHUNK >= file.size;
+    const b64 = base64Of(new Uint8Array(await file.slice(off, off + CHUNK).arrayBuffer()));
+    const body = JSON.stringify({ type: 'file', format: 'base64', name: file.name, path: dest, content: b64, chunk: last ? -1 : n });
+    const size = Math.min(CHUNK, file.size - off);
+    await putWithProgress(url, body, (f) => onProgress((off + f * size) / total));
+  }
+  onProgress(1);
+}
+
+/** Downloads a drive file to the user's computer. */
+export async function downloadFile(p: string): Promise<void> {
+  const m = await contents.get(p, { format: 'base64', type: 'file' });
+  const bin = atob(m.content as string);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  saveBlob(new Blob([bytes], { type: m.mimetype || 'application/octet-stream' }), m.name);
+}
+
+export function saveBlob(blob: Blob, name: string): void {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+export interface Me { identity: { username: string; display_name: string; initials: string } }
+
+export function me(): Promise<Me> {
+  return api('GET', '/api/me');
+}

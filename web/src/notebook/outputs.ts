@@ -1,0 +1,313 @@
+// A code cell's outputs: the nbformat output list (what is saved) and its view.
+// Streams join as JupyterLab joins them and apply \r and \b, so a tqdm or Keras
+// progress bar is one updating line; the view is redrawn at most once per animation
+// frame, so typing stays instant while a cell streams. HTML and JavaScript outputs
+// run only inside a sandboxed iframe on an opaque origin (allow-scripts without
+// allow-same-origin): they can never act as the user.
+import { AnsiUp } from 'ansi_up';
+import { saveBlob } from '../api';
+import { renderLatex, renderMarkdown } from './markdown';
+
+export type Output = Record<string, any>;
+
+const ansi = new AnsiUp();
+ansi.use_classes = true;
+
+/** Appends a chunk of stream text to `prev`, applying carriage returns (what follows
+ * overwrites the line from its start) and backspaces (remove the character before).
+ * A trailing \r is kept so that the next chunk overwrites the line. */
+export function appendStream(prev: string, chunk: string): string {
+  let cr = prev.endsWith('\r');
+  if (cr) prev = prev.slice(0, -1);
+  const nl = prev.lastIndexOf('\n');
+  let head = prev.slice(0, nl + 1);
+  let line = Array.from(prev.slice(nl + 1));
+  let col = cr ? 0 : line.length;
+  const lines: string[] = [];
+  cr = false;
+  for (let i = 0; i < chunk.length; i++) {
+    let c = chunk[i];
+    const code = c.charCodeAt(0);
+    if (code >= 0xd800 && code < 0xdc00 && i + 1 < chunk.length) c += chunk[++i];
+    if (c === '\n' || (c === '\r' && chunk[i + 1] === '\n')) {
+      if (c === '\r') i++;
+      lines.push(line.join(''));
+      line = [];
+      col = 0;
+      cr = false;
+    } else if (c === '\r') {
+      col = 0;
+      cr = true;
+    } else if (c === '\b') {
+      if (col > 0) { line.splice(col - 1, 1); col--; }
+    } else {
+      if (col < line.length) line[col] = c;
+      else line.push(c);
+      col++;
+      cr = false;
+    }
+  }
+  if (lines.length) head += lines.join('\n') + '\n';
+  return head + line.join('') + (cr && col === 0 && line.length ? '\r' : '');
+}
+
+/** Joins nbformat's multiline form (a list of lines) into one string. */
+export function joinText(v: any): string {
+  return Array.isArray(v) ? v.join('') : typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v);
+}
+
+const HEAD_LINES = 200;
+const TAIL_LINES = 200;
+const BIG_CHARS = 200_000;
+
+// HTML outputs live in frames loaded from the hub's frame page (its own strict origin
+// rules: see web.c), which ask for their HTML once loaded and then report their height.
+const frameHtml = new WeakMap<HTMLIFrameElement, string>();
+function frameOf(w: MessageEventSource | null): HTMLIFrameElement | undefined {
+  for (const f of document.querySelectorAll<HTMLIFrameElement>('iframe.out-frame')) if (f.contentWindow === w) return f;
+  return undefined;
+}
+window.addEventListener('message', (e) => {
+  if (!e.data || typeof e.data !== 'object') return;
+  const f = frameOf(e.source);
+  if (!f) return;
+  if (e.data.labbookReady) (e.source as Window).postMessage({ labbookHtml: frameHtml.get(f) ?? '' }, '*');
+  else if (typeof e.data.labbookHeight === 'number') f.style.height = Math.min(Math.max(20, e.data.labbookHeight + 4), 4000) + 'px';
+});
+
+function sandboxFrame(html: string): HTMLIFrameElement {
+  const f = document.createElement('iframe');
+  f.className = 'out-frame';
+  f.setAttribute('sandbox', 'allow-scripts allow-popups allow-popups-to-escape-sandbox allow-forms');
+  f.setAttribute('referrerpolicy', 'no-referrer');
+  f.src = document.documentElement.dataset.frame || '/assets/frame.html';
+  f.style.height = '24px';
+  frameHtml.set(f, html);
+  return f;
+}
+
+function ansiPre(text: string, cls: string): HTMLElement {
+  const pre = document.createElement('pre');
+  pre.className = cls;
+  pre.innerHTML = ansi.ansi_to_html(text);
+  return pre;
+}
+
+/** A long text shows its head and tail, with buttons to see or download all of it. */
+function bigText(text: string, cls: string, name: string): HTMLElement {
+  const lines = text.split('\n');
+  if (text.length <= BIG_CHARS && lines.length <= HEAD_LINES + TAIL_LINES + 50) return ansiPre(text, cls);
+  const box = document.createElement('div');
+  box.className = 'big-output';
+  let headN = HEAD_LINES, tailN = TAIL_LINES;
+  let head = lines.slice(0, headN).join('\n');
+  let tail = lines.slice(-tailN).join('\n');
+  // One enormous line: cut by characters instead.
+  if (head.length + tail.length > BIG_CHARS) {
+    head = text.slice(0, BIG_CHARS / 2);
+    tail = text.slice(-BIG_CHARS / 2);
+  }
+  const hidden = text.length - head.length - tail.length;
+  const bar = document.createElement('div');
+  bar.className = 'big-bar';
+  bar.textContent = `… ${lines.length > headN + tailN ? (lines.length - headN - tailN).toLocaleString() + ' more lines, ' : ''}${hidden.toLocaleString()} characters not shown … `;
+  const all = document.createElement('button');
+  all.textContent = 'Show all';
+  all.onclick = () => box.replaceWith(ansiPre(text, cls));
+  const dl = document.createElement('button');
+  dl.textContent = 'Download';
+  dl.onclick = () => saveBlob(new Blob([text], { type: 'text/plain' }), name);
+  bar.append(all, ' ', dl);
+  box.append(ansiPre(head, cls), bar, ansiPre(tail, cls));
+  return box;
+}
+
+const MIME_ORDER = ['application/javascript', 'text/html', 'text/markdown', 'text/latex', 'image/svg+xml', 'image/png', 'image/jpeg', 'image/gif', 'application/json', 'text/plain'];
+
+function renderData(data: Record<string, any>, metadata: Record<string, any> = {}): HTMLElement {
+  const mime = MIME_ORDER.find((m) => m in data) ?? Object.keys(data)[0];
+  const el = document.createElement('div');
+  el.className = 'out-data';
+  if (!mime) return el;
+  const v = data[mime];
+  switch (mime) {
+    case 'application/javascript':
+      el.append(sandboxFrame(`<div id="output"></div><script>var element=document.getElementById("output");${joinText(v).replace(/<\/script/gi, '<\\/script')}</script>`));
+      break;
+    case 'text/html':
+      el.append(sandboxFrame(joinText(v)));
+      break;
+    case 'text/markdown':
+      el.classList.add('markdown');
+      renderMarkdown(joinText(v)).then((html) => { el.innerHTML = html; });
+      break;
+    case 'text/latex':
+      renderLatex(joinText(v)).then((html) => { el.innerHTML = html; });
+      break;
+    case 'image/svg+xml': {
+      const img = document.createElement('img');
+      img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(joinText(v));
+      el.append(img);
+      break;
+    }
+    case 'image/png': case 'image/jpeg': case 'image/gif': {
+      const img = document.createElement('img');
+      img.src = `data:${mime};base64,${joinText(v).replace(/\n/g, '')}`;
+      const md = metadata[mime] || metadata;
+      if (md && md.width) img.width = md.width;
+      if (md && md.height) img.height = md.height;
+      img.alt = 'output image';
+      el.append(img);
+      break;
+    }
+    case 'application/json':
+      el.append(ansiPre(JSON.stringify(v, null, 2), 'out-text'));
+      break;
+    default:
+      el.append(bigText(joinText(v), 'out-text', 'output.txt'));
+  }
+  return el;
+}
+
+export function renderOutput(o: Output): HTMLElement {
+  let el: HTMLElement;
+  switch (o.output_type) {
+    case 'stream':
+      el = bigText(joinText(o.text), 'out-stream ' + (o.name === 'stderr' ? 'stderr' : 'stdout'), `${o.name}.txt`);
+      break;
+    case 'error': {
+      const tb = Array.isArray(o.traceback) && o.traceback.length ? o.traceback.join('\n') : `${o.ename}: ${o.evalue}`;
+      el = bigText(tb, 'out-error', 'traceback.txt');
+      break;
+    }
+    case 'display_data':
+    case 'execute_result':
+      el = renderData(o.data || {}, o.metadata);
+      break;
+    default:
+      el = ansiPre(`[output of unknown type ${o.output_type}]`, 'out-text');
+  }
+  const wrap = document.createElement('div');
+  wrap.className = 'output ' + o.output_type;
+  wrap.append(el);
+  return wrap;
+}
+
+/** The outputs of one cell: model plus view, redrawn per animation frame. */
+export class OutputArea {
+  outputs: Output[] = [];
+  private views: (HTMLElement | null)[] = [];
+  private dirty = new Set<number>();
+  private full = true;
+  private frame = 0;
+  private clearWait = false;
+  /** display_id -> output indices, for update_display_data. */
+  displays = new Map<string, Output[]>();
+  extra: HTMLElement | null = null; // an input() prompt, kept after the outputs
+  onChange: () => void = () => {};
+
+  constructor(public el: HTMLElement) {}
+
+  set(outputs: Output[]): void {
+    this.outputs = outputs.slice();
+    this.displays.clear();
+    this.full = true;
+    this.schedule();
+  }
+
+  clear(wait = false): void {
+    if (wait) { this.clearWait = true; return; }
+    this.outputs = [];
+    this.displays.clear();
+    this.full = true;
+    this.schedule();
+    this.onChange();
+  }
+
+  private takeWait(): void {
+    if (this.clearWait) {
+      this.clearWait = false;
+      this.outputs = [];
+      this.full = true;
+    }
+  }
+
+  /** Adds what an iopub message brings. Returns true if it was an output. */
+  handle(type: string, c: any): boolean {
+    if (type === 'clear_output') { this.clear(!!c.wait); return true; }
+    if (type === 'update_display_data') {
+      const id = c.transient?.display_id;
+      for (const o of (id && this.displays.get(id)) || []) {
+        o.data = c.data;
+        o.metadata = c.metadata || {};
+        const i = this.outputs.indexOf(o);
+        if (i >= 0) this.dirty.add(i);
+      }
+      this.schedule();
+      this.onChange();
+      return true;
+    }
+    if (type === 'stream') {
+      this.takeWait();
+      const last = this.outputs[this.outputs.length - 1];
+      if (last && last.output_type === 'stream' && last.name === c.name) {
+        last.text = appendStream(joinText(last.text), c.text);
+        this.dirty.add(this.outputs.length - 1);
+      } else {
+        this.outputs.push({ output_type: 'stream', name: c.name, text: appendStream('', c.text) });
+        this.dirty.add(this.outputs.length - 1);
+      }
+    } else if (type === 'display_data' || type === 'execute_result' || type === 'error') {
+      this.takeWait();
+      let o: Output;
+      if (type === 'error') o = { output_type: 'error', ename: c.ename, evalue: c.evalue, traceback: c.traceback };
+      else if (type === 'display_data') o = { output_type: 'display_data', data: c.data, metadata: c.metadata || {} };
+      else o = { output_type: 'execute_result', data: c.data, metadata: c.metadata || {}, execution_count: c.execution_count };
+      this.outputs.push(o);
+      const id = c.transient?.display_id;
+      if (id) this.displays.set(id, [...(this.displays.get(id) || []), o]);
+      this.dirty.add(this.outputs.length - 1);
+    } else {
+      return false;
+    }
+    this.schedule();
+    this.onChange();
+    return true;
+  }
+
+  private schedule(): void {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
+  }
+
+  /** Draws now what is pending (also used before a screenshot or a test looks). */
+  draw(): void {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    if (this.full) {
+      this.full = false;
+      this.dirty.clear();
+      this.el.textContent = '';
+      this.views = this.outputs.map((o) => renderOutput(o));
+      this.el.append(...(this.views as HTMLElement[]));
+    } else {
+      for (const i of [...this.dirty].sort((a, b) => a - b)) {
+        const o = this.outputs[i];
+        if (!o) continue;
+        const v = renderOutput(o);
+        const old = this.views[i];
+        if (old && old.parentNode === this.el) old.replaceWith(v);
+        else this.el.insertBefore(v, this.extra && this.extra.parentNode === this.el ? this.extra : null);
+        this.views[i] = v;
+      }
+      this.dirty.clear();
+    }
+    if (this.extra && this.extra.parentNode !== this.el) this.el.append(this.extra);
+    this.el.classList.toggle('empty', this.outputs.length === 0 && !this.extra);
+  }
+
+  setExtra(el: HTMLElement | null): void {
+    this.extra?.remove();
+    this.extra = el;
+    this.schedule();
+  }
+}
