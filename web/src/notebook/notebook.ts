@@ -61,12 +61,26 @@ function fromFile(c: any): CellModel {
   };
 }
 
+/** Most of one text output written into the file, as the hub's recorder keeps (8 MiB):
+ * the page still shows, and downloads, all of it. */
+const FILE_TEXT_MAX = 8 << 20;
+
+function capText(t: string): string {
+  if (t.length <= FILE_TEXT_MAX) return t;
+  let head = t.slice(0, FILE_TEXT_MAX / 2);
+  let tail = t.slice(-FILE_TEXT_MAX / 2);
+  head = head.slice(0, head.lastIndexOf('\n') + 1) || head;
+  tail = tail.slice(tail.indexOf('\n') + 1) || tail;
+  const cut = t.length - head.length - tail.length;
+  return `${head}[labbook] ${cut.toLocaleString('en')} characters of this output are not saved in the notebook (it passed 8 MiB); the page that ran it showed all of it.\n${tail}`;
+}
+
 function outputToFile(o: Output): Output {
   const x: Output = { ...o };
-  if (x.output_type === 'stream') x.text = splitLines(joinText(x.text));
+  if (x.output_type === 'stream') x.text = splitLines(capText(joinText(x.text)));
   if (x.data) {
     const d: Record<string, any> = {};
-    for (const [k, v] of Object.entries(x.data)) d[k] = typeof v === 'string' && (k.startsWith('text/') || k === 'application/javascript' || k === 'image/svg+xml') ? splitLines(v) : v;
+    for (const [k, v] of Object.entries(x.data)) d[k] = typeof v === 'string' && (k.startsWith('text/') || k === 'application/javascript' || k === 'image/svg+xml') ? splitLines(k === 'text/plain' ? capText(v) : v) : v;
     x.data = d;
   }
   return x;
@@ -1257,7 +1271,9 @@ export class NotebookPage {
     this.seq++;
     if (edit) this.tocChanged();
     this.updateSaveState();
-    this.writeDraft();
+    // What was typed goes to this browser's storage at once; outputs only when the page
+    // goes away (the hub records them too, and a big output is costly to copy).
+    if (edit) this.writeDraft();
     if (!this.saveTimer) this.saveTimer = window.setTimeout(() => { this.saveTimer = 0; this.save(false); }, edit ? 1500 : 2500);
   }
 
