@@ -748,6 +748,11 @@ export class NotebookPage {
           s = await start('python3');
         }
         this.session = s;
+        if (!this.meta.kernelspec) {
+          // As JupyterLab and Colab write it, so that other tools pick the same kernel.
+          this.meta.kernelspec = { name: s.kernel.name, display_name: s.kernel.name === 'python3' ? 'Python 3 (ipykernel)' : s.kernel.name, language: 'python' };
+          this.changed(true);
+        }
         this.kernel?.close();
         const k = new KernelClient(s.kernel.id, this.wsSessionId());
         this.kernel = k;
