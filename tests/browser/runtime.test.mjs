@@ -22,6 +22,7 @@ test('change runtime type to GPU: the notebook says so (metadata.accelerator) an
   await page.click('.menu-btn:has-text("Runtime")');
   await page.click('.menu-pop button:has-text("Change runtime type")');
   const select = page.locator('.modal select');
+  await select.waitFor();
   const options = await select.locator('option').allTextContents();
   assert.ok(options.some((o) => /GPU/.test(o)), `a GPU type is offered: ${options}`);
   await select.selectOption('python3-gpu');

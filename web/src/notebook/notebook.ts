@@ -1,13 +1,23 @@
 // The notebook editor: cells, running them on a runtime, outputs, saving. Loaded as
 // its own chunk when a /notebooks/... page opens.
-import { EditorView } from '@codemirror/view';
+import type { EditorView } from '@codemirror/view';
 import { AnsiUp } from 'ansi_up';
 import { ApiError, api, contents, saveBlob } from '../api';
 import { navigate, setLeaveHook, topBar } from '../main';
 import { uploadInto } from '../home';
 import { clear, confirmBox, dialog, formatSize, h, notebookUrl, recent, toast } from '../ui';
 import { icon } from '../icons';
-import { createEditor, hideTip, highlightInto, Lang } from './editor';
+import { hideTip, highlightInto, Lang } from './highlight';
+
+// CodeMirror is a chunk of its own, loaded right after a notebook is shown: the
+// cells appear (as highlighted text) without waiting for it.
+type EditorModule = typeof import('./editor');
+let editorMod: EditorModule | null = null;
+let editorP: Promise<EditorModule> | null = null;
+function loadEditor(): Promise<EditorModule> {
+  if (!editorP) editorP = import('./editor').then((m) => (editorMod = m));
+  return editorP;
+}
 import { KernelClient, JMsg } from './kernel';
 import { OutputArea, Output, joinText } from './outputs';
 import { renderMarkdown } from './markdown';
@@ -184,8 +194,12 @@ class Cell {
       this.refresh();
     }
     if (!this.view) {
+      if (!editorMod) {
+        loadEditor().then(() => { if (this.nb.sel === this && !this.view) this.edit(at); });
+        return;
+      }
       this.input.textContent = '';
-      this.view = createEditor(this.input, this.m.source, this.lang, {
+      this.view = editorMod.createEditor(this.input, this.m.source, this.lang, {
         onChange: (text) => { this.m.source = text; this.nb.changed(true); },
         onFocus: () => this.nb.select(this, false),
         complete: this.m.cell_type === 'code' ? (code, pos) => this.nb.complete(code, pos) : undefined,
@@ -342,6 +356,7 @@ export class NotebookPage {
     }
     recent.add(this.path);
     this.load(nb, m.last_modified);
+    setTimeout(() => loadEditor().catch(() => toast('The editor could not be loaded: reload the page', 'error')));
     this.restoreDraft(nb, m.last_modified);
     this.attachExisting();
   }
@@ -1231,7 +1246,7 @@ export class NotebookPage {
           pos = { cell: ci, from: at };
           this.select(c);
           c.edit();
-          c.view!.dispatch({ selection: { anchor: at, head: at + q.length }, scrollIntoView: true });
+          c.view?.dispatch({ selection: { anchor: at, head: at + q.length }, scrollIntoView: true });
           return true;
         }
       }
