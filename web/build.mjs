@@ -63,6 +63,7 @@ const html = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>labbook</title>
+<link rel="icon" href="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Cpath d='M8 1 15 8 8 15 1 8z' fill='%23f9ab00'/%3E%3C/svg%3E">
 <link rel="stylesheet" href="${styleCss}">
 <script type="module" src="${appJs}"></script>
 </head>
@@ -86,16 +87,29 @@ fs.writeFileSync(path.join(tmp, 'sizes.json'), JSON.stringify(sizes, null, 1) + 
 // Replace dist in one step, so a running hub never serves half a build.
 fs.rmSync(dist, { recursive: true, force: true });
 fs.renameSync(tmp, dist);
-// The first page loads the app entry, what it imports statically, and the stylesheet.
-const firstFiles = new Set([path.basename(styleCss)]);
-const walk = (out) => {
-  if (firstFiles.has(path.basename(out))) return;
-  firstFiles.add(path.basename(out));
-  for (const i of outputs[out].imports) if (i.kind === 'import-statement') walk(i.path);
+// What each step loads: a module's file and what it imports statically, less what
+// was loaded before. The first page: the app entry and the stylesheet; then the
+// notebook page, the editor (CodeMirror, just after), KaTeX (when there is math).
+const closure = (out, seen = new Set()) => {
+  if (seen.has(out)) return seen;
+  seen.add(out);
+  for (const i of outputs[out].imports) if (i.kind === 'import-statement') closure(i.path, seen);
+  return seen;
 };
-walk(Object.keys(outputs).find((o) => outputs[o].entryPoint === 'src/main.ts'));
-const first = [...firstFiles].reduce((a, f) => ({ bytes: a.bytes + sizes[f].bytes, gzip: a.gzip + sizes[f].gzip }), { bytes: 0, gzip: 0 });
-sizes['(first page)'] = { files: [...firstFiles], ...first };
+const outputOf = (input) => Object.keys(outputs).find((o) => outputs[o].entryPoint === input ||
+  (!outputs[o].entryPoint && Object.keys(outputs[o].inputs).includes(input) && o.endsWith('.js')));
+const loaded = new Set();
+const step = (name, outs) => {
+  const files = [];
+  for (const o of outs) for (const f of closure(o)) if (!loaded.has(f)) { loaded.add(f); files.push(path.basename(f)); }
+  const sum = files.reduce((a, f) => ({ bytes: a.bytes + sizes[f].bytes, gzip: a.gzip + sizes[f].gzip }), { bytes: 0, gzip: 0 });
+  sizes[`(${name})`] = { files, ...sum };
+  return sum;
+};
+const first = step('first page', [outputOf('src/main.ts'), Object.keys(outputs).find((o) => outputs[o].entryPoint === 'src/style.css')]);
+step('notebook page', [outputOf('src/notebook/notebook.ts')]);
+step('editor', [outputOf('src/notebook/editor.ts')]);
+step('katex', [outputOf('node_modules/katex/dist/katex.mjs'), Object.keys(outputs).find((o) => outputs[o].entryPoint === 'node_modules/katex/dist/katex.min.css')]);
 fs.writeFileSync(path.join(dist, 'sizes.json'), JSON.stringify(sizes, null, 1) + '\n');
 const kb = (n) => (n / 1024).toFixed(1) + ' KiB';
-console.log(`web/dist: first page ${kb(first.bytes)} (${kb(first.gzip)} gzip); largest lazy chunk ${kb(Math.max(...Object.values(sizes).map((s) => s.bytes)))}`);
+console.log('web/dist: ' + ['first page', 'notebook page', 'editor', 'katex'].map((n) => `${n} ${kb(sizes[`(${n})`].bytes)} (${kb(sizes[`(${n})`].gzip)} gzip)`).join(', '));

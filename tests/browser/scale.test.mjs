@@ -98,3 +98,27 @@ test('find and replace across cells', async () => {
   const nb = await ctx.api('GET', '/api/contents/find.ipynb');
   assert.deepEqual(nb.content.cells.map((c) => [].concat(c.source).join('')), ['gamma = 1', 'print(gamma)', 'gamma and beta']);
 });
+
+test('a 30 MB output: the page keeps up, the file keeps 8 MiB of it and says so, the download has all of it', async () => {
+  const { page } = await openNotebook('30mb.ipynb', [['code', 'import sys\nline = "y" * 99 + "\\n"\nfor i in range(300000):\n    sys.stdout.write(line)\nprint("end")'], ['code', '']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForSelector('.cell.running');
+  await typeInCell(page, 1, '');
+  const t0 = Date.now();
+  for (const ch of 'typed') await page.keyboard.type(ch);
+  console.log(`# 30 MB output: ${((Date.now() - t0) / 5).toFixed(0)} ms per key while it streams`);
+  await waitRun(page, 0, 180000);
+  const bar = page.locator('.cell').nth(0).locator('.big-bar');
+  await bar.waitFor();
+  assert.match(await page.locator('.cell').nth(0).locator('.outputs').innerText(), /end\s*$/);
+  await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")', { timeout: 60000 });
+  const fsm = await import('node:fs');
+  const file = (await import('node:path')).join(ctx.server.drive('alice'), '30mb.ipynb');
+  const size = fsm.statSync(file).size;
+  assert.ok(size < 12 << 20, `the file is ${size} bytes`);
+  assert.match(fsm.readFileSync(file, 'utf8'), /characters of this output are not saved in the notebook/);
+  const download = page.waitForEvent('download');
+  await bar.locator('button:has-text("Download")').click();
+  const got = fsm.statSync(await (await download).path()).size;
+  assert.equal(got, 300000 * 100 + 4);
+});

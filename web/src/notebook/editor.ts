@@ -1,15 +1,17 @@
 // CodeMirror 6 for cells, created only when a cell is first edited: until then a
-// cell shows its source as highlighted text (the same lezer parser and classes), so
-// a notebook of hundreds of cells opens without building hundreds of editors.
+// cell shows its source as highlighted text (highlight.ts: the same lezer parser and
+// classes), so a notebook of hundreds of cells opens without building hundreds of
+// editors. This module is its own chunk, loaded just after a notebook is shown.
 import { EditorState, Extension, Prec } from '@codemirror/state';
 import { EditorView, KeyBinding, drawSelection, keymap, placeholder } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
 import { Language, LanguageSupport, bracketMatching, defineLanguageFacet, indentOnInput, indentUnit, syntaxHighlighting } from '@codemirror/language';
 import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap, CompletionContext, CompletionResult } from '@codemirror/autocomplete';
 import { highlightSelectionMatches, search, searchKeymap } from '@codemirror/search';
-import { python, pythonLanguage } from '@codemirror/lang-python';
+import { python } from '@codemirror/lang-python';
 import { GFM, parser as markdownParser } from '@lezer/markdown';
-import { classHighlighter, highlightCode } from '@lezer/highlight';
+import { classHighlighter } from '@lezer/highlight';
+import { Lang, hideTip, showTip } from './highlight';
 
 // Markdown straight from @lezer/markdown: @codemirror/lang-markdown would bring the
 // HTML, CSS and JavaScript parsers along (about 150 KiB) for HTML inside markdown.
@@ -17,7 +19,7 @@ const markdownLanguage = new Language(defineLanguageFacet({ commentTokens: { blo
   markdownParser.configure([GFM]), [], 'markdown');
 const markdown = () => new LanguageSupport(markdownLanguage);
 
-export type Lang = 'python' | 'markdown' | 'text';
+export type { Lang };
 
 export interface EditorHooks {
   onChange(text: string): void;
@@ -43,25 +45,6 @@ function utf16Offset(s: string, cp: number): number {
     i += c >= 0xd800 && c < 0xdc00 ? 2 : 1;
   }
   return i;
-}
-
-let tip: HTMLElement | null = null;
-export function hideTip(): void {
-  tip?.remove();
-  tip = null;
-}
-
-function showTip(view: EditorView, html: string): void {
-  hideTip();
-  const at = view.coordsAtPos(view.state.selection.main.head);
-  tip = document.createElement('div');
-  tip.className = 'inspect-tip';
-  tip.setAttribute('role', 'tooltip');
-  tip.innerHTML = html;
-  document.body.append(tip);
-  const left = Math.min(at ? at.left : 100, window.innerWidth - 620);
-  tip.style.left = Math.max(8, left) + 'px';
-  tip.style.top = ((at ? at.bottom : 100) + window.scrollY + 4) + 'px';
 }
 
 export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks: EditorHooks): EditorView {
@@ -112,7 +95,7 @@ export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks
         run: (view) => {
           const code = view.state.doc.toString();
           inspect(code, cpOffset(code, view.state.selection.main.head)).then((html) => {
-            if (html) showTip(view, html);
+            if (html) showTip(view.coordsAtPos(view.state.selection.main.head), html);
           });
           return true;
         },
@@ -122,26 +105,4 @@ export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks
     exts.push(markdown(), placeholder('Double-click to edit text; Shift+Enter to render'));
   }
   return new EditorView({ state: EditorState.create({ doc, extensions: exts }), parent });
-}
-
-/** Writes `code` into `el` as highlighted text (no editor). */
-export function highlightInto(el: HTMLElement, code: string, lang: Lang): void {
-  el.textContent = '';
-  if (lang !== 'python' || code.length > 200_000) {
-    el.textContent = code;
-    return;
-  }
-  const frag = document.createDocumentFragment();
-  highlightCode(code, pythonLanguage.parser.parse(code), classHighlighter,
-    (text, classes) => {
-      if (!classes) frag.append(text);
-      else {
-        const s = document.createElement('span');
-        s.className = classes;
-        s.textContent = text;
-        frag.append(s);
-      }
-    },
-    () => frag.append('\n'));
-  el.append(frag);
 }

@@ -1,13 +1,23 @@
 // The notebook editor: cells, running them on a runtime, outputs, saving. Loaded as
 // its own chunk when a /notebooks/... page opens.
-import { EditorView } from '@codemirror/view';
+import type { EditorView } from '@codemirror/view';
 import { AnsiUp } from 'ansi_up';
 import { ApiError, api, contents, saveBlob } from '../api';
 import { navigate, setLeaveHook, topBar } from '../main';
 import { uploadInto } from '../home';
 import { clear, confirmBox, dialog, formatSize, h, notebookUrl, recent, toast } from '../ui';
 import { icon } from '../icons';
-import { createEditor, hideTip, highlightInto, Lang } from './editor';
+import { hideTip, highlightInto, Lang } from './highlight';
+
+// CodeMirror is a chunk of its own, loaded right after a notebook is shown: the
+// cells appear (as highlighted text) without waiting for it.
+type EditorModule = typeof import('./editor');
+let editorMod: EditorModule | null = null;
+let editorP: Promise<EditorModule> | null = null;
+function loadEditor(): Promise<EditorModule> {
+  if (!editorP) editorP = import('./editor').then((m) => (editorMod = m));
+  return editorP;
+}
 import { KernelClient, JMsg } from './kernel';
 import { OutputArea, Output, joinText } from './outputs';
 import { renderMarkdown } from './markdown';
@@ -61,12 +71,26 @@ function fromFile(c: any): CellModel {
   };
 }
 
+/** Most of one text output written into the file, as the hub's recorder keeps (8 MiB):
+ * the page still shows, and downloads, all of it. */
+const FILE_TEXT_MAX = 8 << 20;
+
+function capText(t: string): string {
+  if (t.length <= FILE_TEXT_MAX) return t;
+  let head = t.slice(0, FILE_TEXT_MAX / 2);
+  let tail = t.slice(-FILE_TEXT_MAX / 2);
+  head = head.slice(0, head.lastIndexOf('\n') + 1) || head;
+  tail = tail.slice(tail.indexOf('\n') + 1) || tail;
+  const cut = t.length - head.length - tail.length;
+  return `${head}[labbook] ${cut.toLocaleString('en')} characters of this output are not saved in the notebook (it passed 8 MiB); the page that ran it showed all of it.\n${tail}`;
+}
+
 function outputToFile(o: Output): Output {
   const x: Output = { ...o };
-  if (x.output_type === 'stream') x.text = splitLines(joinText(x.text));
+  if (x.output_type === 'stream') x.text = splitLines(capText(joinText(x.text)));
   if (x.data) {
     const d: Record<string, any> = {};
-    for (const [k, v] of Object.entries(x.data)) d[k] = typeof v === 'string' && (k.startsWith('text/') || k === 'application/javascript' || k === 'image/svg+xml') ? splitLines(v) : v;
+    for (const [k, v] of Object.entries(x.data)) d[k] = typeof v === 'string' && (k.startsWith('text/') || k === 'application/javascript' || k === 'image/svg+xml') ? splitLines(k === 'text/plain' ? capText(v) : v) : v;
     x.data = d;
   }
   return x;
@@ -170,8 +194,12 @@ class Cell {
       this.refresh();
     }
     if (!this.view) {
+      if (!editorMod) {
+        loadEditor().then(() => { if (this.nb.sel === this && !this.view) this.edit(at); });
+        return;
+      }
       this.input.textContent = '';
-      this.view = createEditor(this.input, this.m.source, this.lang, {
+      this.view = editorMod.createEditor(this.input, this.m.source, this.lang, {
         onChange: (text) => { this.m.source = text; this.nb.changed(true); },
         onFocus: () => this.nb.select(this, false),
         complete: this.m.cell_type === 'code' ? (code, pos) => this.nb.complete(code, pos) : undefined,
@@ -328,6 +356,7 @@ export class NotebookPage {
     }
     recent.add(this.path);
     this.load(nb, m.last_modified);
+    setTimeout(() => loadEditor().catch(() => toast('The editor could not be loaded: reload the page', 'error')));
     this.restoreDraft(nb, m.last_modified);
     this.attachExisting();
   }
@@ -734,6 +763,11 @@ export class NotebookPage {
           s = await start('python3');
         }
         this.session = s;
+        if (!this.meta.kernelspec) {
+          // As JupyterLab and Colab write it, so that other tools pick the same kernel.
+          this.meta.kernelspec = { name: s.kernel.name, display_name: s.kernel.name === 'python3' ? 'Python 3 (ipykernel)' : s.kernel.name, language: 'python' };
+          this.changed(true);
+        }
         this.kernel?.close();
         const k = new KernelClient(s.kernel.id, this.wsSessionId());
         this.kernel = k;
@@ -1212,7 +1246,7 @@ export class NotebookPage {
           pos = { cell: ci, from: at };
           this.select(c);
           c.edit();
-          c.view!.dispatch({ selection: { anchor: at, head: at + q.length }, scrollIntoView: true });
+          c.view?.dispatch({ selection: { anchor: at, head: at + q.length }, scrollIntoView: true });
           return true;
         }
       }
@@ -1257,7 +1291,9 @@ export class NotebookPage {
     this.seq++;
     if (edit) this.tocChanged();
     this.updateSaveState();
-    this.writeDraft();
+    // What was typed goes to this browser's storage at once; outputs only when the page
+    // goes away (the hub records them too, and a big output is costly to copy).
+    if (edit) this.writeDraft();
     if (!this.saveTimer) this.saveTimer = window.setTimeout(() => { this.saveTimer = 0; this.save(false); }, edit ? 1500 : 2500);
   }
 

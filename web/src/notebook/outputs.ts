@@ -94,23 +94,51 @@ function ansiPre(text: string, cls: string): HTMLElement {
 }
 
 /** A long text shows its head and tail, with buttons to see or download all of it. */
+/** Offset just past the n-th newline from the start, or -1 if there are fewer. */
+function afterLines(text: string, n: number): number {
+  let at = 0;
+  for (let k = 0; k < n; k++) {
+    const nl = text.indexOf('\n', at);
+    if (nl < 0) return -1;
+    at = nl + 1;
+  }
+  return at;
+}
+
+/** Offset where the last n lines begin, or -1 if there are fewer. */
+function beforeLines(text: string, n: number): number {
+  let at = text.length;
+  if (text.endsWith('\n')) at--;
+  for (let k = 0; k < n; k++) {
+    const nl = text.lastIndexOf('\n', at - 1);
+    if (nl < 0) return -1;
+    at = nl;
+  }
+  return at + 1;
+}
+
+function countLines(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let at = text.indexOf('\n', from); at >= 0 && at < to; at = text.indexOf('\n', at + 1)) n++;
+  return n;
+}
+
+/** A long text shows its head and tail, with buttons to see or download all of it.
+ * Only the head and tail are looked at, so this costs the same for 1 MB or 100 MB. */
 function bigText(text: string, cls: string, name: string): HTMLElement {
-  const lines = text.split('\n');
-  if (text.length <= BIG_CHARS && lines.length <= HEAD_LINES + TAIL_LINES + 50) return ansiPre(text, cls);
+  let headEnd = afterLines(text, HEAD_LINES);
+  let tailStart = beforeLines(text, TAIL_LINES);
+  const fewLines = headEnd < 0 || tailStart < 0 || tailStart <= headEnd;
+  if (text.length <= BIG_CHARS && fewLines) return ansiPre(text, cls);
+  if (fewLines || headEnd > BIG_CHARS / 2) headEnd = BIG_CHARS / 2;
+  if (fewLines || text.length - tailStart > BIG_CHARS / 2) tailStart = text.length - BIG_CHARS / 2;
+  if (tailStart <= headEnd) return ansiPre(text, cls);
   const box = document.createElement('div');
   box.className = 'big-output';
-  let headN = HEAD_LINES, tailN = TAIL_LINES;
-  let head = lines.slice(0, headN).join('\n');
-  let tail = lines.slice(-tailN).join('\n');
-  // One enormous line: cut by characters instead.
-  if (head.length + tail.length > BIG_CHARS) {
-    head = text.slice(0, BIG_CHARS / 2);
-    tail = text.slice(-BIG_CHARS / 2);
-  }
-  const hidden = text.length - head.length - tail.length;
   const bar = document.createElement('div');
   bar.className = 'big-bar';
-  bar.textContent = `… ${lines.length > headN + tailN ? (lines.length - headN - tailN).toLocaleString() + ' more lines, ' : ''}${hidden.toLocaleString()} characters not shown … `;
+  const hiddenLines = text.length < 20_000_000 ? countLines(text, headEnd, tailStart) : -1;
+  bar.textContent = `… ${hiddenLines > 0 ? hiddenLines.toLocaleString() + ' more lines, ' : ''}${(tailStart - headEnd).toLocaleString()} characters not shown … `;
   const all = document.createElement('button');
   all.textContent = 'Show all';
   all.onclick = () => box.replaceWith(ansiPre(text, cls));
@@ -118,7 +146,7 @@ function bigText(text: string, cls: string, name: string): HTMLElement {
   dl.textContent = 'Download';
   dl.onclick = () => saveBlob(new Blob([text], { type: 'text/plain' }), name);
   bar.append(all, ' ', dl);
-  box.append(ansiPre(head, cls), bar, ansiPre(tail, cls));
+  box.append(ansiPre(text.slice(0, headEnd).replace(/\n$/, ''), cls), bar, ansiPre(text.slice(tailStart), cls));
   return box;
 }
 
@@ -275,14 +303,28 @@ export class OutputArea {
     return true;
   }
 
+  private slowTimer = 0;
+
   private schedule(): void {
-    if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
+    if (this.frame || this.slowTimer) return;
+    // A stream past a megabyte is redrawn four times a second, not every frame.
+    const last = this.outputs[this.outputs.length - 1];
+    if (last && last.output_type === 'stream' && typeof last.text === 'string' && last.text.length > 1_000_000) {
+      this.slowTimer = window.setTimeout(() => {
+        this.slowTimer = 0;
+        if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
+      }, 250);
+      return;
+    }
+    this.frame = requestAnimationFrame(() => this.draw());
   }
 
   /** Draws now what is pending (also used before a screenshot or a test looks). */
   draw(): void {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
+    clearTimeout(this.slowTimer);
+    this.slowTimer = 0;
     if (this.full) {
       this.full = false;
       this.dirty.clear();
