@@ -270,7 +270,6 @@ static void create_blocking(struct create_job *j)
     DIR *d = opendir(j->dir);
     int count = 0;
     int64_t reserved = 0;
-    time_t now = time(NULL);
     if (d) {
         struct dirent *e;
         while ((e = readdir(d))) {
@@ -290,7 +289,6 @@ static void create_blocking(struct create_job *j)
         }
         closedir(d);
     }
-    (void)now;
     if (count >= h->cfg.uploads_per_user) {
         j->status = 429;
         j->message = xasprintf("too many unfinished uploads (limit %d): finish or delete one",
