@@ -78,6 +78,44 @@ static void prune(struct drive *d)
     }
 }
 
+/* How much of the folder path rel exists already: the length of its longest
+ * existing prefix of whole components. */
+static size_t existing_prefix(int rootfd, const char *rel)
+{
+    size_t len = strlen(rel), best = 0;
+    char *p = xstrdup(rel);
+    for (size_t i = 0; i <= len; i++) {
+        if (rel[i] != '/' && rel[i] != '\0')
+            continue;
+        p[i] = '\0';
+        struct stat st;
+        if (fstatat(rootfd, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            break;
+        best = i;
+        p[i] = rel[i];
+    }
+    free(p);
+    return best;
+}
+
+/* Removes the folders of rel past its first `existing` bytes, deepest first, each
+ * only if empty: those a failed extraction made for itself. */
+static void remove_made(int rootfd, const char *rel, size_t existing)
+{
+    char *p = xstrdup(rel);
+    size_t len = strlen(p);
+    while (len > existing) {
+        if (unlinkat(rootfd, p, AT_REMOVEDIR) < 0)
+            break;
+        while (len > 0 && p[len - 1] != '/')
+            len--;
+        if (len > 0)
+            len--;
+        p[len] = '\0';
+    }
+    free(p);
+}
+
 static void job_work(uv_work_t *w)
 {
     struct extract_job *j = w->data;
@@ -96,8 +134,7 @@ static void job_work(uv_work_t *w)
         drive_free_bytes(h, j->user.name, root, &f);
         j->lim.quota_free = f;
     }
-    struct stat st;
-    bool existed = !j->to[0] || fstatat(rootfd, j->to, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    size_t existing = existing_prefix(rootfd, j->to);
     int tofd = drive_mkdirs(rootfd, j->to);
     if (tofd < 0) {
         snprintf(j->res.error, sizeof(j->res.error), "cannot make the folder \"%s\": %s", j->to,
@@ -109,9 +146,9 @@ static void job_work(uv_work_t *w)
         int rc = extract_run(j->archive_fd, tofd, tmp, &j->lim, &j->res);
         j->final = rc < 0 ? JOB_FAILED : JOB_DONE;
         close(tofd);
-        if (rc < 0 && !existed)
-            unlinkat(rootfd, j->to, AT_REMOVEDIR); /* the folder made for it, if empty */
     }
+    if (j->final == JOB_FAILED)
+        remove_made(rootfd, j->to, existing);
     close(rootfd);
     free(root);
 }

@@ -131,7 +131,8 @@ struct tus_active {
     int64_t start, offset, length;
     int64_t flushed; /* written back up to here (sync_file_range) */
     bool creating;
-    bool head; /* completion started by a HEAD: it answers 200 */
+    bool head;    /* completion started by a HEAD: it answers 200 */
+    bool partial; /* not all there yet: only fdatasync, no completion */
     int err;
     EVP_MD_CTX *md;
     unsigned char want[32];
@@ -269,7 +270,6 @@ static void create_blocking(struct create_job *j)
     DIR *d = opendir(j->dir);
     int count = 0;
     int64_t reserved = 0;
-    time_t now = time(NULL);
     if (d) {
         struct dirent *e;
         while ((e = readdir(d))) {
@@ -289,7 +289,6 @@ static void create_blocking(struct create_job *j)
         }
         closedir(d);
     }
-    (void)now;
     if (count >= h->cfg.uploads_per_user) {
         j->status = 429;
         j->message = xasprintf("too many unfinished uploads (limit %d): finish or delete one",
@@ -475,6 +474,10 @@ static void finish_work(uv_work_t *w)
         a->message = xasprintf("cannot save the upload: %s", strerror(errno));
         return;
     }
+    if (a->partial) {
+        a->status = 204;
+        return;
+    }
     const char *filename = json_string_value(json_object_get(a->rec, "filename"));
     const char *path = json_string_value(json_object_get(a->rec, "path"));
     bool ex = json_is_true(json_object_get(a->rec, "extract"));
@@ -542,7 +545,7 @@ static void finish_done(uv_work_t *w, int status)
 {
     (void)status;
     struct tus_active *a = w->data;
-    struct http_req *req = http_pending_req(a->p);
+    struct http_req *req = a->p ? http_pending_req(a->p) : NULL;
     char idbuf[64] = "";
     if (a->status == 204 && a->extract_to) {
         char *err = NULL;
@@ -643,16 +646,20 @@ static void patch_end(void *ctx, struct http_req *req)
         char q[300];
         log_info("upload %s of %s: connection dropped at offset %lld",
                  log_quote(a->id, q, sizeof(q)), a->user.name, (long long)a->offset);
-        if (a->offset == a->length && !a->err)
-            finish_start(a, NULL); /* every byte came: complete it all the same */
-        else
+        if (a->err) {
             active_free(a);
+        } else {
+            /* What arrived is made durable, so that the offset the next HEAD
+             * reports survives a crash; every byte in: complete it all the same. */
+            a->partial = a->offset != a->length;
+            finish_start(a, NULL);
+        }
         return;
     }
-    tus_headers(req);
-    char off[32];
-    snprintf(off, sizeof(off), "%lld", (long long)a->offset);
     if (mismatch || a->err) {
+        char off[32];
+        snprintf(off, sizeof(off), "%lld", (long long)a->offset);
+        tus_headers(req);
         http_add_header(req, "upload-offset:", off);
         if (mismatch)
             http_reply_json(req, 460, http_error_body("Checksum Mismatch", "checksum"));
@@ -664,18 +671,11 @@ static void patch_end(void *ctx, struct http_req *req)
         active_free(a);
         return;
     }
-    if (a->offset == a->length) {
-        finish_start(a, req);
-        return;
-    }
-    http_add_header(req, "upload-offset:", off);
-    if (a->creating) {
-        created_headers(a->h, req, a->id);
-        http_reply_empty(req, 201);
-    } else {
-        http_reply_empty(req, 204);
-    }
-    active_free(a);
+    /* The offset is answered once what arrived is on disk (fdatasync), and the
+     * upload completed when every byte is in: both on the thread pool. Until then
+     * the upload stays busy (423 to another PATCH). */
+    a->partial = a->offset != a->length;
+    finish_start(a, req);
 }
 
 static const struct http_body_sink patch_sink = {patch_chunk, patch_end};

@@ -16,6 +16,11 @@
 static int out_fd = -1;
 static char base[64];
 
+static void scratch_remove(void)
+{
+    drive_remove_tree(AT_FDCWD, base);
+}
+
 static void scratch(void)
 {
     snprintf(base, sizeof(base), "/tmp/fuzz-archive-XXXXXX");
@@ -24,6 +29,7 @@ static void scratch(void)
     out_fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (out_fd < 0)
         abort();
+    atexit(scratch_remove);
 }
 
 static void empty_out(void)

@@ -257,7 +257,7 @@ test('extraction: hostile archives are refused and leave nothing behind', { skip
     const name = `hostile-${label}.${fmt}`;
     mkArchive(onDisk(name), fmt, ents);
     const before = walk(ctx.server.drive('alice')).sort();
-    const res = await extract(ctx.server, 'alice', name, `h-${label}`);
+    const res = await extract(ctx.server, 'alice', name, `h-${label}/deeper/still`);
     assert.equal(res.state, 'failed', label);
     assert.match(res.error, why, label);
     assert.deepEqual(walk(ctx.server.drive('alice')).sort(), before, `${label}: nothing left behind`);
