@@ -471,6 +471,9 @@ export class NotebookPage {
         ['Code cell', () => this.insertCell(this.sel, 'code', 1), 'Ctrl+M B'],
         ['Text cell', () => this.insertCell(this.sel, 'markdown', 1)],
       ]),
+      menu('Help', [
+        ['Keyboard shortcuts', () => this.showShortcuts(), 'Ctrl+M H'],
+      ]),
       menu('Runtime', [
         ['Run all', () => this.runAll(), 'Ctrl+F9'],
         ['Run before', () => this.runRange(0, this.index(this.sel)), 'Ctrl+F8'],
@@ -586,6 +589,7 @@ export class NotebookPage {
         j: () => this.sel && this.moveCell(this.sel, 1),
         i: () => this.interrupt(),
         '.': () => this.restart(false),
+        h: () => this.showShortcuts(),
         l: () => { /* line numbers: not offered */ },
       };
       if (acts[k]) { stop(); acts[k](); return; }
@@ -1076,6 +1080,19 @@ export class NotebookPage {
         img.src = `data:${m.mimetype || 'image/png'};base64,${(m.content as string).replace(/\n/g, '')}`;
       }).catch(() => { img.alt = img.alt || `missing image: ${rel}`; img.classList.add('missing'); });
     }
+  }
+
+  showShortcuts(): void {
+    const rows: [string, string][] = [
+      ['Ctrl+Enter', 'Run the cell'], ['Shift+Enter', 'Run the cell and go to the next one'], ['Alt+Enter', 'Run the cell and insert one below'],
+      ['Ctrl+M B / A', 'Insert a code cell below / above'], ['Ctrl+M D', 'Delete the cell'], ['Ctrl+M M / Y', 'Make it text / code'],
+      ['Ctrl+M K / J', 'Move the cell up / down'], ['Ctrl+M Z', 'Undo the last cell operation'], ['Ctrl+M I', 'Interrupt'],
+      ['Ctrl+M .', 'Restart the runtime'], ['Ctrl+F9 / F8 / F10', 'Run all / before / after'], ['Ctrl+S', 'Save now'],
+      ['Ctrl+H', 'Find and replace'], ['Ctrl+Space', 'Complete (from the kernel)'], ['Shift+Tab', 'Help on the name before the cursor'],
+      ['Esc, then ↑ ↓ or K J', 'Leave the editor; move between cells'], ['Enter', 'Edit the selected cell'],
+    ];
+    dialog('Keyboard shortcuts', h('table', { class: 'shortcuts' }, h('tbody', {}, ...rows.map(([k, what]) => h('tr', {}, h('td', {}, h('kbd', { text: k })), h('td', { text: what }))))),
+      [{ label: 'Close', value: 'close', primary: true }]);
   }
 
   // --- runtime dialogs ---
