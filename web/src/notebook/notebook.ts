@@ -471,9 +471,6 @@ export class NotebookPage {
         ['Code cell', () => this.insertCell(this.sel, 'code', 1), 'Ctrl+M B'],
         ['Text cell', () => this.insertCell(this.sel, 'markdown', 1)],
       ]),
-      menu('Help', [
-        ['Keyboard shortcuts', () => this.showShortcuts(), 'Ctrl+M H'],
-      ]),
       menu('Runtime', [
         ['Run all', () => this.runAll(), 'Ctrl+F9'],
         ['Run before', () => this.runRange(0, this.index(this.sel)), 'Ctrl+F8'],
@@ -486,6 +483,9 @@ export class NotebookPage {
         ['Change runtime type', () => this.changeRuntimeType()],
         ['Manage sessions', () => this.manageSessions()],
         ['Factory reset runtime', () => this.factoryReset()],
+      ]),
+      menu('Help', [
+        ['Keyboard shortcuts', () => this.showShortcuts(), 'Ctrl+M H'],
       ]));
 
     const connectBtn = h('button', { class: 'connect', 'data-testid': 'connect', onclick: () => {
@@ -786,6 +786,7 @@ export class NotebookPage {
         clearInterval(this.gaugeTimer);
         this.gaugeTimer = window.setInterval(() => this.updateGauges(), 5000);
         this.updateGauges();
+        setTimeout(() => this.updateGauges(), 2500); // a new runtime's first figures come from its second sample
       } catch (e) {
         this.conn = 'none';
         this.setStatus('Connect', 'none');
