@@ -60,6 +60,13 @@ test('keyboard shortcuts: Ctrl+Enter, Shift+Enter, Alt+Enter, Ctrl+M B/A/D/M/Y/Z
   await page.waitForFunction(() => document.querySelectorAll('.cell').length === 5);
   assert.deepEqual(await cellKinds(page), ['code', 'code', 'code', 'text', 'code'], 'the deleted text cell is back');
   assert.match(await page.locator('.cell').nth(3).innerText(), /A heading/);
+
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+M');
+  await page.keyboard.press('H');
+  const help = page.locator('.modal', { hasText: 'Keyboard shortcuts' });
+  await help.waitFor();
+  assert.match(await help.innerText(), /Ctrl\+M D\s+Delete the cell/);
 });
 
 test('autosave: an edit is saved without asking, and a reload shows it with its outputs', async () => {

@@ -483,6 +483,9 @@ export class NotebookPage {
         ['Change runtime type', () => this.changeRuntimeType()],
         ['Manage sessions', () => this.manageSessions()],
         ['Factory reset runtime', () => this.factoryReset()],
+      ]),
+      menu('Help', [
+        ['Keyboard shortcuts', () => this.showShortcuts(), 'Ctrl+M H'],
       ]));
 
     const connectBtn = h('button', { class: 'connect', 'data-testid': 'connect', onclick: () => {
@@ -586,6 +589,7 @@ export class NotebookPage {
         j: () => this.sel && this.moveCell(this.sel, 1),
         i: () => this.interrupt(),
         '.': () => this.restart(false),
+        h: () => this.showShortcuts(),
         l: () => { /* line numbers: not offered */ },
       };
       if (acts[k]) { stop(); acts[k](); return; }
@@ -782,6 +786,7 @@ export class NotebookPage {
         clearInterval(this.gaugeTimer);
         this.gaugeTimer = window.setInterval(() => this.updateGauges(), 5000);
         this.updateGauges();
+        setTimeout(() => this.updateGauges(), 2500); // a new runtime's first figures come from its second sample
       } catch (e) {
         this.conn = 'none';
         this.setStatus('Connect', 'none');
@@ -1076,6 +1081,19 @@ export class NotebookPage {
         img.src = `data:${m.mimetype || 'image/png'};base64,${(m.content as string).replace(/\n/g, '')}`;
       }).catch(() => { img.alt = img.alt || `missing image: ${rel}`; img.classList.add('missing'); });
     }
+  }
+
+  showShortcuts(): void {
+    const rows: [string, string][] = [
+      ['Ctrl+Enter', 'Run the cell'], ['Shift+Enter', 'Run the cell and go to the next one'], ['Alt+Enter', 'Run the cell and insert one below'],
+      ['Ctrl+M B / A', 'Insert a code cell below / above'], ['Ctrl+M D', 'Delete the cell'], ['Ctrl+M M / Y', 'Make it text / code'],
+      ['Ctrl+M K / J', 'Move the cell up / down'], ['Ctrl+M Z', 'Undo the last cell operation'], ['Ctrl+M I', 'Interrupt'],
+      ['Ctrl+M .', 'Restart the runtime'], ['Ctrl+F9 / F8 / F10', 'Run all / before / after'], ['Ctrl+S', 'Save now'],
+      ['Ctrl+H', 'Find and replace'], ['Ctrl+Space', 'Complete (from the kernel)'], ['Shift+Tab', 'Help on the name before the cursor'],
+      ['Esc, then ↑ ↓ or K J', 'Leave the editor; move between cells'], ['Enter', 'Edit the selected cell'],
+    ];
+    dialog('Keyboard shortcuts', h('table', { class: 'shortcuts' }, h('tbody', {}, ...rows.map(([k, what]) => h('tr', {}, h('td', {}, h('kbd', { text: k })), h('td', { text: what }))))),
+      [{ label: 'Close', value: 'close', primary: true }]);
   }
 
   // --- runtime dialogs ---
