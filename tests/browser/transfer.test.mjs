@@ -5,8 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
-import { useBrowser, notebookJson, typeInCell, waitRun, outputText, TMP } from './lib/browser.mjs';
+import { useBrowser, notebookJson, typeInCell, waitRun, outputText, TMP, PASSWORD } from './lib/browser.mjs';
 
 // A quota, so that a refusal can be seen; the uploads here stay well below it.
 const ctx = useBrowser({ config: '[drive]\nquota_mb = 64\n' });
@@ -74,32 +75,93 @@ test('upload with the button goes through tus, with per-file and total progress'
   assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')).length), 0);
 });
 
-test('an upload cut off by a dropped connection resumes where it stopped', async () => {
-  const page = await ctx.newPage();
-  const size = 24 << 20;
-  const local = path.join(TMP, 'resume.bin');
-  const bytes = Buffer.alloc(size);
-  for (let i = 0; i < size; i += 4096) bytes[i] = (i >> 12) & 0xff;
-  fs.writeFileSync(local, bytes);
-  // The first PATCH is aborted by the "network" after a moment; tus-js-client asks the
-  // hub for its offset (HEAD) and sends the rest.
-  let cut = false;
-  const methods = [];
-  await page.route('**/api/uploads/**', async (route) => {
-    const req = route.request();
-    methods.push(req.method());
-    if (req.method() === 'PATCH' && !cut) {
-      cut = true;
-      await route.abort('connectionreset');
-      return;
-    }
-    await route.continue();
+/** A TCP proxy in front of the hub that logs the tus requests going through it
+ * (method and Upload-Offset) and can cut the connection of a PATCH after `cutAfter`
+ * bytes of it: a real dropped connection, the hub holding part of the body. */
+async function cuttingProxy() {
+  const px = { log: [], cutAfter: 0, cuts: 0, sockets: new Set() };
+  const target = new URL(ctx.server.baseUrl);
+  px.server = net.createServer((client) => {
+    const up = net.connect(Number(target.port), target.hostname);
+    px.sockets.add(client).add(up);
+    let patchBytes = -1;
+    client.on('data', (chunk) => {
+      const text = chunk.toString('latin1');
+      const m = /(POST|PATCH|HEAD) \/api\/uploads\/\S* HTTP\/1\.1\r\n[\s\S]*?\r\n\r\n/.exec(text);
+      if (m) {
+        const off = /\r\nupload-offset: *(\d+)/i.exec(m[0]);
+        px.log.push([m[1], off ? Number(off[1]) : null]);
+        patchBytes = m[1] === 'PATCH' ? 0 : -1;
+      }
+      if (patchBytes >= 0) {
+        patchBytes += chunk.length;
+        if (px.cutAfter && patchBytes > px.cutAfter) {
+          px.cutAfter = 0;
+          px.cuts++;
+          up.write(chunk.subarray(0, chunk.length >> 1), () => { client.destroy(); up.destroy(); });
+          return;
+        }
+      }
+      up.write(chunk);
+    });
+    up.on('data', (d) => client.write(d));
+    const end = () => { client.destroy(); up.destroy(); px.sockets.delete(client); px.sockets.delete(up); };
+    client.on('close', end).on('error', end);
+    up.on('close', end).on('error', end);
   });
-  await page.setInputFiles('[data-testid=upload-input]', local);
-  await row(page, 'resume.bin').waitFor({ timeout: 60000 });
-  assert.ok(cut, 'a PATCH was cut off');
-  assert.ok(methods.includes('HEAD'), `resumed from the hub's offset: ${methods.join(' ')}`);
-  assert.ok(fs.readFileSync(onDisk('resume.bin')).equals(bytes));
+  await new Promise((r) => px.server.listen(0, '127.0.0.1', r));
+  px.url = `http://127.0.0.1:${px.server.address().port}`;
+  px.close = () => { for (const s of px.sockets) s.destroy(); px.server.close(); };
+  return px;
+}
+
+test('a dropped connection mid-upload resumes from the hub\'s offset, and so does a reload', async () => {
+  const px = await cuttingProxy();
+  try {
+    const page = await ctx.newPage({ signIn: false });
+    await page.goto(px.url + '/');
+    await page.fill('input[name=username]', 'alice');
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('header.top');
+    const size = 24 << 20;
+    const local = path.join(TMP, 'resume.bin');
+    const bytes = Buffer.alloc(size);
+    for (let i = 0; i < size; i += 512) bytes[i] = (i >> 9) & 0xff;
+    fs.writeFileSync(local, bytes);
+
+    // The connection drops 6 MiB into the PATCH: tus-js-client asks the hub where it
+    // is (HEAD) and sends the rest from there.
+    px.cutAfter = 6 << 20;
+    await page.setInputFiles('[data-testid=upload-input]', local);
+    await row(page, 'resume.bin').waitFor({ timeout: 60000 });
+    assert.equal(px.cuts, 1, 'the connection was cut');
+    assert.ok(fs.readFileSync(onDisk('resume.bin')).equals(bytes), 'the file is whole');
+    const patches = px.log.filter(([m]) => m === 'PATCH');
+    assert.ok(px.log.some(([m]) => m === 'HEAD'), JSON.stringify(px.log));
+    assert.ok(patches.length >= 2 && patches.at(-1)[1] > 0, `the last PATCH resumed past 0: ${JSON.stringify(px.log)}`);
+
+    // A reload in the middle: choosing the same file again resumes the same upload
+    // (its URL was kept in localStorage), without a new creation.
+    fs.rmSync(onDisk('resume.bin'));
+    px.log.length = 0;
+    px.cutAfter = 6 << 20;
+    await page.setInputFiles('[data-testid=upload-input]', local);
+    await page.waitForFunction(() => Object.keys(localStorage).some((k) => k.startsWith('tus::')));
+    while (!px.cuts || px.cuts < 2) await new Promise((r) => setTimeout(r, 20));
+    await page.reload();
+    await page.waitForSelector('header.top');
+    const mark = px.log.length;
+    await page.setInputFiles('[data-testid=upload-input]', local);
+    await row(page, 'resume.bin').waitFor({ timeout: 60000 });
+    assert.ok(fs.readFileSync(onDisk('resume.bin')).equals(bytes), 'the file is whole');
+    const after = px.log.slice(mark);
+    assert.ok(!after.some(([m]) => m === 'POST'), `no new upload after the reload: ${JSON.stringify(px.log)}`);
+    assert.equal(after[0][0], 'HEAD', JSON.stringify(px.log));
+    assert.ok(after.some(([m, off]) => m === 'PATCH' && off > 0), `resumed past 0: ${JSON.stringify(px.log)}`);
+  } finally {
+    px.close();
+  }
 });
 
 test('a refused upload says why (quota)', async () => {
