@@ -134,13 +134,20 @@ static const char *mime_of(const char *name)
     return "application/octet-stream";
 }
 
+/* Hidden paths are not served, except google.colab's files.download() copies below
+ * .labbook/downloads/ (docs/colab.md), which the UI fetches through /files/. */
+static bool download_path_hidden(const char *norm)
+{
+    return !str_starts_with(norm, ".labbook/downloads/") && drive_path_hidden(norm);
+}
+
 static int open_in_drive(struct hub *h, struct http_req *req, const char *path, int flags,
                          char **norm)
 {
     const struct http_req_view *v = http_view(req);
     if (fs_path_normalize(path, norm) < 0)
         return -EINVAL;
-    if (drive_path_hidden(*norm))
+    if (download_path_hidden(*norm))
         return -ENOENT;
     char *root = hub_user_drive(h, &v->user);
     int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -415,6 +415,16 @@ async function downloadCheck(k, user) {
     const g = await k.get(user, p);
     assert.equal(g.status, 200, g.text);
     assert.equal(g.body.content, 'x,y\n1,2\n');
+    // ...and to /files/, which the UI's download uses.
+    const files = (q) => fetch(k.server().baseUrl + '/files/' + q.split('/').map(encodeURIComponent).join('/') + '?download=1',
+      { headers: { Authorization: `token ${k.server().tokens[user]}` } });
+    const f = await files(p);
+    assert.equal(f.status, 200);
+    assert.equal(await f.text(), 'x,y\n1,2\n');
+    assert.match(f.headers.get('content-disposition'), /attachment/);
+    fs.mkdirSync(path.join(k.server().drive(user), '.labbook', 'secret'), { recursive: true });
+    fs.writeFileSync(path.join(k.server().drive(user), '.labbook', 'secret', 's.txt'), 's');
+    assert.equal((await files('.labbook/secret/s.txt')).status, 404, 'the rest of .labbook is not served');
     // Only the transfer folders are open to the API: .labbook stays out of listings,
     // and the rest of it stays hidden.
     const root = await api(k.server(), user, 'GET', '/api/contents');

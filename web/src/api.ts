@@ -1,5 +1,6 @@
 // The hub's REST API as the UI uses it: fetch with the session cookie and the XSRF
-// header (double submit of the `_xsrf` cookie), the Contents API, and uploads.
+// header (double submit of the `_xsrf` cookie), the Contents API, chunked uploads
+// (the google.colab widget's), downloads. Resumable uploads are in upload.ts.
 
 export class ApiError extends Error {
   constructor(public status: number, message: string) {
@@ -143,13 +144,15 @@ export async function uploadFile(file: File, dest: string, onProgress: (f: numbe
   onProgress(1);
 }
 
-/** Downloads a drive file to the user's computer. */
+/** Downloads a drive file to the user's computer: the browser fetches it from the
+ * hub's /files/ (streamed, resumable by range), not through JavaScript memory. */
 export async function downloadFile(p: string): Promise<void> {
-  const m = await contents.get(p, { format: 'base64', type: 'file' });
-  const bin = atob(m.content as string);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  saveBlob(new Blob([bytes], { type: m.mimetype || 'application/octet-stream' }), m.name);
+  const a = document.createElement('a');
+  a.href = '/files/' + encodePath(p) + '?download=1';
+  a.download = p.split('/').pop() || '';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
 }
 
 export function saveBlob(blob: Blob, name: string): void {

@@ -1,7 +1,9 @@
 // Home: the user's drive. Folders, notebooks and files; new notebook (in "Colab
 // Notebooks", as Colab does), new folder, upload by button or drag and drop with
-// progress, rename, move, delete, download; recent notebooks.
-import { ContentsModel, contents, downloadFile, uploadFile } from './api';
+// progress (resumable, through upload.ts), extract archives, rename, move, delete,
+// download (files, and folders as zips); recent notebooks.
+import { ContentsModel, contents, downloadFile } from './api';
+import { downloadUrl, folderZipUrl, isArchive, showExtraction, startExtract, uploadFiles } from './upload';
 import { ask, clear, confirmBox, formatDate, formatSize, h, notebookUrl, recent, toast, treeUrl } from './ui';
 import { navigate, topBar } from './main';
 import { icon } from './icons';
@@ -21,25 +23,16 @@ function join(dir: string, name: string): string {
 
 const icons: Record<string, string> = { directory: 'folder', notebook: 'notebook', file: 'file' };
 
-/** Uploads files into dir, showing each one's progress in `box`. */
-export async function uploadInto(dir: string, files: FileList | File[], box: HTMLElement): Promise<void> {
-  for (const f of Array.from(files)) {
-    const bar = h('progress', { max: 1, value: 0 });
-    const row = h('div', { class: 'upload-row' }, h('span', { text: f.name }), bar, h('span', { class: 'pct', text: '0%' }));
-    box.append(row);
-    try {
-      await uploadFile(f, join(dir, f.name), (x) => {
-        bar.value = x;
-        (row.lastChild as HTMLElement).textContent = `${Math.round(x * 100)}%`;
-      });
-      row.classList.add('done');
-      setTimeout(() => row.remove(), 1500);
-    } catch (e) {
-      row.classList.add('failed');
-      (row.lastChild as HTMLElement).textContent = (e as Error).message;
-      toast(`Upload of ${f.name} failed: ${(e as Error).message}`, 'error');
-    }
-  }
+/** Whether archives are unpacked on arrival (the home page's checkbox, remembered). */
+const EXTRACT_KEY = 'labbook:extract-on-arrival';
+function extractOnArrival(): boolean {
+  return localStorage.getItem(EXTRACT_KEY) === '1';
+}
+
+/** Uploads files into dir through tus, showing each one's progress and the total in
+ * `box`; `changed` runs as each file lands (or its archive is unpacked). */
+export async function uploadInto(dir: string, files: FileList | File[], box: HTMLElement, changed: () => void = () => {}): Promise<void> {
+  await uploadFiles(dir, Array.from(files), box, extractOnArrival(), changed);
 }
 
 export async function renderHome(root: HTMLElement, dir: string): Promise<void> {
@@ -100,7 +93,18 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
           } catch (e) { toast(`Move failed: ${(e as Error).message}`, 'error'); }
           refresh();
         }),
-        it.type !== 'directory' && act('download', 'Download', () => downloadFile(it.path).catch((e) => toast(e.message, 'error'))),
+        it.type === 'file' && isArchive(it.name) && act('unpack', 'Extract', async () => {
+          const to = await ask('Extract', 'Into folder (empty for My Drive)', dir);
+          if (to === null) return;
+          try {
+            const id = await startExtract(it.path, to.replace(/^\/+|\/+$/g, ''));
+            if (await showExtraction(uploads, it.name, id)) refresh();
+          } catch (e) { toast(`Extract failed: ${(e as Error).message}`, 'error'); }
+        }),
+        act('download', it.type === 'directory' ? 'Download as zip' : 'Download', () => {
+          if (it.type === 'directory') downloadUrl(folderZipUrl(it.path), it.name + '.zip');
+          else downloadFile(it.path).catch((e) => toast(e.message, 'error'));
+        }),
         act('trash', 'Delete', async () => {
           if (!(await confirmBox('Delete', `Delete "${it.name}"${it.type === 'directory' ? ' and everything in it' : ''}?`, 'Delete'))) return;
           try {
@@ -122,8 +126,9 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
   }
 
   fileInput.addEventListener('change', async () => {
-    if (fileInput.files?.length) await uploadInto(dir, fileInput.files, uploads);
+    const files = Array.from(fileInput.files || []);
     fileInput.value = '';
+    if (files.length) await uploadInto(dir, files, uploads, refresh);
     refresh();
   });
 
@@ -142,7 +147,7 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
     e.preventDefault();
     drop.classList.remove('dragging');
     if (e.dataTransfer?.files.length) {
-      await uploadInto(dir, e.dataTransfer.files, uploads);
+      await uploadInto(dir, e.dataTransfer.files, uploads, refresh);
       refresh();
     }
   });
@@ -162,6 +167,10 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
         } }),
         h('button', { onclick: () => fileInput.click() }, icon('upload'), ' Upload files'),
         fileInput,
+        h('label', { class: 'check', title: 'Unpack .zip, .tar(.gz, .bz2, .xz, .zst) and .7z files into this folder as they arrive' },
+          h('input', { type: 'checkbox', 'data-testid': 'extract-on-arrival', checked: extractOnArrival(),
+            onchange: (e: Event) => localStorage.setItem(EXTRACT_KEY, (e.target as HTMLInputElement).checked ? '1' : '0') }),
+          ' Extract archives on arrival'),
         h('h3', { text: 'Recent notebooks' }),
         recentBox,
         h('button', { class: 'link', text: 'Open a notebook by path…', onclick: async () => {

@@ -7,6 +7,7 @@ const paths: Record<string, string> = {
   trash: 'M4 7h16M9 7V4h6v3M6 7l1 14h10l1-14M10 11v6M14 11v6',
   download: 'M12 4v11M7 10l5 5 5-5M5 20h14',
   upload: 'M12 20V9M7 14l5-5 5 5M5 4h14',
+  unpack: 'M4 8h16v12H4zM3 4h18v4H3zM12 11v6M9 14l3 3 3-3',
   edit: 'M4 20h4L19 9l-4-4L4 16zM13 7l4 4',
   move: 'M4 12h14M13 7l5 5-5 5',
   plus: 'M12 5v14M5 12h14',

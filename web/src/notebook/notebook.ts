@@ -21,6 +21,7 @@ function loadEditor(): Promise<EditorModule> {
 import { KernelClient, JMsg } from './kernel';
 import { OutputArea, Output, joinText } from './outputs';
 import { renderMarkdown } from './markdown';
+import { settleColabWidgets } from './colab';
 
 interface CellModel {
   id: string;
@@ -266,6 +267,7 @@ class Cell {
     this.msgId = null;
     this.out.setExtra(null);
     this.out.draw(); // a finished cell shows all its output at once, not a frame later
+    settleColabWidgets(this.out.el);
     this.updateGutter();
   }
 
@@ -917,7 +919,7 @@ export class NotebookPage {
           c.updateGutter();
           return;
         }
-        c.out.handle(t, m.content);
+        c.out.handle(t, m.content, 'run');
       },
       onReply: (m: JMsg) => {
         if (typeof m.content.execution_count === 'number') c.m.execution_count = m.content.execution_count;
@@ -1046,7 +1048,8 @@ export class NotebookPage {
       c.setRunning();
     } else {
       c.setRunning();
-      c.out.handle(t, m.content);
+      // A run of this tab replayed after a reload may still wait for an upload.
+      c.out.handle(t, m.content, this.runMap()[parent] ? 'replay' : undefined);
     }
   }
 

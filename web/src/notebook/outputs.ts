@@ -7,8 +7,12 @@
 import { AnsiUp } from 'ansi_up';
 import { saveBlob } from '../api';
 import { renderLatex, renderMarkdown } from './markdown';
+import { DOWNLOAD_MIME, Liveness, UPLOAD_MIME, colabView } from './colab';
 
 export type Output = Record<string, any>;
+
+/** Outputs that came from the kernel to this page (google.colab widgets act only on those). */
+const liveness = new WeakMap<Output, Liveness>();
 
 const ansi = new AnsiUp();
 ansi.use_classes = true;
@@ -209,9 +213,11 @@ export function renderOutput(o: Output): HTMLElement {
       break;
     }
     case 'display_data':
-    case 'execute_result':
-      el = renderData(o.data || {}, o.metadata);
+    case 'execute_result': {
+      const colab = o.data && [UPLOAD_MIME, DOWNLOAD_MIME].find((m) => m in o.data);
+      el = colab ? colabView(o, colab, o.data[colab], liveness.get(o)) : renderData(o.data || {}, o.metadata);
       break;
+    }
     default:
       el = ansiPre(`[output of unknown type ${o.output_type}]`, 'out-text');
   }
@@ -260,8 +266,9 @@ export class OutputArea {
     }
   }
 
-  /** Adds what an iopub message brings. Returns true if it was an output. */
-  handle(type: string, c: any): boolean {
+  /** Adds what an iopub message brings; `live` says it comes from a run of this page
+   * (colab.ts). Returns true if it was an output. */
+  handle(type: string, c: any, live?: Liveness): boolean {
     if (type === 'clear_output') { this.clear(!!c.wait); return true; }
     if (type === 'update_display_data') {
       const id = c.transient?.display_id;
@@ -292,6 +299,7 @@ export class OutputArea {
       else if (type === 'display_data') o = { output_type: 'display_data', data: c.data, metadata: c.metadata || {} };
       else o = { output_type: 'execute_result', data: c.data, metadata: c.metadata || {}, execution_count: c.execution_count };
       this.outputs.push(o);
+      if (live) liveness.set(o, live);
       const id = c.transient?.display_id;
       if (id) this.displays.set(id, [...(this.displays.get(id) || []), o]);
       this.dirty.add(this.outputs.length - 1);
