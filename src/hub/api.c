@@ -417,16 +417,20 @@ static void status_api(struct hub *h, struct http_req *req)
                               h->last_activity, "connections", conns, "kernels", kernels));
 }
 
-static void me_api(struct http_req *req)
+/* jupyter_server's /api/me, plus what labbook's UI tells its user about the server:
+ * whether their code runs sandboxed (else the UI warns, as the log does). */
+static void me_api(struct hub *h, struct http_req *req)
 {
     const struct http_req_view *v = http_view(req);
     char initials[3] = {0};
     initials[0] = (char)(v->user.name[0] >= 'a' && v->user.name[0] <= 'z' ? v->user.name[0] - 32
                                                                           : v->user.name[0]);
     http_reply_json(req, 200,
-                    json_pack("{s:{s:s, s:s, s:s, s:s, s:n, s:n}, s:{}}", "identity", "username",
-                              v->user.name, "name", v->user.name, "display_name", v->user.name,
-                              "initials", initials, "avatar_url", "color", "permissions"));
+                    json_pack("{s:{s:s, s:s, s:s, s:s, s:n, s:n}, s:{}, s:{s:b, s:b}}", "identity",
+                              "username", v->user.name, "name", v->user.name, "display_name",
+                              v->user.name, "initials", initials, "avatar_url", "color",
+                              "permissions", "labbook", "sandboxed", h->sandboxed, "admin",
+                              v->user.admin));
 }
 
 bool api_route_head(struct hub *h, struct http_req *req)
@@ -504,7 +508,7 @@ void api_route(struct hub *h, struct http_req *req)
     } else if (!strcmp(path, "/api/status")) {
         status_api(h, req);
     } else if (!strcmp(path, "/api/me")) {
-        me_api(req);
+        me_api(h, req);
     } else if (str_starts_with(path, "/api/kernelspecs") && (path[16] == '\0' || path[16] == '/')) {
         kernelspecs_api(h, req, path + 16);
     } else if (str_starts_with(path, "/kernelspecs/")) {

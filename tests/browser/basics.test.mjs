@@ -21,6 +21,8 @@ test('the sign-in page signs in with a password and shows the drive', async () =
   await page.click('form[method=post] button[type=submit]');
   await page.waitForSelector('table.files');
   assert.equal(await page.locator('header .user').innerText(), 'alice');
+  // A sandboxed server (the suite runs as root) shows no sandbox warning.
+  assert.equal(await page.locator('[data-testid=not-sandboxed]').count(), 0);
   assert.match(await page.locator('.crumbs').innerText(), /My Drive/);
 });
 

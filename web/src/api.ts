@@ -165,7 +165,10 @@ export function saveBlob(blob: Blob, name: string): void {
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
-export interface Me { identity: { username: string; display_name: string; initials: string } }
+export interface Me {
+  identity: { username: string; display_name: string; initials: string };
+  labbook?: { sandboxed: boolean; admin: boolean };
+}
 
 export function me(): Promise<Me> {
   return api('GET', '/api/me');

@@ -63,7 +63,16 @@ window.addEventListener('beforeunload', (e) => {
 
 (async () => {
   try {
-    user = (await me()).identity.username;
+    const m = await me();
+    user = m.identity.username;
+    if (m.labbook && !m.labbook.sandboxed) {
+      // The server runs notebooks without a sandbox (no root, no user namespaces):
+      // say so on every page, as the server's log does.
+      document.body.prepend(h('div', {
+        class: 'banner-warn', role: 'alert', 'data-testid': 'not-sandboxed',
+        text: 'Runtimes on this server are not sandboxed: code in a notebook runs with the server\'s rights and can reach other users\' files. Ask the administrator to run labbook as root or to allow user namespaces.',
+      }));
+    }
   } catch { /* the page redirects to /login when signed out */ }
   route();
 })();
