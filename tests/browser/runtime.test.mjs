@@ -90,6 +90,31 @@ test('waiting for a GPU shows the place in the queue, then the runtime starts', 
   assert.match(await page.locator('[data-testid=runtime-status]').innerText(), /Connected|Busy/);
 });
 
+test('waiting for a GPU, the user can take a CPU runtime instead', async () => {
+  const bobs = await ctx.api('POST', '/api/kernels', { name: 'python3-gpu' }, 'bob');
+  const nb = notebookJson([['code', 'import os\nprint("cpu", os.environ.get("CUDA_VISIBLE_DEVICES"))']]);
+  nb.metadata.accelerator = 'GPU';
+  nb.metadata.kernelspec = { name: 'python3-gpu', display_name: 'Python 3 (GPU)', language: 'python' };
+  await ctx.api('PUT', '/api/contents/cpu-instead.ipynb', { type: 'notebook', format: 'json', content: nb });
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.server.baseUrl}/notebooks/cpu-instead.ipynb`);
+  await page.waitForSelector('.cell');
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForSelector('[data-testid=runtime-status][data-state=queued]');
+  await page.click('[data-testid=use-cpu]');
+  await page.waitForSelector('[data-testid=runtime-status][data-state=idle]', { timeout: 60000 });
+  assert.equal(await page.locator('[data-testid=use-cpu]').isVisible(), false);
+  // The queued GPU runtime is gone, the notebook is a CPU one now.
+  const kernels = await ctx.api('GET', '/api/kernels');
+  assert.equal(kernels.length, 1);
+  assert.equal(kernels[0].name, 'python3');
+  await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
+  const saved = await ctx.api('GET', '/api/contents/cpu-instead.ipynb');
+  assert.equal(saved.content.metadata.kernelspec.name, 'python3');
+  assert.equal(saved.content.metadata.accelerator, undefined);
+  await ctx.api('DELETE', `/api/kernels/${bobs.id}`, undefined, 'bob');
+});
+
 test('the files panel shows the drive and uploads into it; disconnect deletes the runtime', async () => {
   await ctx.api('PUT', '/api/contents/data', { type: 'directory' });
   await ctx.api('PUT', '/api/contents/data/rows.txt', { type: 'file', format: 'text', content: 'a\nb\n' });

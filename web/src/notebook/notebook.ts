@@ -494,7 +494,10 @@ export class NotebookPage {
       if (this.conn === 'none') this.connect().catch((e) => toast(e.message, 'error'));
       else this.showRuntimeInfo();
     } });
-    this.statusEl.append(connectBtn, h('span', { class: 'dot' }), h('span', { class: 'label' }));
+    // While a GPU runtime waits in the queue, Colab's way out: a CPU runtime now.
+    const cpuBtn = h('button', { class: 'use-cpu link', 'data-testid': 'use-cpu', text: 'Use a CPU runtime instead', hidden: true,
+      onclick: () => { this.useCpuInstead().catch((e) => toast(e.message, 'error')); } });
+    this.statusEl.append(connectBtn, h('span', { class: 'dot' }), h('span', { class: 'label' }), cpuBtn);
     this.setStatus('Connect', 'none');
 
     const head = topBar(this.titleInput, this.saveEl);
@@ -540,6 +543,28 @@ export class NotebookPage {
     btn.textContent = label;
     btn.title = title || label;
     this.statusEl.dataset.state = cls;
+    (this.statusEl.querySelector('.use-cpu') as HTMLElement).hidden = cls !== 'queued';
+  }
+
+  /** Leaves the GPU queue for the server's default runtime type (CPU): the queued
+   * runtime is shut down, the notebook's type and accelerator follow. */
+  async useCpuInstead(): Promise<void> {
+    const specs = await api<any>('GET', '/api/kernelspecs');
+    const name: string = specs.default;
+    const spec = specs.kernelspecs[name];
+    this.meta.kernelspec = { name, display_name: spec.spec.display_name, language: spec.spec.language || 'python' };
+    delete this.meta.accelerator;
+    this.changed(true);
+    await this.disconnect(true);
+    await this.saveNow(); /* the hub reads metadata.accelerator from the file */
+    await this.connect(name);
+  }
+
+  /** Saves now, after any save under way: before a new session, whose runtime type the
+   * hub also takes from the notebook file (metadata.accelerator, as Colab writes it). */
+  async saveNow(): Promise<void> {
+    for (let i = 0; i < 200 && this.saving; i++) await new Promise((r) => setTimeout(r, 25));
+    await this.save(true);
   }
 
   updateSaveState(text?: string): void {
@@ -1136,6 +1161,7 @@ export class NotebookPage {
     this.changed(true);
     if (this.conn !== 'none') {
       await this.disconnect(true);
+      await this.saveNow();
       this.connect(sel.value).catch((e) => toast(e.message, 'error'));
     }
   }
