@@ -1032,6 +1032,23 @@ static void serve_file(struct agent *a, const uint8_t *p, size_t len)
     size_t n;
     uint8_t *reply = files_serve(&root, p, len, &n);
     free(dir);
+    if (n > a->cfg.max_frame) { /* a listing of long names, with a small max_frame */
+        free(reply);
+        json_t *o = json_pack("{s:O?, s:i, s:s}", "req", NULL, "status", 507, "message",
+                              "the answer is bigger than the stream's max_frame");
+        json_t *req = NULL;
+        const char *js;
+        const uint8_t *d;
+        size_t jl, dl;
+        if (stream_file_split(p, len, &js, &jl, &d, &dl) == 0 &&
+            (req = json_loadb(js, jl, 0, NULL)))
+            json_object_set(o, "req", json_object_get(req, "req"));
+        json_decref(req);
+        char *s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        reply = stream_file_pack(s, strlen(s), NULL, 0, &n);
+        free(s);
+    }
     struct out_item *it = xcalloc(1, sizeof(*it));
     it->owned = (char *)reply;
     stream_header(it->head, STREAM_FILE_REPLY, n);

@@ -132,9 +132,10 @@ static void too_big(struct answer *a, const struct files_root *root, const char 
 {
     char msg[300];
     snprintf(msg, sizeof(msg),
-             "%s over %zu MiB: move big files through the drive (/content/drive/MyDrive), "
+             "%s over %zu %s: move big files through the drive (/content/drive/MyDrive), "
              "which has ranged downloads and resumable uploads",
-             what, root->max_bytes >> 20);
+             what, root->max_bytes >= (1u << 20) ? root->max_bytes >> 20 : root->max_bytes >> 10,
+             root->max_bytes >= (1u << 20) ? "MiB" : "KiB");
     fail(a, 413, msg);
 }
 
