@@ -94,7 +94,15 @@ static const char *type_of(mode_t m)
     return S_ISDIR(m) ? "directory" : S_ISREG(m) ? "file" : S_ISLNK(m) ? "symlink" : "other";
 }
 
-static void list_dir(struct answer *a, int fd)
+/* /content/drive is where the sandbox mounts the user's drive; on the host it is the
+ * empty mount point, and removing that would take the drive away from the running
+ * kernel. The drive has its own API: it is neither shown nor reached here. */
+static bool is_drive(const char *rel)
+{
+    return !strcmp(rel, "drive") || str_starts_with(rel, "drive/");
+}
+
+static void list_dir(struct answer *a, int fd, bool top)
 {
     DIR *d = fdopendir(fd);
     if (!d) {
@@ -106,7 +114,7 @@ static void list_dir(struct answer *a, int fd)
     struct dirent *de;
     bool truncated = false;
     while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || (top && is_drive(de->d_name)))
             continue;
         if (json_array_size(entries) >= FILES_MAX_ENTRIES) {
             truncated = true;
@@ -152,7 +160,7 @@ static void op_read(struct answer *a, const struct files_root *root, int rootfd,
         return;
     }
     if (S_ISDIR(st.st_mode)) {
-        list_dir(a, fd);
+        list_dir(a, fd, !rel[0]);
         return;
     }
     if (list_only || !S_ISREG(st.st_mode)) {
@@ -280,6 +288,11 @@ static void serve(struct answer *a, const struct files_root *root, json_t *req, 
     char *rel = NULL;
     if (path[0] == '/' || fs_path_normalize(path, &rel) < 0) {
         fail(a, 400, "bad path: it must be relative to /content, without \".\" or \"..\"");
+        return;
+    }
+    if (is_drive(rel)) {
+        fail(a, 403, "/content/drive is your drive: reach it through the drive, not the runtime");
+        free(rel);
         return;
     }
     int rootfd = open(root->content_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -109,6 +109,11 @@ describe('runtime /content files', { skip }, () => {
       assert.equal(r.status, 403, `${p}: ${r.text}`);
       assert.ok(!r.text.includes('root:x:0'));
     }
+    // /content/drive is the drive's mount point: not listed, not reachable (removing it
+    // on the host would unmount the drive from the running kernel).
+    assert.ok(!(await api(ctx.server, 'alice', 'GET', `/api/runtimes/${id}/files/`)).body.entries.some((e) => e.name === 'drive'));
+    assert.equal((await api(ctx.server, 'alice', 'DELETE', filesUrl(id, 'drive/MyDrive'))).status, 403);
+    assert.equal((await put(ctx.server, id, 'drive/MyDrive/x.txt', 'x')).status, 403);
     const w = await put(ctx.server, id, 'out/evil', 'x');
     assert.equal(w.status, 403, w.text);
     const R = await probe(ctx.server, id, "R['evil'] = os.path.exists('/etc/evil')");

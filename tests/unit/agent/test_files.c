@@ -133,6 +133,19 @@ static void test_refusals(void **state)
     assert_int_equal(status_of(f, "read", "pw", NULL), 403);
     assert_int_equal(status_of(f, "write", "out/x", "x"), 403);
     assert_int_equal(status_of(f, "mkdir", "out/x", NULL), 403);
+    /* The drive's mount point is not reachable, nor listed. */
+    p = xasprintf("%s/drive/MyDrive", f->content);
+    assert_int_equal(mkdir_p(p, 0755), 0);
+    free(p);
+    assert_int_equal(status_of(f, "delete", "drive/MyDrive", NULL), 403);
+    assert_int_equal(status_of(f, "write", "drive/MyDrive/x", "x"), 403);
+    assert_int_equal(status_of(f, "read", "drive", NULL), 403);
+    json_t *l = ask(f, "list", "", NULL, NULL);
+    for (size_t i = 0; i < json_array_size(json_object_get(l, "entries")); i++)
+        assert_string_not_equal(json_string_value(json_object_get(
+                                    json_array_get(json_object_get(l, "entries"), i), "name")),
+                                "drive");
+    json_decref(l);
     /* A FIFO is not read (and does not block the agent). */
     p = xasprintf("%s/fifo", f->content);
     assert_int_equal(mkfifo(p, 0644), 0);
