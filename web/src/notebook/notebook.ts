@@ -1286,7 +1286,7 @@ export class NotebookPage {
       h('div', { class: 'row' }, h('button', { text: 'Upload', onclick: () => input.click() }), h('button', { text: 'Refresh', onclick: () => fill(tree, '') })),
       input, uploads, tree);
 
-    // The runtime's /content, through its agent; its drive/ is shown above.
+    // The runtime's /content, through its agent (which leaves out drive/: it is below).
     const id = this.conn === 'connected' ? this.session?.kernel.id : undefined;
     let content: HTMLElement;
     if (!id) {
@@ -1298,7 +1298,7 @@ export class NotebookPage {
       const cinput = h('input', { type: 'file', multiple: true, hidden: true, 'data-testid': 'content-upload-input' });
       const cfill = (ul: HTMLElement, dir: string): Promise<void> => show(ul, async () => {
         const m = await runtimeFiles.list(id, dir);
-        return m.entries.filter((x) => !x.name.startsWith('.') && !(dir === '' && x.name === 'drive')).sort(dirsFirst).map((it) => {
+        return m.entries.filter((x) => !x.name.startsWith('.')).sort(dirsFirst).map((it) => {
           const p = dir ? `${dir}/${it.name}` : it.name;
           return item(it.name, it.type, '/content/' + p, (sub) => cfill(sub, p), () => {}, () => runtimeFiles.download(id, p));
         });
