@@ -22,6 +22,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "agent/files.h"
 #include "agent/kernel.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -1016,6 +1017,47 @@ static void claim(struct agent *a, const uint8_t *p, size_t len)
     json_decref(o);
 }
 
+/* A file request on the runtime's /content (files.h): served here and now, since it
+ * is at most FILES_MAX_BYTES of local IO. */
+static void serve_file(struct agent *a, const uint8_t *p, size_t len)
+{
+    struct files_root root = {.max_bytes = FILES_MAX_BYTES};
+    /* The reply must fit in a frame, with room for its JSON. */
+    if (a->cfg.max_frame < FILES_MAX_BYTES + 65536)
+        root.max_bytes = a->cfg.max_frame > 65536 ? a->cfg.max_frame - 65536 : 0;
+    char *dir = a->cfg.sandboxed ? files_content_dir(a->cfg.sbx.state_dir) : NULL;
+    root.content_dir = dir;
+    root.set_owner = geteuid() == 0;
+    root.owner = a->cfg.sandboxed ? sandbox_root_uid(&a->cfg.sbx) : 0;
+    size_t n;
+    uint8_t *reply = files_serve(&root, p, len, &n);
+    free(dir);
+    if (n > a->cfg.max_frame) { /* a listing of long names, with a small max_frame */
+        free(reply);
+        json_t *o = json_pack("{s:O?, s:i, s:s}", "req", NULL, "status", 507, "message",
+                              "the answer is bigger than the stream's max_frame");
+        json_t *req = NULL;
+        const char *js;
+        const uint8_t *d;
+        size_t jl, dl;
+        if (stream_file_split(p, len, &js, &jl, &d, &dl) == 0 &&
+            (req = json_loadb(js, jl, 0, NULL)))
+            json_object_set(o, "req", json_object_get(req, "req"));
+        json_decref(req);
+        char *s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        reply = stream_file_pack(s, strlen(s), NULL, 0, &n);
+        free(s);
+    }
+    struct out_item *it = xcalloc(1, sizeof(*it));
+    it->owned = (char *)reply;
+    stream_header(it->head, STREAM_FILE_REPLY, n);
+    it->iov[0] = (struct iovec){it->head, STREAM_HEADER_LEN};
+    it->iov[1] = (struct iovec){reply, n};
+    it->niov = 2;
+    hub_push(a, it);
+}
+
 static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size_t len)
 {
     struct agent *a = ctx;
@@ -1038,6 +1080,9 @@ static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size
         break;
     case STREAM_CLAIM:
         claim(a, p, len);
+        break;
+    case STREAM_FILE:
+        serve_file(a, p, len);
         break;
     default:
         log_warn("agent: ignored a frame of unknown type %d from the hub", (int)type);

@@ -1,5 +1,6 @@
 /* labbook's runtime API (/api/runtimes: each runtime with its resource figures,
- * termination and factory reset) and the Prometheus endpoint /metrics (admins only). */
+ * termination, factory reset and /content's files) and the Prometheus endpoint /metrics (admins
+ * only). */
 #include "hub/api_runtimes.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include "hub/hub.h"
 #include "hub/kernels.h"
 #include "hub/launcher.h"
+#include "hub/runtime_files.h"
 
 #define FRESH_MS 2000 /* answers use figures at most this old */
 
@@ -186,6 +188,14 @@ void runtimes_api(struct hub *h, struct http_req *req, const char *rest)
         return;
     }
     const char *action = slash ? slash : "";
+    if (str_starts_with(action, "/files") && (action[6] == '\0' || action[6] == '/')) {
+        /* Only the owner: a runtime's files are not an administrator's to browse. */
+        if (k->owner != v->user.id)
+            http_reply_error(req, 404, "No such runtime: %s", id);
+        else
+            runtime_files(h, req, k, action + 6);
+        return;
+    }
     if (!*action && (v->method == HTTP_GET || v->method == HTTP_HEAD))
         answer_with_figures(h, req, RT_ONE, all, id);
     else if (!*action && v->method == HTTP_DELETE)

@@ -9,7 +9,8 @@ struct http_req;
 /* Handles /api/runtimes...; rest is what follows "/api/runtimes". Authenticated
  * requests only: GET lists the user's runtimes with their figures (?all=1: everyone's,
  * admins only), GET /{id} one, DELETE /{id} shuts it down, POST /{id}/reset restarts it
- * on a fresh overlay and /content. Admins may address anyone's runtime. */
+ * on a fresh overlay and /content, /{id}/files/<path> reaches its /content (the owner
+ * only: runtime_files.h). Admins may address anyone's runtime. */
 void runtimes_api(struct hub *h, struct http_req *req, const char *rest);
 
 /* Handles /metrics, authenticated or not (route it before the login redirect): 403

@@ -101,7 +101,7 @@ char *download_disposition(const char *name)
     return buf_steal(&b, &len);
 }
 
-static const char *mime_of(const char *name)
+const char *download_mime_of(const char *name)
 {
     static const struct {
         const char *ext, *type;
@@ -256,7 +256,7 @@ void download_file(struct hub *h, struct http_req *req, const char *path)
     s->fd = fd;
     s->pos = start;
     s->end = end + 1;
-    http_reply_stream(req, status, mime_of(base), s->end - s->pos, &file_ops, s);
+    http_reply_stream(req, status, download_mime_of(base), s->end - s->pos, &file_ops, s);
     free(norm);
 }
 

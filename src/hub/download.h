@@ -23,4 +23,8 @@ int download_parse_range(const char *header, int64_t size, int64_t *start, int64
  * filename*. Caller frees. Pure. */
 char *download_disposition(const char *name);
 
+/* The content type a download of a file named name is served with, by its extension;
+ * application/octet-stream for HTML, SVG, scripts and what is not known. Pure. */
+const char *download_mime_of(const char *name);
+
 #endif

@@ -55,6 +55,13 @@ struct write_req {
     char *data;
 };
 
+struct kfile {
+    struct kfile *next;
+    int64_t id;
+    kernel_file_cb cb;
+    void *ctx;
+};
+
 void kernel_touch(struct kernel *k)
 {
     iso8601_now(k->last_activity);
@@ -181,10 +188,85 @@ int kernel_send_to_agent(struct kernel *k, enum stream_type type, const void *da
     return 0;
 }
 
+/* --- file requests (STREAM_FILE) --- */
+
+int64_t kernel_file_request(struct kernel *k, const char *op, const char *path, const void *data,
+                            size_t len, kernel_file_cb cb, void *ctx)
+{
+    if (!k->agent || k->agent->closing)
+        return -ENOTCONN;
+    int64_t id = ++k->file_next;
+    json_t *o = json_pack("{s:I, s:s, s:s}", "req", (json_int_t)id, "op", op, "path", path);
+    char *js = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    size_t n;
+    uint8_t *payload = stream_file_pack(js, strlen(js), data, len, &n);
+    free(js);
+    int r = n > (size_t)k->hub->cfg.agent_max_frame
+                ? -EMSGSIZE
+                : kernel_send_to_agent(k, STREAM_FILE, payload, n);
+    free(payload);
+    if (r < 0)
+        return r;
+    struct kfile *f = xcalloc(1, sizeof(*f));
+    f->id = id;
+    f->cb = cb;
+    f->ctx = ctx;
+    f->next = k->files;
+    k->files = f;
+    return id;
+}
+
+static struct kfile *file_take(struct kernel *k, int64_t id)
+{
+    for (struct kfile **pp = &k->files; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            struct kfile *f = *pp;
+            *pp = f->next;
+            return f;
+        }
+    return NULL;
+}
+
+void kernel_file_cancel(struct kernel *k, int64_t id)
+{
+    free(file_take(k, id));
+}
+
+static void on_file_reply(struct kernel *k, const uint8_t *p, size_t len)
+{
+    const char *js;
+    const uint8_t *data;
+    size_t jlen, dlen;
+    if (stream_file_split(p, len, &js, &jlen, &data, &dlen) < 0)
+        return;
+    json_t *o = json_loadb(js, jlen, 0, NULL);
+    json_t *id = json_object_get(o, "req");
+    struct kfile *f = json_is_integer(id) ? file_take(k, json_integer_value(id)) : NULL;
+    if (f && json_is_integer(json_object_get(o, "status")))
+        f->cb(f->ctx, 0, o, data, dlen);
+    else if (f)
+        f->cb(f->ctx, -EPROTO, NULL, NULL, 0);
+    free(f);
+    json_decref(o);
+}
+
+/* The agent has gone: every file request waiting for it fails. */
+static void files_fail_all(struct kernel *k)
+{
+    while (k->files) {
+        struct kfile *f = k->files;
+        k->files = f->next;
+        f->cb(f->ctx, -ENOTCONN, NULL, NULL, 0);
+        free(f);
+    }
+}
+
 /* --- freeing --- */
 
 static void kernel_unalloc(struct kernel *k)
 {
+    files_fail_all(k);
     nbdoc_close(k->doc);
     free(k->spec_name);
     free(k->base_spec);
@@ -368,6 +450,7 @@ static void on_agent_closed(uv_handle_t *hd)
     free(a);
     if (k) {
         k->agent = NULL;
+        files_fail_all(k);
         maybe_free(k);
     }
 }
@@ -478,6 +561,9 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
     }
     case STREAM_STATE:
         on_state(k, p, len);
+        return 0;
+    case STREAM_FILE_REPLY:
+        on_file_reply(k, p, len);
         return 0;
     default:
         return 0;

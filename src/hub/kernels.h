@@ -18,6 +18,7 @@ struct hub;
 struct client;
 struct parked;
 struct kwait;
+struct kfile;
 
 enum kernel_life {
     KERNEL_STARTING,
@@ -86,6 +87,9 @@ struct kernel {
     /* Client messages that arrive while the kernel (re)starts, sent once it runs. */
     struct buf held;
     int held_count;
+    /* File requests on its /content waiting for the agent's reply. */
+    struct kfile *files;
+    int64_t file_next;
 };
 
 #define KERNEL_ID_BASE 100000
@@ -145,5 +149,19 @@ void kernel_set_throttle(struct kernel *k, bool on);
 /* For channels.c: a v1-serialized message from a client, to the agent. */
 int kernel_send_to_agent(struct kernel *k, enum stream_type type, const void *data, size_t len);
 void kernel_touch(struct kernel *k);
+
+/* The agent's answer to a file request: err 0 and its reply (the JSON header,
+ * borrowed) with data (borrowed) for a read; or err -ENOTCONN with reply NULL when
+ * the agent went away first. */
+typedef void (*kernel_file_cb)(void *ctx, int err, json_t *reply, const uint8_t *data, size_t len);
+/* Sends a STREAM_FILE request {"op": op, "path": path} (data for a "write") to the
+ * runtime's agent. Returns the request's id (> 0), after which cb runs exactly once
+ * unless kernel_file_cancel forgets it; or a negative errno (-ENOTCONN: no agent;
+ * -EMSGSIZE: over the stream's frame size; -ENOBUFS: the stream is backed up), and
+ * cb never runs. */
+int64_t kernel_file_request(struct kernel *k, const char *op, const char *path, const void *data,
+                            size_t len, kernel_file_cb cb, void *ctx);
+/* Forgets a file request (timed out): its cb will not run. */
+void kernel_file_cancel(struct kernel *k, int64_t id);
 
 #endif

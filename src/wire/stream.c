@@ -69,3 +69,33 @@ void stream_decoder_free(struct stream_decoder *d)
 {
     buf_free(&d->in);
 }
+
+uint8_t *stream_file_pack(const char *json, size_t jlen, const void *data, size_t dlen,
+                          size_t *out_len)
+{
+    uint8_t *p = xmalloc(4 + jlen + dlen);
+    p[0] = (uint8_t)jlen;
+    p[1] = (uint8_t)(jlen >> 8);
+    p[2] = (uint8_t)(jlen >> 16);
+    p[3] = (uint8_t)(jlen >> 24);
+    memcpy(p + 4, json, jlen);
+    if (dlen)
+        memcpy(p + 4 + jlen, data, dlen);
+    *out_len = 4 + jlen + dlen;
+    return p;
+}
+
+int stream_file_split(const uint8_t *p, size_t len, const char **json, size_t *jlen,
+                      const uint8_t **data, size_t *dlen)
+{
+    if (len < 4)
+        return -EBADMSG;
+    uint32_t n = get_u32(p);
+    if (n > len - 4)
+        return -EBADMSG;
+    *json = (const char *)p + 4;
+    *jlen = n;
+    *data = p + 4 + n;
+    *dlen = len - 4 - n;
+    return 0;
+}

@@ -15,6 +15,11 @@
  *   STREAM_CLAIM     hub -> agent   JSON {"drive_dir": ...}: a pre-started runtime becomes
  *                                   a user's; the agent binds the drive and answers with
  *                                   STATE {"state": "claimed"[, "reason": why it failed]}
+ *   STREAM_FILE      hub -> agent   a file request on the runtime's /content: u32 LE n,
+ *                                   n bytes of JSON {"req": N, "op": ..., "path": ...},
+ *                                   then the bytes of a "write"
+ *   STREAM_FILE_REPLY agent -> hub  the same layout: JSON {"req": N, "status": HTTP-like,
+ *                                   "message"?, "type"?, "entries"?}, then a file's bytes
  */
 #ifndef LABBOOK_WIRE_STREAM_H
 #define LABBOOK_WIRE_STREAM_H
@@ -32,6 +37,8 @@ enum stream_type {
     STREAM_RESTART = 5,
     STREAM_SHUTDOWN = 6,
     STREAM_CLAIM = 7,
+    STREAM_FILE = 8,
+    STREAM_FILE_REPLY = 9,
 };
 
 #define STREAM_HEADER_LEN 5
@@ -53,5 +60,13 @@ typedef int (*stream_frame_cb)(void *ctx, enum stream_type type, const uint8_t *
 int stream_decoder_feed(struct stream_decoder *d, const void *data, size_t n, stream_frame_cb cb,
                         void *ctx);
 void stream_decoder_free(struct stream_decoder *d);
+
+/* STREAM_FILE and STREAM_FILE_REPLY payloads: u32 LE n, n bytes of JSON, then data.
+ * stream_file_pack returns the payload (caller frees, *out_len its size);
+ * stream_file_split points into p, and returns -EBADMSG when n overruns it. */
+uint8_t *stream_file_pack(const char *json, size_t jlen, const void *data, size_t dlen,
+                          size_t *out_len);
+int stream_file_split(const uint8_t *p, size_t len, const char **json, size_t *jlen,
+                      const uint8_t **data, size_t *dlen);
 
 #endif

@@ -120,13 +120,13 @@ test('the files panel shows the drive and uploads into it; disconnect deletes th
   await ctx.api('PUT', '/api/contents/data/rows.txt', { type: 'file', format: 'text', content: 'a\nb\n' });
   const page = await openNotebook('panel.ipynb', [['code', 'print(1)']]);
   await page.click('button[title=Files]');
-  const tree = page.locator('.nb-side .tree');
+  const tree = page.locator('.nb-side .tree[data-root=drive]');
   await tree.locator('a', { hasText: 'data' }).click();
   await tree.locator('a', { hasText: 'rows.txt' }).waitFor();
   const download = page.waitForEvent('download');
   await tree.locator('li', { hasText: 'rows.txt' }).locator('button[title=Download]').click();
   assert.equal((await import('node:fs')).readFileSync(await (await download).path(), 'utf8'), 'a\nb\n');
-  await page.setInputFiles('.nb-side input[type=file]', { name: 'from-panel.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
+  await page.setInputFiles('.nb-side [data-root=drive] input[type=file]', { name: 'from-panel.txt', mimeType: 'text/plain', buffer: Buffer.from('hi') });
   await tree.locator('a', { hasText: 'from-panel.txt' }).waitFor();
 
   await page.locator('.cell').nth(0).locator('.run').click();
@@ -136,6 +136,30 @@ test('the files panel shows the drive and uploads into it; disconnect deletes th
   await page.click('.menu-pop button:has-text("Disconnect and delete runtime")');
   await page.waitForSelector('[data-testid=runtime-status][data-state=none]');
   assert.deepEqual(await ctx.api('GET', '/api/kernels'), []);
+});
+
+test("the files panel shows the runtime's /content: upload into it, the kernel reads it, download it", async (t) => {
+  if (!ctx.server.log().includes('runtimes run in sandboxes')) return t.skip('runtimes are not sandboxed: no /content of their own');
+  const page = await openNotebook('content-panel.ipynb', [['code', "open('/content/from-kernel.txt', 'w').write('made inside')"], ['code', "print(open('/content/héllo panel.txt').read())"]]);
+  await page.click('button[title=Files]');
+  await page.locator('.nb-side [data-root=content]', { hasText: 'Connect to a runtime' }).waitFor();
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  const tree = page.locator('.nb-side .tree[data-root=content]');
+  await page.locator('.nb-side [data-root=content] button:has-text("Refresh")').click();
+  await tree.locator('a', { hasText: 'from-kernel.txt' }).waitFor();
+  assert.equal(await tree.locator('a', { hasText: /^drive$/ }).count(), 0, 'the drive is shown as its own root');
+  await page.setInputFiles('.nb-side [data-testid=content-upload-input]', { name: 'héllo panel.txt', mimeType: 'text/plain', buffer: Buffer.from('uploaded into content') });
+  await tree.locator('a', { hasText: 'héllo panel.txt' }).waitFor();
+  await page.locator('.cell').nth(1).locator('.run').click();
+  await waitRun(page, 1);
+  assert.match(await outputText(page, 1), /uploaded into content/);
+  const download = page.waitForEvent('download');
+  await tree.locator('li', { hasText: 'from-kernel.txt' }).locator('button[title=Download]').click();
+  assert.equal(fs.readFileSync(await (await download).path(), 'utf8'), 'made inside');
+  // The drive is still there, below.
+  await page.locator('.nb-side .tree[data-root=drive] a', { hasText: 'content-panel.ipynb' }).waitFor();
+  for (const k of await ctx.api('GET', '/api/kernels')) await ctx.api('DELETE', `/api/kernels/${k.id}`);
 });
 
 test('a runtime shut down elsewhere is noticed; the next run starts a new one', async () => {

@@ -100,11 +100,11 @@ function base64Of(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-function putWithProgress(url: string, body: string, onProgress: (loaded: number) => void): Promise<void> {
+function putWithProgress(url: string, body: string | Blob, onProgress: (loaded: number) => void, type = 'application/json'): Promise<void> {
   return new Promise((resolve, reject) => {
     const x = new XMLHttpRequest();
     x.open('PUT', url);
-    x.setRequestHeader('Content-Type', 'application/json');
+    x.setRequestHeader('Content-Type', type);
     x.setRequestHeader('X-XSRFToken', xsrfToken());
     x.upload.onprogress = (e) => onProgress(e.loaded / Math.max(1, e.total));
     x.onload = () => {
@@ -154,6 +154,32 @@ export async function downloadFile(p: string): Promise<void> {
   a.click();
   a.remove();
 }
+
+/** One entry of a runtime's /content, as its agent lists it (mtime in Unix seconds). */
+export interface RuntimeEntry { name: string; type: 'file' | 'directory' | 'symlink' | 'other'; size: number; mtime: number }
+
+const runtimeFilesUrl = (id: string, p: string) => `/api/runtimes/${encodeURIComponent(id)}/files/${encodePath(p)}`;
+
+/** A runtime's /content, which the hub reaches through the runtime's agent
+ * (/api/runtimes/{id}/files/): a request moves at most 64 MiB, so big files go
+ * through the drive. */
+export const runtimeFiles = {
+  list(id: string, dir: string): Promise<{ path: string; entries: RuntimeEntry[] }> {
+    return api('GET', runtimeFilesUrl(id, dir));
+  },
+  /** Uploads a file as it is (one PUT of its bytes), reporting progress from 0 to 1. */
+  upload(id: string, dest: string, file: File, onProgress: (f: number) => void): Promise<void> {
+    return putWithProgress(runtimeFilesUrl(id, dest), file, onProgress, 'application/octet-stream');
+  },
+  download(id: string, p: string): void {
+    const a = document.createElement('a');
+    a.href = runtimeFilesUrl(id, p) + '?download=1';
+    a.download = p.split('/').pop() || '';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  },
+};
 
 export function saveBlob(blob: Blob, name: string): void {
   const a = document.createElement('a');

@@ -242,12 +242,37 @@ static void test_large_frame(void **state)
     free(buf);
 }
 
+/* STREAM_FILE payloads: JSON and data round-trip; a length past the end is refused. */
+static void test_file_payload(void **state)
+{
+    (void)state;
+    size_t n;
+    uint8_t *p = stream_file_pack("{\"req\":1}", 9, "abc", 3, &n);
+    assert_int_equal(n, 4 + 9 + 3);
+    const char *js;
+    const uint8_t *data;
+    size_t jlen, dlen;
+    assert_int_equal(stream_file_split(p, n, &js, &jlen, &data, &dlen), 0);
+    assert_int_equal(jlen, 9);
+    assert_memory_equal(js, "{\"req\":1}", 9);
+    assert_int_equal(dlen, 3);
+    assert_memory_equal(data, "abc", 3);
+    assert_int_equal(stream_file_split(p, 3, &js, &jlen, &data, &dlen), -EBADMSG);
+    assert_int_equal(stream_file_split(p, 13, &js, &jlen, &data, &dlen), 0);
+    assert_int_equal(dlen, 0);
+    assert_int_equal(stream_file_split(p, 12, &js, &jlen, &data, &dlen), -EBADMSG);
+    p[3] = 0xff; /* a length of ~4 GiB */
+    assert_int_equal(stream_file_split(p, n, &js, &jlen, &data, &dlen), -EBADMSG);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header),           cmocka_unit_test(test_one_feed),
         cmocka_unit_test(test_split_everywhere), cmocka_unit_test(test_oversize),
         cmocka_unit_test(test_callback_error),   cmocka_unit_test(test_large_frame),
+        cmocka_unit_test(test_file_payload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

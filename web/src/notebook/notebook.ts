@@ -2,7 +2,7 @@
 // its own chunk when a /notebooks/... page opens.
 import type { EditorView } from '@codemirror/view';
 import { AnsiUp } from 'ansi_up';
-import { ApiError, api, contents, saveBlob } from '../api';
+import { ApiError, api, contents, runtimeFiles, saveBlob } from '../api';
 import { navigate, setLeaveHook, topBar } from '../main';
 import { uploadInto } from '../home';
 import { clear, confirmBox, dialog, formatSize, h, notebookUrl, recent, toast } from '../ui';
@@ -808,6 +808,7 @@ export class NotebookPage {
         k.onOther = (m) => this.onOtherOutput(m);
         this.conn = 'connected';
         this.kernelState = s.kernel.execution_state || 'starting';
+        if (this.sidePanel === 'files') this.drawFiles();
         this.pollStart();
         this.showStatus();
         clearInterval(this.gaugeTimer);
@@ -1017,6 +1018,7 @@ export class NotebookPage {
     this.kernel = null;
     this.conn = 'none';
     this.session = null;
+    if (this.sidePanel === 'files') this.drawFiles();
     clearInterval(this.gaugeTimer);
     this.gaugesEl.textContent = '';
     for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
@@ -1233,43 +1235,100 @@ export class NotebookPage {
     this.side.replaceChildren(h('h3', { text: 'Table of contents' }), ul);
   }
 
+  /** The files panel: the runtime's /content (through its agent) when connected, and
+   * the drive; each a tree to browse, upload into (at its top) and download from. */
   drawFiles(): void {
-    const tree = h('ul', { class: 'tree' });
+    const item = (name: string, type: string, path: string, sub: (ul: HTMLElement) => void, open: () => void, download: () => void) => {
+      const li = h('li', { class: type });
+      const label = h('a', { href: '#', text: (type === 'directory' ? '▸ ' : '') + name, title: path });
+      li.append(label);
+      if (type === 'directory') {
+        const ul = h('ul', { hidden: true });
+        li.append(ul);
+        label.onclick = (e) => { e.preventDefault(); ul.hidden = !ul.hidden; if (!ul.hidden) sub(ul); };
+      } else {
+        label.onclick = (e) => { e.preventDefault(); open(); };
+        li.append(h('button', { class: 'icon', title: 'Download', onclick: download }, icon('download')));
+      }
+      return li;
+    };
+    const show = async (ul: HTMLElement, load: () => Promise<HTMLElement[]>) => {
+      ul.replaceChildren(h('li', { class: 'empty', text: 'Loading…' }));
+      try {
+        const items = await load();
+        ul.replaceChildren(...(items.length ? items : [h('li', { class: 'empty', text: '(empty)' })]));
+      } catch (e) { ul.replaceChildren(h('li', { class: 'error', text: (e as Error).message })); }
+    };
+    const dirsFirst = (a: { type: string; name: string }, b: { type: string; name: string }) =>
+      (a.type === 'directory' ? 0 : 1) - (b.type === 'directory' ? 0 : 1) || a.name.localeCompare(b.name);
+
+    // The drive, through the Contents API.
+    const tree = h('ul', { class: 'tree', 'data-root': 'drive' });
     const uploads = h('div', { class: 'uploads' });
     const input = h('input', { type: 'file', multiple: true, hidden: true });
     const dirOf = this.path.includes('/') ? this.path.slice(0, this.path.lastIndexOf('/')) : '';
-    const fill = async (ul: HTMLElement, dir: string) => {
-      ul.replaceChildren(h('li', { class: 'empty', text: 'Loading…' }));
-      try {
-        const m = await contents.get(dir, { type: 'directory' });
-        const items = (m.content as any[]).filter((x) => !x.name.startsWith('.')).sort((a, b) => (a.type === 'directory' ? 0 : 1) - (b.type === 'directory' ? 0 : 1) || a.name.localeCompare(b.name));
-        ul.replaceChildren(...items.map((it) => {
-          const li = h('li', { class: it.type });
-          const label = h('a', { href: '#', text: (it.type === 'directory' ? '▸ ' : '') + it.name, title: it.path });
-          li.append(label);
-          if (it.type === 'directory') {
-            const sub = h('ul', { hidden: true });
-            li.append(sub);
-            label.onclick = (e) => { e.preventDefault(); sub.hidden = !sub.hidden; if (!sub.hidden) fill(sub, it.path); };
-          } else {
-            label.onclick = (e) => { e.preventDefault(); if (it.type === 'notebook') window.open(notebookUrl(it.path), '_blank'); };
-            li.append(h('button', { class: 'icon', title: 'Download', onclick: () => import('../api').then((a) => a.downloadFile(it.path)) }, icon('download')));
-          }
-          return li;
-        }));
-        if (!items.length) ul.replaceChildren(h('li', { class: 'empty', text: '(empty)' }));
-      } catch (e) { ul.replaceChildren(h('li', { class: 'error', text: (e as Error).message })); }
-    };
+    const fill = (ul: HTMLElement, dir: string): Promise<void> => show(ul, async () => {
+      const m = await contents.get(dir, { type: 'directory' });
+      return (m.content as any[]).filter((x) => !x.name.startsWith('.')).sort(dirsFirst).map((it) =>
+        item(it.name, it.type, it.path, (sub) => fill(sub, it.path),
+          () => { if (it.type === 'notebook') window.open(notebookUrl(it.path), '_blank'); },
+          () => import('../api').then((a) => a.downloadFile(it.path))));
+    });
     input.addEventListener('change', async () => {
       if (input.files?.length) await uploadInto(dirOf, input.files, uploads);
       input.value = '';
       fill(tree, '');
     });
     fill(tree, '');
-    this.side.replaceChildren(h('h3', { text: 'Files' }),
+    const drive = h('section', { class: 'files-root', 'data-root': 'drive' },
+      h('h4', { text: 'drive' }),
       h('p', { class: 'hint', text: 'My Drive, at /content/drive/MyDrive in the runtime.' }),
       h('div', { class: 'row' }, h('button', { text: 'Upload', onclick: () => input.click() }), h('button', { text: 'Refresh', onclick: () => fill(tree, '') })),
       input, uploads, tree);
+
+    // The runtime's /content, through its agent (which leaves out drive/: it is below).
+    const id = this.conn === 'connected' ? this.session?.kernel.id : undefined;
+    let content: HTMLElement;
+    if (!id) {
+      content = h('section', { class: 'files-root', 'data-root': 'content' }, h('h4', { text: 'content' }),
+        h('p', { class: 'hint', text: 'Connect to a runtime to see its /content.' }));
+    } else {
+      const ctree = h('ul', { class: 'tree', 'data-root': 'content' });
+      const cuploads = h('div', { class: 'uploads' });
+      const cinput = h('input', { type: 'file', multiple: true, hidden: true, 'data-testid': 'content-upload-input' });
+      const cfill = (ul: HTMLElement, dir: string): Promise<void> => show(ul, async () => {
+        const m = await runtimeFiles.list(id, dir);
+        return m.entries.filter((x) => !x.name.startsWith('.')).sort(dirsFirst).map((it) => {
+          const p = dir ? `${dir}/${it.name}` : it.name;
+          return item(it.name, it.type, '/content/' + p, (sub) => cfill(sub, p), () => {}, () => runtimeFiles.download(id, p));
+        });
+      });
+      cinput.addEventListener('change', async () => {
+        for (const f of Array.from(cinput.files ?? [])) {
+          const bar = h('progress', { max: 1, value: 0 });
+          const pct = h('span', { class: 'pct', text: '0%' });
+          const row = h('div', { class: 'upload-row', 'data-name': f.name }, h('span', { text: f.name }), bar, pct);
+          cuploads.append(row);
+          try {
+            await runtimeFiles.upload(id, f.name, f, (x) => { bar.value = x; pct.textContent = `${Math.floor(x * 100)}%`; });
+            row.classList.add('done');
+            pct.textContent = '100%';
+            setTimeout(() => row.remove(), 3000);
+          } catch (e) {
+            row.classList.add('error');
+            pct.textContent = (e as Error).message;
+          }
+        }
+        cinput.value = '';
+        cfill(ctree, '');
+      });
+      cfill(ctree, '');
+      content = h('section', { class: 'files-root', 'data-root': 'content' }, h('h4', { text: 'content' }),
+        h('p', { class: 'hint', text: "The runtime's /content: gone when the runtime is. Up to 64 MiB a file; bigger ones go through the drive." }),
+        h('div', { class: 'row' }, h('button', { text: 'Upload', onclick: () => cinput.click() }), h('button', { text: 'Refresh', onclick: () => cfill(ctree, '') })),
+        cinput, cuploads, ctree);
+    }
+    this.side.replaceChildren(h('h3', { text: 'Files' }), content, drive);
   }
 
   drawFind(): void {
