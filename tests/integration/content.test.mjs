@@ -8,7 +8,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServer, startServer, IS_LABBOOK } from './lib/server.mjs';
-import { api, rawRequest, rawKernelSocket, until } from './lib/clients.mjs';
+import { api, rawRequest, until, probe } from './lib/clients.mjs';
 
 const skip = IS_LABBOOK ? false : 'the runtime files API is labbook-only';
 const ctx = useServer({ name: 'content', users: ['alice', 'bob'] });
@@ -17,23 +17,6 @@ function needSandbox(t, server) {
   if (server.log().includes('runtimes run in sandboxes')) return false;
   t.skip('the hub does not run runtimes in sandboxes (it must run as root)');
   return true;
-}
-
-async function probe(server, id, code) {
-  const c = rawKernelSocket(server, 'alice', id);
-  await c.opened;
-  try {
-    const msgId = c.execute(`import json as _j, os\nR = {}\n${code}\nprint("@@R@@" + _j.dumps(R))`).header.msg_id;
-    await c.waitFor((m) => m.header?.msg_type === 'status' && m.content?.execution_state === 'idle' &&
-      m.parent_header?.msg_id === msgId, { timeoutMs: 30000, what: 'probe idle' });
-    const out = c.msgs.filter((m) => ['stream', 'error'].includes(m.header?.msg_type) && m.parent_header?.msg_id === msgId)
-      .map((m) => m.content.text ?? m.content.traceback?.join('\n')).join('');
-    const line = out.split('\n').find((l) => l.startsWith('@@R@@'));
-    assert.ok(line, `probe printed its result: ${out}`);
-    return JSON.parse(line.slice(5));
-  } finally {
-    await c.close();
-  }
 }
 
 async function startKernel(server) {
@@ -53,7 +36,7 @@ async function roundTrip(server, id) {
   const name = 'héllo wörld ✓.txt';
   const w = await put(server, id, name, 'written through the API\n');
   assert.equal(w.status, 201, w.text);
-  const R = await probe(server, id, `p = '/content/${name}'\nR['text'] = open(p).read()\nR['uid'] = os.stat(p).st_uid\n` +
+  const R = await probe(server, 'alice', id, `p = '/content/${name}'\nR['text'] = open(p).read()\nR['uid'] = os.stat(p).st_uid\n` +
     "os.makedirs('/content/made/deeper', exist_ok=True)\nopen('/content/made/inner.txt', 'w').write('from the kernel')\n" +
     `open(p, 'a').write('and by the kernel\\n')`);
   assert.equal(R.text, 'written through the API\n');
@@ -87,7 +70,7 @@ describe('runtime /content files', { skip }, () => {
     if (!id) return t.skip('no runtime');
     assert.equal((await put(ctx.server, id, 'api.txt', 'v1')).status, 201);
     assert.equal((await put(ctx.server, id, 'api.txt', 'v2')).status, 201, 'replaced');
-    const R = await probe(ctx.server, id, "open('/content/api.txt', 'a').write('+k')\nR['t'] = open('/content/api.txt').read()\n" +
+    const R = await probe(ctx.server, 'alice', id, "open('/content/api.txt', 'a').write('+k')\nR['t'] = open('/content/api.txt').read()\n" +
       "os.rename('/content/api.txt', '/content/api2.txt')\nos.remove('/content/api2.txt')\nR['gone'] = not os.path.exists('/content/api2.txt')\n" +
       "R['leftovers'] = [n for n in os.listdir('/content') if n.startswith('.labbook')]");
     assert.deepEqual(R, { t: 'v2+k', gone: true, leftovers: [] });
@@ -103,7 +86,7 @@ describe('runtime /content files', { skip }, () => {
     }
     const abs = await rawRequest(ctx.server, 'GET', `/api/runtimes/${id}/files//etc/passwd`, { token });
     assert.equal(abs.status, 404, 'an absolute path is taken relative to /content');
-    await probe(ctx.server, id, "os.symlink('/etc', '/content/out')\nos.symlink('/etc/passwd', '/content/pw')");
+    await probe(ctx.server, 'alice', id, "os.symlink('/etc', '/content/out')\nos.symlink('/etc/passwd', '/content/pw')");
     for (const p of ['out/passwd', 'out', 'pw']) {
       const r = await api(ctx.server, 'alice', 'GET', filesUrl(id, p));
       assert.equal(r.status, 403, `${p}: ${r.text}`);
@@ -116,13 +99,13 @@ describe('runtime /content files', { skip }, () => {
     assert.equal((await put(ctx.server, id, 'drive/MyDrive/x.txt', 'x')).status, 403);
     const w = await put(ctx.server, id, 'out/evil', 'x');
     assert.equal(w.status, 403, w.text);
-    const R = await probe(ctx.server, id, "R['evil'] = os.path.exists('/etc/evil')");
+    const R = await probe(ctx.server, 'alice', id, "R['evil'] = os.path.exists('/etc/evil')");
     assert.equal(R.evil, false);
     const list = await api(ctx.server, 'alice', 'GET', `/api/runtimes/${id}/files`);
     assert.equal(list.body.entries.find((e) => e.name === 'out')?.type, 'symlink');
     // Replacing the symlink by a file replaces the link, not /etc/passwd.
     assert.equal((await put(ctx.server, id, 'pw', 'mine')).status, 201);
-    const R2 = await probe(ctx.server, id, "R['islink'] = os.path.islink('/content/pw')\nR['t'] = open('/content/pw').read()");
+    const R2 = await probe(ctx.server, 'alice', id, "R['islink'] = os.path.islink('/content/pw')\nR['t'] = open('/content/pw').read()");
     assert.deepEqual(R2, { islink: false, t: 'mine' });
   });
 
@@ -145,14 +128,14 @@ describe('runtime /content files', { skip }, () => {
     assert.equal(m.status, 201, m.text);
     assert.equal((await api(ctx.server, 'alice', 'POST', filesUrl(id, 'newdir') + '?type=directory')).status, 409);
     assert.equal((await put(ctx.server, id, 'newdir/f.txt', 'f')).status, 201);
-    const R = await probe(ctx.server, id, "R['uid'] = os.stat('/content/newdir').st_uid\nopen('/content/newdir/k.txt', 'w').write('k')");
+    const R = await probe(ctx.server, 'alice', id, "R['uid'] = os.stat('/content/newdir').st_uid\nopen('/content/newdir/k.txt', 'w').write('k')");
     assert.equal(R.uid, 0);
     assert.equal((await api(ctx.server, 'alice', 'DELETE', filesUrl(id, 'newdir'))).status, 409, 'not empty');
     assert.equal((await api(ctx.server, 'alice', 'DELETE', filesUrl(id, 'newdir/f.txt'))).status, 204);
     assert.equal((await api(ctx.server, 'alice', 'DELETE', filesUrl(id, 'newdir/k.txt'))).status, 204);
     assert.equal((await api(ctx.server, 'alice', 'DELETE', filesUrl(id, 'newdir'))).status, 204);
     assert.equal((await api(ctx.server, 'alice', 'GET', filesUrl(id, 'newdir'))).status, 404);
-    const R2 = await probe(ctx.server, id, "R['e'] = os.path.exists('/content/newdir')");
+    const R2 = await probe(ctx.server, 'alice', id, "R['e'] = os.path.exists('/content/newdir')");
     assert.equal(R2.e, false);
   });
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { useServer, IS_LABBOOK } from './lib/server.mjs';
-import { api, rawKernelSocket, until } from './lib/clients.mjs';
+import { api, until, probe } from './lib/clients.mjs';
 
 const ctx = useServer({
   name: 'pool',
@@ -38,23 +38,6 @@ function readyUnclaimed() {
 }
 const fromPool = (id) => ctx.server.log().includes(`kernel ${id} `) && new RegExp(`kernel ${id} \\(\\w+\\): python3 from the pool`).test(ctx.server.log());
 
-async function probe(user, id, code) {
-  const c = rawKernelSocket(ctx.server, user, id);
-  await c.opened;
-  try {
-    const msgId = c.execute(`import json as _j\nR = {}\n${code}\nprint("@@R@@" + _j.dumps(R))`).header.msg_id;
-    await c.waitFor((m) => m.header?.msg_type === 'status' && m.content?.execution_state === 'idle' &&
-      m.parent_header?.msg_id === msgId, { timeoutMs: 30000, what: 'probe idle' });
-    const out = c.msgs.filter((m) => m.header?.msg_type === 'stream' && m.parent_header?.msg_id === msgId)
-      .map((m) => m.content.text).join('');
-    const line = out.split('\n').find((l) => l.startsWith('@@R@@'));
-    assert.ok(line, `probe printed its result: ${out}`);
-    return JSON.parse(line.slice(5));
-  } finally {
-    await c.close();
-  }
-}
-
 describe('pool', { skip }, () => {
   test("a start is served from the pool, with the user's own drive; the pool refills", async (t) => {
     if (needSandbox(t)) return;
@@ -70,7 +53,7 @@ describe('pool', { skip }, () => {
     assert.equal(a.status, 201, a.text);
     assert.ok(fromPool(a.body.id), 'served from the pool');
     assert.equal(a.body.execution_state, 'idle', 'ready when answered');
-    const A = await probe('alice', a.body.id, "import os\nR['drive'] = sorted(os.listdir('/content/drive/MyDrive'))\nR['cwd'] = os.getcwd()\nopen('/content/drive/MyDrive/written-inside.txt', 'w').write('hi')");
+    const A = await probe(ctx.server, 'alice', a.body.id, "import os\nR['drive'] = sorted(os.listdir('/content/drive/MyDrive'))\nR['cwd'] = os.getcwd()\nopen('/content/drive/MyDrive/written-inside.txt', 'w').write('hi')");
     assert.deepEqual(A.drive, ['alice-file.txt']);
     assert.equal(A.cwd, '/content');
     assert.equal(fs.readFileSync(path.join(ctx.server.drive('alice'), 'written-inside.txt'), 'utf8'), 'hi');
@@ -80,7 +63,7 @@ describe('pool', { skip }, () => {
     const b = await api(ctx.server, 'bob', 'POST', '/api/kernels', { name: 'python3' });
     assert.equal(b.status, 201, b.text);
     assert.ok(fromPool(b.body.id));
-    const B = await probe('bob', b.body.id, "import os\nR['drive'] = sorted(os.listdir('/content/drive/MyDrive'))");
+    const B = await probe(ctx.server, 'bob', b.body.id, "import os\nR['drive'] = sorted(os.listdir('/content/drive/MyDrive'))");
     assert.deepEqual(B.drive, ['bob-file.txt']);
     assert.equal((await api(ctx.server, 'alice', 'GET', `/api/kernels/${b.body.id}`)).status, 404, "bob's runtime is not alice's");
     for (const [u, id] of [['alice', a.body.id], ['bob', b.body.id]]) {

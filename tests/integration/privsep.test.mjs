@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startServer, labbookCli, IS_LABBOOK } from './lib/server.mjs';
-import { api, rawKernelSocket, until } from './lib/clients.mjs';
+import { api, until, probe } from './lib/clients.mjs';
 
 const skip = !IS_LABBOOK ? 'privilege separation is labbook-only'
   : (process.getuid?.() !== 0 ? 'needs root' : false);
@@ -30,23 +30,6 @@ after(async () => { if (server) await server.stop(); });
 const status = (pid) => fs.readFileSync(`/proc/${pid}/status`, 'utf8');
 const uidOf = (pid) => Number(status(pid).match(/^Uid:\s+(\d+)/m)[1]);
 const ppidOf = (pid) => Number(status(pid).match(/^PPid:\s+(\d+)/m)[1]);
-
-async function probe(id, code) {
-  const c = rawKernelSocket(server, 'alice', id);
-  await c.opened;
-  try {
-    const msgId = c.execute(`import json as _j\nR = {}\n${code}\nprint("@@R@@" + _j.dumps(R))`).header.msg_id;
-    await c.waitFor((m) => m.header?.msg_type === 'status' && m.content?.execution_state === 'idle' &&
-      m.parent_header?.msg_id === msgId, { timeoutMs: 30000, what: 'probe idle' });
-    const out = c.msgs.filter((m) => m.header?.msg_type === 'stream' && m.parent_header?.msg_id === msgId)
-      .map((m) => m.content.text).join('');
-    const line = out.split('\n').find((l) => l.startsWith('@@R@@'));
-    assert.ok(line, `probe printed its result: ${out}`);
-    return JSON.parse(line.slice(5));
-  } finally {
-    await c.close();
-  }
-}
 
 async function startKernel() {
   const r = await api(server, 'alice', 'POST', '/api/kernels', { name: 'python3' });
@@ -75,7 +58,7 @@ describe('privilege separation', { skip }, () => {
     await until(() => /pool: runtime \S+ ready/.test(server.log()), { timeoutMs: 30000, what: 'pool ready' });
     const id = await startKernel();
     assert.match(server.log(), new RegExp(`kernel ${id} \\(alice\\): python3 from the pool`));
-    const R = await probe(id, `
+    const R = await probe(server, 'alice', id, `
 import os
 os.makedirs('/content/drive/MyDrive/made-inside', exist_ok=True)
 open('/content/drive/MyDrive/made-inside/a.txt', 'w').write('inside')
@@ -94,12 +77,12 @@ R['owner'] = os.stat('/content/drive/MyDrive/made-inside').st_uid
     const del = await api(server, 'alice', 'DELETE', '/api/contents/made-inside/a.txt');
     assert.equal(del.status, 204, del.text);
     // Factory reset (the launcher moves the runtime's files away).
-    await probe(id, "open('/content/scratch.txt', 'w').write('x')");
+    await probe(server, 'alice', id, "open('/content/scratch.txt', 'w').write('x')");
     const reset = await api(server, 'alice', 'POST', `/api/runtimes/${id}/reset`);
     assert.equal(reset.status, 200, reset.text);
     await until(async () => (await api(server, 'alice', 'GET', `/api/kernels/${id}`)).body?.execution_state === 'idle',
       { timeoutMs: 30000, what: 'idle after the reset' });
-    const after = await probe(id, "import os\nR['scratch'] = os.path.exists('/content/scratch.txt')");
+    const after = await probe(server, 'alice', id, "import os\nR['scratch'] = os.path.exists('/content/scratch.txt')");
     assert.equal(after.scratch, false, 'reset threw the files away');
     // Deleted: its folder and disk go (the launcher removes them).
     assert.equal((await api(server, 'alice', 'DELETE', `/api/kernels/${id}`)).status, 204);

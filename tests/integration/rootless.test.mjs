@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startServer, IS_LABBOOK } from './lib/server.mjs';
-import { api, rawKernelSocket, until } from './lib/clients.mjs';
+import { api, until, probe } from './lib/clients.mjs';
 
 const NOBODY = 65534;
 
@@ -35,23 +35,6 @@ before(async () => {
 });
 after(async () => { if (server) await server.stop(); });
 
-async function probe(id, code) {
-  const c = rawKernelSocket(server, 'alice', id);
-  await c.opened;
-  try {
-    const msgId = c.execute(`import json as _j\nR = {}\n${code}\nprint("@@R@@" + _j.dumps(R))`).header.msg_id;
-    await c.waitFor((m) => m.header?.msg_type === 'status' && m.content?.execution_state === 'idle' &&
-      m.parent_header?.msg_id === msgId, { timeoutMs: 30000, what: 'probe idle' });
-    const out = c.msgs.filter((m) => m.header?.msg_type === 'stream' && m.parent_header?.msg_id === msgId)
-      .map((m) => m.content.text).join('');
-    const line = out.split('\n').find((l) => l.startsWith('@@R@@'));
-    assert.ok(line, `probe printed its result: ${out}`);
-    return JSON.parse(line.slice(5));
-  } finally {
-    await c.close();
-  }
-}
-
 describe('rootless', { skip }, () => {
   test('a hub run by an ordinary user sandboxes its runtimes without root', async () => {
     assert.ok(server.log().includes('runtimes run in sandboxes'), server.log());
@@ -64,7 +47,7 @@ describe('rootless', { skip }, () => {
     const r = await api(server, 'alice', 'POST', '/api/kernels', { name: 'python3' });
     assert.equal(r.status, 201, r.text);
     const id = r.body.id;
-    const R = await probe(id, `
+    const R = await probe(server, 'alice', id, `
 import os, errno
 def attempt(f):
     try:

@@ -313,3 +313,25 @@ export async function browserFetch(server, jar, method, path, { form, json, head
   try { parsed = text ? JSON.parse(text) : null; } catch { parsed = null; }
   return { status: r.status, headers: r.headers, body: parsed, text, location: r.headers.get('location') };
 }
+
+/**
+ * Runs Python `code` in `user`'s kernel `id` over a fresh raw WebSocket client; the
+ * code leaves its findings in a dict `R` (json and os are imported), returned here.
+ * Fails with what the kernel printed (errors included) when R never came back.
+ */
+export async function probe(server, user, id, code, { timeoutMs = 30000 } = {}) {
+  const c = rawKernelSocket(server, user, id);
+  await c.opened;
+  try {
+    const msgId = c.execute(`import json as _j, os\nR = {}\n${code}\nprint("@@R@@" + _j.dumps(R))`).header.msg_id;
+    await c.waitFor((m) => m.header?.msg_type === 'status' && m.content?.execution_state === 'idle' &&
+      m.parent_header?.msg_id === msgId, { timeoutMs, what: 'probe idle' });
+    const out = c.msgs.filter((m) => ['stream', 'error'].includes(m.header?.msg_type) && m.parent_header?.msg_id === msgId)
+      .map((m) => m.content.text ?? m.content.traceback?.join('\n')).join('');
+    const line = out.split('\n').find((l) => l.startsWith('@@R@@'));
+    if (!line) throw new Error(`probe printed no result: ${out}`);
+    return JSON.parse(line.slice(5));
+  } finally {
+    await c.close();
+  }
+}
