@@ -267,10 +267,13 @@ static void test_oom(void **st)
     s.memory_limit = 32 << 20;
     struct result r = run(&s, "head -c 200000000 /dev/zero | tail >/dev/null; "
                               "echo survived >/content/out; exit 3");
-    print_message("reason: %s\n", r.reason ? r.reason : "(none)");
+    print_message("reason: %s; status %#x\n", r.reason ? r.reason : "(none)", (unsigned)r.status);
     assert_non_null(r.reason);
     assert_string_equal(r.reason, "the runtime ran out of memory: limit 32 MiB");
-    assert_true(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 3);
+    /* The OOM killer takes the hog (tail) and the shell goes on to exit 3; now and
+     * then (seen once in CI) it takes the shell too. Either way the reason is told. */
+    if (!(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 3))
+        assert_true(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGKILL);
     result_free(&r);
 }
 
