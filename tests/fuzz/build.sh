@@ -22,6 +22,15 @@ $CC $CFLAGS -o "$out/fuzz_archive" "$here/fuzz_archive.c" "$root/src/hub/extract
     "$root/src/hub/drivefs.c" "$root/src/common/fsat.c" "$root/src/common/util.c" \
     $(pkg-config --cflags --libs libarchive libsodium)
 echo "built $out/fuzz_archive"
+# shellcheck disable=SC2086
+$CC $CFLAGS -o "$out/fuzz_launcher" "$here/fuzz_launcher.c" "$root/src/hub/launcher_check.c" \
+    "$root/src/common/util.c" $(pkg-config --cflags --libs jansson libsodium libuv libwebsockets)
+echo "built $out/fuzz_launcher"
+# shellcheck disable=SC2086
+$CC $CFLAGS -o "$out/fuzz_files" "$here/fuzz_files.c" "$root/src/agent/files.c" \
+    "$root/src/wire/stream.c" "$root/src/sandbox/disk.c" "$root/src/common/fsat.c" \
+    "$root/src/common/util.c" $(pkg-config --cflags --libs jansson libsodium)
+echo "built $out/fuzz_files"
 if [ $# -ge 1 ]; then
     corpus="$out/corpus-wsframe"
     mkdir -p "$corpus"
@@ -35,4 +44,11 @@ if [ $# -ge 1 ]; then
     cp "$here"/corpus-archive/* "$out/corpus-archive"/ 2>/dev/null || true
     "$out/fuzz_archive" -max_total_time="$1" -max_len=65536 -rss_limit_mb=4096 \
         -artifact_prefix="$out/" "$out/corpus-archive"
+    mkdir -p "$out/corpus-launcher" "$out/corpus-files"
+    cp "$here"/corpus-launcher/* "$out/corpus-launcher"/ 2>/dev/null || true
+    cp "$here"/corpus-files/* "$out/corpus-files"/ 2>/dev/null || true
+    "$out/fuzz_launcher" -max_total_time="$1" -max_len=4096 -rss_limit_mb=4096 \
+        -artifact_prefix="$out/" "$out/corpus-launcher"
+    "$out/fuzz_files" -max_total_time="$1" -max_len=4096 -rss_limit_mb=4096 \
+        -artifact_prefix="$out/" "$out/corpus-files"
 fi
