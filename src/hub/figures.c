@@ -852,11 +852,16 @@ struct wipe_job {
     char *trash;
 };
 
+void figures_remove_now(const char *path)
+{
+    disk_detach(path); /* a runtime's folder: its disk first */
+    remove_tree_at(AT_FDCWD, path, 0);
+}
+
 static void wipe_work(uv_work_t *w)
 {
     struct wipe_job *j = w->data;
-    disk_detach(j->trash); /* a runtime's folder: its disk first */
-    remove_tree_at(AT_FDCWD, j->trash, 0);
+    figures_remove_now(j->trash);
 }
 
 static void wipe_done(uv_work_t *w, int status)
@@ -878,12 +883,10 @@ void figures_remove_tree(struct hub *h, char *path)
     }
 }
 
-int figures_runtime_wipe(struct hub *h, const char *id, char **trash_out)
+int figures_files_aside(const char *runtime_dir, char **trash_out)
 {
-    char *rdir = xasprintf("%s/%s", h->runtimes_dir, id);
     /* With a disk of its own, its files are there, and the trash too (no copy). */
-    char *dir = disk_is_mounted(rdir) ? disk_mount_dir(rdir) : xstrdup(rdir);
-    free(rdir);
+    char *dir = disk_is_mounted(runtime_dir) ? disk_mount_dir(runtime_dir) : xstrdup(runtime_dir);
     char *trash = xasprintf("%s/reset-%" PRIu64, dir, now_ms());
     static const char *const sub[] = {"upper", "work", "content"};
     int r = 0;
@@ -901,11 +904,19 @@ int figures_runtime_wipe(struct hub *h, const char *id, char **trash_out)
         free(from);
         free(to);
     }
-    struct fig_entry *e = entry_find(id);
-    if (e)
-        e->disk_ms = 0; /* walk it again next time */
     *trash_out = trash; /* the caller's now, even on error: remove it */
 out:
     free(dir);
+    return r;
+}
+
+int figures_runtime_wipe(struct hub *h, const char *id, char **trash_out)
+{
+    char *rdir = xasprintf("%s/%s", h->runtimes_dir, id);
+    int r = figures_files_aside(rdir, trash_out);
+    free(rdir);
+    struct fig_entry *e = entry_find(id);
+    if (e)
+        e->disk_ms = 0; /* walk it again next time */
     return r;
 }

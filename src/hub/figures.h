@@ -56,8 +56,13 @@ void figures_write_status(struct hub *h);
  * to be removed with figures_remove_tree once the old kernel is gone. Returns 0 or a
  * negative errno. */
 int figures_runtime_wipe(struct hub *h, const char *id, char **trash);
+/* The part of figures_runtime_wipe that touches files, for a runtime folder given by
+ * path (the launcher's reset uses it too). */
+int figures_files_aside(const char *runtime_dir, char **trash);
 /* Removes a folder tree on the thread pool; takes path. */
 void figures_remove_tree(struct hub *h, char *path);
+/* Removes a runtime's folder (its disk unmounted first) or a trash folder, now. */
+void figures_remove_now(const char *path);
 
 /* Where the figures are read from (tests): the cgroup file system's root, NULL for
  * /sys/fs/cgroup. The string is copied. */

@@ -5,9 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
-#include <inttypes.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,9 +22,9 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hub/figures.h"
 #include "hub/hub.h"
 #include "hub/kernels.h"
-#include "sandbox/disk.h"
 
 /* ---- the launcher process ---------------------------------------------------------- */
 
@@ -75,25 +73,12 @@ static void track(pid_t pid, const char *id, bool agent)
     nchildren++;
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)f;
-    if (flag == FTW_DP || flag == FTW_D)
-        rmdir(p);
-    else
-        unlink(p);
-    return 0;
-}
-
-/* A worker child removes path (a runtime folder or its trash), its disk first. */
-static void remove_in_child(const char *path, const char *runtime_dir, const char *id)
+/* A worker child removes path (a runtime folder or a trash folder), its disk first. */
+static void remove_in_child(const char *path, const char *id)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        if (runtime_dir)
-            disk_detach(runtime_dir);
-        nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        figures_remove_now(path);
         _exit(0);
     }
     if (pid > 0)
@@ -186,22 +171,12 @@ out:
 static void do_reset(const struct launcher_conf *c, int fd, uint32_t seq, const char *id)
 {
     char *rdir = xasprintf("%s/%s", c->runtimes_dir, id);
-    char *base = disk_is_mounted(rdir) ? disk_mount_dir(rdir) : xstrdup(rdir);
-    char *trash = xasprintf("%s/reset-%" PRIu64, base, now_ms());
-    static const char *const sub[] = {"upper", "work", "content"};
-    int r = mkdir(trash, 0700) < 0 ? -errno : 0;
-    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(sub); i++) {
-        char *from = xasprintf("%s/%s", base, sub[i]);
-        char *to = xasprintf("%s/%s", trash, sub[i]);
-        if (rename(from, to) < 0 && errno != ENOENT)
-            r = -errno;
-        free(from);
-        free(to);
-    }
+    char *trash = NULL;
+    int r = figures_files_aside(rdir, &trash);
     reply(fd, seq, r, r ? strerror(-r) : NULL);
-    remove_in_child(trash, NULL, id);
+    if (trash)
+        remove_in_child(trash, id);
     free(rdir);
-    free(base);
     free(trash);
 }
 
@@ -254,7 +229,7 @@ static void handle(const struct launcher_conf *c, int fd, const char *buf, size_
     }
     case LAUNCHER_REMOVE: {
         char *dir = xasprintf("%s/%s", c->runtimes_dir, id);
-        remove_in_child(dir, dir, id);
+        remove_in_child(dir, id);
         free(dir);
         reply(fd, h.seq, 0, NULL);
         return;

@@ -684,11 +684,6 @@ static int write_proc(pid_t pid, const char *file, const char *s)
  * is reaped here. Returns an fd or a negative errno. */
 static int make_userns_map(const char *uid_map, const char *gid_map, struct sandbox_error *err);
 
-static bool sp_drive(const struct sandbox_spec *spec)
-{
-    return spec->drive_dir != NULL;
-}
-
 static int make_userns(uid_t base, struct sandbox_error *err)
 {
     char map[64];
@@ -843,7 +838,7 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     if (root && (r = userns = make_userns(base, err)) < 0)
         goto out;
     c.userns_fd = userns;
-    if (root && sp_drive(spec) && (r = drive_userns(spec->drive_dir, base, &drive_ns, err)) < 0)
+    if (root && spec->drive_dir && (r = drive_userns(spec->drive_dir, base, &drive_ns, err)) < 0)
         goto out;
     c.drive_userns_fd = drive_ns;
     /* As root the namespaces belong to the host's user namespace (root inside cannot
