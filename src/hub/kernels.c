@@ -784,23 +784,28 @@ static json_t *agent_config(struct kernel *k, const struct kernelspec *ks, const
                      "kernel_name", ks->name, "orphan_timeout_s", h->cfg.orphan_timeout_s);
 }
 
-static const struct kernelspec *find_spec(struct hub *h, const char *name)
+/* The kernelspec of that name as last scanned, or NULL. */
+static const struct kernelspec *spec_named(struct hub *h, const char *name)
 {
     for (size_t i = 0; i < h->nspecs; i++)
         if (!strcmp(h->specs[i].name, name))
             return &h->specs[i];
-    /* A kernelspec installed since the last scan. */
+    return NULL;
+}
+
+/* spec_named, scanning the Jupyter paths again when it is not known (installed since). */
+static const struct kernelspec *find_spec(struct hub *h, const char *name)
+{
+    const struct kernelspec *ks = spec_named(h, name);
     struct kernelspec *specs;
     size_t n;
-    if (kernelspec_scan(&specs, &n) == 0) {
+    if (!ks && kernelspec_scan(&specs, &n) == 0) {
         kernelspec_list_free(h->specs, h->nspecs);
         h->specs = specs;
         h->nspecs = n;
-        for (size_t i = 0; i < h->nspecs; i++)
-            if (!strcmp(h->specs[i].name, name))
-                return &h->specs[i];
+        ks = spec_named(h, name);
     }
-    return NULL;
+    return ks;
 }
 
 /* Resolves a kernelspec name to a kernelspec and a runtime profile: "python3" is the
@@ -1127,8 +1132,11 @@ static bool pool_serves(struct hub *h, const struct kernelspec *ks, const struct
 static void pool_fill(struct hub *h)
 {
     const struct profile *prof = &h->cfg.profiles[0];
-    const struct kernelspec *ks = find_spec(h, h->cfg.default_kernel);
-    if (!ks || !pool_serves(h, ks, prof) || h->stopping || now_ms() < h->pool_retry_ms)
+    if (h->cfg.pool <= 0 || h->stopping || now_ms() < h->pool_retry_ms)
+        return;
+    /* Once a second: no rescan of the kernelspec folders from here. */
+    const struct kernelspec *ks = spec_named(h, h->cfg.default_kernel);
+    if (!ks || !pool_serves(h, ks, prof))
         return;
     int have = 0;
     for (struct kernel *k = h->kernels; k; k = k->next)
