@@ -11,13 +11,21 @@ wait_up() { # url token
     return 1
 }
 
-# start_labbook PORT: sets LB_TOKEN and LB_PID
+# start_labbook PORT: sets LB_TOKEN and LB_PID. Returns once the hub's pool of
+# pre-started runtimes (one, by default) is ready, so that no runtime is still
+# starting, on the same cores, while a figure is measured.
 start_labbook() {
     "$LABBOOK" user add bench --data "$WORK/lb" 2>/dev/null
     LB_TOKEN=$("$LABBOOK" user token bench --data "$WORK/lb")
     "$LABBOOK" serve --data "$WORK/lb" --port "$1" >>"$WORK/lb.log" 2>&1 &
     LB_PID=$!
     wait_up "http://127.0.0.1:$1" "$LB_TOKEN"
+    for _ in $(seq 1 300); do
+        if grep -q 'pool: runtime .* ready' "$WORK/lb.log"; then return 0; fi
+        sleep 0.1
+    done
+    echo "labbook's pool runtime did not start (see $WORK/lb.log)" >&2
+    return 1
 }
 
 # start_jupyter_server PORT: sets JS_TOKEN and JS_PID
