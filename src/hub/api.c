@@ -245,6 +245,7 @@ static void contents_done(uv_work_t *w, int status)
     struct contents_job *j = w->data;
     http_pending_reply_raw(j->p, j->status, j->out ? "application/json" : NULL, j->out, j->out_len,
                            j->location);
+    contents_start_writes(); /* an upload chunk's bytes, now that its answer is out */
     free(j->root);
     free(j->method);
     free(j->path);

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -1322,8 +1323,10 @@ static int new_model(struct op *op, const char *norm, const json_t *body, bool n
 /* ---- write-behind for upload chunks -------------------------------------------------- *
  * One thread appends the queued chunks in order. The queue holds at most WB_MAX_BYTES;
  * a request that would pass that waits (on its thread-pool thread, never on the
- * loop). A failed append removes the part file, so the upload cannot complete with a
- * hole, and is remembered by target so that the next chunk says why. */
+ * loop). A chunk is written once its answer is on its way (contents_start_writes), so
+ * that the writer does not compete with the request for a core. A failed append removes the part
+ * file, so the upload cannot complete with a hole, and is remembered by target so that the next
+ * chunk says why. */
 
 #define WB_MAX_BYTES ((size_t)256 << 20)
 #define WB_ERRORS 32
@@ -1341,7 +1344,7 @@ static pthread_cond_t wb_work = PTHREAD_COND_INITIALIZER;     /* the writer wait
 static pthread_cond_t wb_progress = PTHREAD_COND_INITIALIZER; /* requests wait here */
 static struct wb_item *wb_head, **wb_tail = &wb_head;
 static size_t wb_bytes;
-static uint64_t wb_queued, wb_written;
+static uint64_t wb_queued, wb_written, wb_allowed; /* sequence numbers */
 static bool wb_running;
 static struct {
     char *key;
@@ -1353,9 +1356,13 @@ static void *wb_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "lb-writer");
+    /* Background work: woken as an answer is being sent, it must not preempt the thread
+     * that sends it; SCHED_BATCH threads do not preempt on wake-up. */
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     pthread_mutex_lock(&wb_mu);
     for (;;) {
-        while (!wb_head)
+        while (!wb_head || wb_head->seq > wb_allowed)
             pthread_cond_wait(&wb_work, &wb_mu);
         struct wb_item *it = wb_head;
         wb_head = it->next;
@@ -1363,6 +1370,11 @@ static void *wb_main(void *arg)
             wb_tail = &wb_head;
         pthread_mutex_unlock(&wb_mu);
         int r = write_all(it->fd, it->data, it->len);
+        /* Start writing the bytes to disk now, while the upload goes on, so that the
+         * last chunk's fsync waits for its own tail rather than for the whole file. */
+        off_t end = r == 0 ? lseek(it->fd, 0, SEEK_CUR) : -1;
+        if (end >= (off_t)it->len)
+            sync_file_range(it->fd, end - (off_t)it->len, (off_t)it->len, SYNC_FILE_RANGE_WRITE);
         if (r < 0)
             unlinkat(it->dfd, it->tmp, 0);
         close(it->fd);
@@ -1404,6 +1416,10 @@ static int wb_append(int fd, int dfd, char *tmp, char *key, char *data, size_t l
         }
         wb_running = true;
     }
+    if (wb_bytes && wb_bytes + len > WB_MAX_BYTES) {
+        wb_allowed = wb_queued;
+        pthread_cond_signal(&wb_work);
+    }
     while (wb_bytes && wb_bytes + len > WB_MAX_BYTES)
         pthread_cond_wait(&wb_progress, &wb_mu);
     struct wb_item *it = xcalloc(1, sizeof(*it));
@@ -1412,15 +1428,28 @@ static int wb_append(int fd, int dfd, char *tmp, char *key, char *data, size_t l
     *wb_tail = it;
     wb_tail = &it->next;
     wb_bytes += len;
-    pthread_cond_signal(&wb_work);
     pthread_mutex_unlock(&wb_mu);
     return 0;
+}
+
+void contents_start_writes(void)
+{
+    pthread_mutex_lock(&wb_mu);
+    if (wb_allowed < wb_queued) {
+        wb_allowed = wb_queued;
+        pthread_cond_signal(&wb_work);
+    }
+    pthread_mutex_unlock(&wb_mu);
 }
 
 void contents_flush(void)
 {
     pthread_mutex_lock(&wb_mu);
     uint64_t target = wb_queued;
+    if (wb_allowed < target) {
+        wb_allowed = target;
+        pthread_cond_signal(&wb_work);
+    }
     while (wb_written < target)
         pthread_cond_wait(&wb_progress, &wb_mu);
     pthread_mutex_unlock(&wb_mu);

@@ -43,6 +43,10 @@ struct contents_req {
     bool write_behind;
 };
 
+/* Lets the writer thread append the upload chunks queued so far: called once their
+ * answers are on their way. */
+void contents_start_writes(void);
+
 /* Waits until every upload chunk queued so far is written (shutdown, tests). */
 void contents_flush(void);
 
