@@ -4,8 +4,10 @@
  * and the WebSocket plumbing for kernel channels. */
 #include "hub/http.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -667,9 +669,36 @@ static int ws_uri(struct lws *wsi, char *out, size_t n)
     return lws_hdr_copy(wsi, out, (int)n, WSI_TOKEN_GET_URI) > 0 ? 0 : -1;
 }
 
+/* A connection from this machine (a local reverse proxy, a local client) gets a receive
+ * buffer that holds a whole upload chunk. The kernel starts each connection at
+ * tcp_rmem's default (128 KiB) and grows it only round trip by round trip, so a
+ * megabyte body arriving at memory speed would stall the sender a dozen times. A set
+ * size turns that growth off, which costs nothing at loopback's round trip but would
+ * cap a distant client's window, so other connections keep the kernel's tuning. */
+static void widen_local_receive_buffer(const struct lws_filter_network_conn_args *a)
+{
+    const struct sockaddr_storage *ss = &a->cli_addr;
+    bool local = false;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
+        local = (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        local = IN6_IS_ADDR_LOOPBACK(in6) || (IN6_IS_ADDR_V4MAPPED(in6) && in6->s6_addr[12] == 127);
+    }
+    int size = 4 << 20; /* the kernel holds it to net.core.rmem_max */
+    if (local)
+        setsockopt(a->accept_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
+    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
+        if (user)
+            widen_local_receive_buffer(user);
+        return 0;
+    }
     struct conn_slot *slot = user;
     struct lws_context *ctx = lws_get_context(wsi);
     struct hub *h = ctx ? lws_context_user(ctx) : NULL;
