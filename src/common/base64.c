@@ -124,10 +124,22 @@ static const unsigned char *decode_groups(const unsigned char *p, const unsigned
     return p;
 }
 
-int base64_decode(const char *in, size_t n, uint8_t *out, size_t *outlen)
+static void ensure_tables(void)
 {
     if (rev['A'] != 0 || rev['='] != 64) /* benign race: every thread writes the same tables */
         init_tables();
+}
+
+size_t base64_decode_groups(const char *in, size_t n, uint8_t *out)
+{
+    ensure_tables();
+    const unsigned char *p = (const unsigned char *)in;
+    return (size_t)(decode_groups(p, p + n, &out) - p);
+}
+
+int base64_decode(const char *in, size_t n, uint8_t *out, size_t *outlen)
+{
+    ensure_tables();
     const unsigned char *p = (const unsigned char *)in, *end = p + n;
     uint8_t *o = out;
     p = decode_groups(p, end, &o);

@@ -14,10 +14,11 @@ static size_t skip_ws(const char *t, size_t n, size_t i)
     return i;
 }
 
-/* t[i] is an opening quote: returns the index of the closing one, or n. */
-static size_t string_end(const char *t, size_t n, size_t i, bool *escaped)
+/* t[i] is an opening quote: returns the index of the closing one, or n. The string's
+ * first skip characters are known to be neither quotes nor backslashes. */
+static size_t string_end(const char *t, size_t n, size_t i, size_t skip, bool *escaped)
 {
-    size_t j = i + 1;
+    size_t j = i + 1 + skip;
     for (;;) {
         const char *q = memchr(t + j, '"', n - j);
         if (!q)
@@ -27,7 +28,7 @@ static size_t string_end(const char *t, size_t n, size_t i, bool *escaped)
         while (k - bs > i + 1 && t[k - bs - 1] == '\\')
             bs++;
         if (bs % 2 == 0) {
-            if (memchr(t + i + 1, '\\', k - i - 1))
+            if (memchr(t + i + 1 + skip, '\\', k - i - 1 - skip))
                 *escaped = true;
             return k;
         }
@@ -105,6 +106,14 @@ static void set_error(json_error_t *err, const char *msg, size_t pos)
 json_t *json_load_big(const char *text, size_t len, const char *key, struct json_big *big,
                       json_error_t *err)
 {
+    return json_load_big_known(text, len, key, 0, 0, big, err);
+}
+
+json_t *json_load_big_known(const char *text, size_t len, const char *key, size_t plain_at,
+                            size_t plain_len, struct json_big *big, json_error_t *err)
+{
+    if (plain_at > len || plain_len > len - plain_at)
+        plain_len = 0;
     memset(big, 0, sizeof(*big));
     size_t klen = strlen(key), i = skip_ws(text, len, 0);
     size_t raw_start = 0, raw_end = 0;
@@ -117,7 +126,7 @@ json_t *json_load_big(const char *text, size_t len, const char *key, struct json
         if (text[i] != '"')
             goto plain;
         bool kesc = false;
-        size_t kend = string_end(text, len, i, &kesc);
+        size_t kend = string_end(text, len, i, 0, &kesc);
         if (kend >= len)
             goto plain;
         bool match = !kesc && kend - i - 1 == klen && !memcmp(text + i + 1, key, klen);
@@ -129,10 +138,11 @@ json_t *json_load_big(const char *text, size_t len, const char *key, struct json
             goto plain;
         if (text[i] == '"') {
             bool esc = false;
-            size_t end = string_end(text, len, i, &esc);
+            size_t known = i + 1 == plain_at ? plain_len : 0;
+            size_t end = string_end(text, len, i, known, &esc);
             if (end >= len)
                 goto plain;
-            if (match && !big->raw) {
+            if (match) { /* a repeated name: the last one counts, as in jansson */
                 raw_start = i + 1;
                 raw_end = end;
                 big->raw = text + raw_start;
@@ -141,6 +151,8 @@ json_t *json_load_big(const char *text, size_t len, const char *key, struct json
             }
             i = end + 1;
         } else {
+            if (match)
+                big->raw = NULL; /* the last one is not a string */
             json_error_t e;
             json_t *v = json_loadb(text + i, len - i, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &e);
             if (!v)
@@ -173,7 +185,8 @@ json_t *json_load_big(const char *text, size_t len, const char *key, struct json
     }
     /* The string must be what jansson would accept: check it now, so callers see one
      * answer. Escaped strings are decoded (and so checked) by jansson itself. */
-    if (!big->escaped && !chars_valid(big->raw, big->raw_len)) {
+    size_t checked = raw_start == plain_at && plain_len <= big->raw_len ? plain_len : 0;
+    if (!big->escaped && !chars_valid(big->raw + checked, big->raw_len - checked)) {
         json_decref(obj);
         memset(big, 0, sizeof(*big));
         set_error(err, "control character or invalid UTF-8 in a string", raw_start);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "common/b64scan.h"
+#include "common/base64.h"
 #include "common/jsonbig.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -167,6 +169,8 @@ struct contents_job {
     char *root, *method, *path, *cp_id, *q_type, *q_format, *q_content, *q_hash;
     char *body_text;
     size_t body_len;
+    struct b64scan *scan; /* the body's "content", decoded while it arrived; or NULL */
+    char *decoded;        /* its whole decoding, until contents_handle takes it */
     bool bad_json;
     char *json_err;
     int status;
@@ -188,9 +192,25 @@ static void contents_work(uv_work_t *w)
     if (j->body_len) {
         json_error_t je;
         struct json_big big;
-        body = json_load_big(j->body_text, j->body_len, "content", &big, &je);
+        size_t at = 0, chars = 0, bytes = 0;
+        uint8_t *pre = j->scan ? b64scan_take(j->scan, &at, &chars, &bytes) : NULL;
+        body = json_load_big_known(j->body_text, j->body_len, "content", at, chars, &big, &je);
         if (body && big.raw)
             j->req.content_raw = json_big_value(&big, &j->req.content_raw_len, &owned);
+        /* What was decoded while the body arrived is the start of this string: decode
+         * the rest after it. Anything else (text, escapes, bad base64) takes the
+         * ordinary way, which also says what is wrong. */
+        const char *fmt = json_string_value(json_object_get(body, "format"));
+        size_t tail;
+        if (pre && big.raw == j->body_text + at && !big.escaped && chars <= big.raw_len &&
+            at + big.raw_len <= j->scan->max && fmt && !strcmp(fmt, "base64") &&
+            base64_decode(big.raw + chars, big.raw_len - chars, pre + bytes, &tail) == 0) {
+            j->decoded = (char *)pre;
+            j->req.content_decoded = &j->decoded;
+            j->req.content_decoded_len = bytes + tail;
+            pre = NULL;
+        }
+        free(pre);
         if (!json_is_object(body)) {
             json_decref(body);
             j->status = 400;
@@ -232,6 +252,8 @@ static void contents_work(uv_work_t *w)
 done:
     json_decref(body);
     free(owned);
+    free(j->decoded); /* if the handler did not take it */
+    j->decoded = NULL;
     if (out) {
         j->out = json_dumps(out, JSON_COMPACT);
         j->out_len = strlen(j->out);
@@ -255,6 +277,9 @@ static void contents_done(uv_work_t *w, int status)
     free(j->q_content);
     free(j->q_hash);
     free(j->body_text);
+    if (j->scan)
+        b64scan_free(j->scan);
+    free(j->scan);
     free(j);
 }
 
@@ -286,6 +311,7 @@ static void contents_api(struct hub *h, struct http_req *req, const char *rest)
     j->q_format = dup_or_null(http_query(req, "format"));
     j->q_content = dup_or_null(http_query(req, "content"));
     j->q_hash = dup_or_null(http_query(req, "hash"));
+    j->scan = http_take_body_watcher(req);
     if (v->body_len)
         j->body_text = http_body_steal(req, &j->body_len);
     j->req = (struct contents_req){.root = j->root,
@@ -434,10 +460,33 @@ static void me_api(struct hub *h, struct http_req *req)
                               v->user.admin));
 }
 
+/* Bodies smaller than this are decoded when complete: the scan would gain nothing. */
+#define SCAN_MIN_BODY (64 << 10)
+
+static void scan_see(void *ctx, const char *body, size_t len)
+{
+    b64scan_feed(ctx, body, len);
+}
+
+static void scan_drop(void *ctx)
+{
+    b64scan_free(ctx);
+    free(ctx);
+}
+
 bool api_route_head(struct hub *h, struct http_req *req)
 {
     const struct http_req_view *v = http_view(req);
     const char *path = v->path;
+    int64_t cl = http_content_length(req);
+    if (v->method == HTTP_PUT && v->authed && str_starts_with(path, "/api/contents/") &&
+        cl >= SCAN_MIN_BODY && cl <= h->cfg.max_body) {
+        /* A file saved or uploaded in chunks: its base64 is decoded as it arrives. */
+        struct b64scan *s = xmalloc(sizeof(*s));
+        b64scan_init(s, "content", (size_t)cl);
+        http_watch_body(req, scan_see, scan_drop, s);
+        return false;
+    }
     if (!str_starts_with(path, "/api/uploads") || (path[12] != '\0' && path[12] != '/'))
         return false;
     if (!v->authed) {

@@ -1190,6 +1190,12 @@ static int decode_content(struct op *op, const char *norm, const json_t *body, c
         s = json_string_value(c);
         sl = json_string_length(c);
     }
+    if (!strcmp(format, "base64") && op->req->content_decoded && *op->req->content_decoded) {
+        *data = *op->req->content_decoded; /* decoded while the body arrived */
+        *op->req->content_decoded = NULL;
+        *len = op->req->content_decoded_len;
+        return 0;
+    }
     if (!strcmp(format, "text")) {
         *data = xmalloc(sl + 1);
         memcpy(*data, s, sl);

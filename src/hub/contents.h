@@ -36,6 +36,10 @@ struct contents_req {
      * took out of the JSON text without a full parse; body then holds "" there. */
     const char *content_raw;
     size_t content_raw_len;
+    /* When *content_decoded is set: that string already decoded from base64 (used when
+     * format is "base64"), in a buffer the handler takes (setting it NULL) and frees. */
+    char **content_decoded;
+    size_t content_decoded_len;
     int64_t max_file_size; /* largest file GET will return whole, bytes */
     /* Upload chunks other than the last are answered before their bytes reach the
      * file: a background thread appends them in order, overlapping the client's next

@@ -48,6 +48,10 @@ struct http_req {
     void *sink_ctx;
     bool sink_stopped, sink_ended;
     bool body_pending; /* the body is still arriving: the answer waits for it */
+    /* a buffered body's watcher (http_watch_body) */
+    void (*watch)(void *ctx, const char *body, size_t len);
+    void (*watch_drop)(void *ctx);
+    void *watch_ctx;
     /* a streamed response (http_reply_stream) */
     const struct http_stream_ops *stream;
     void *stream_ctx;
@@ -256,6 +260,8 @@ static void req_free(struct http_req *req)
         req->stream = NULL;
         ops->close(req->stream_ctx);
     }
+    if (req->watch_drop)
+        req->watch_drop(req->watch_ctx);
     buf_free(&req->body);
     buf_free(&req->hdrs);
     for (size_t i = 0; i < req->nallocs; i++)
@@ -320,6 +326,25 @@ void http_take_body(struct http_req *req, const struct http_body_sink *sink, voi
 {
     req->sink = sink;
     req->sink_ctx = ctx;
+}
+
+void http_watch_body(struct http_req *req, void (*see)(void *ctx, const char *body, size_t len),
+                     void (*drop)(void *ctx), void *ctx)
+{
+    if (req->watch_drop)
+        req->watch_drop(req->watch_ctx);
+    req->watch = see;
+    req->watch_drop = drop;
+    req->watch_ctx = ctx;
+}
+
+void *http_take_body_watcher(struct http_req *req)
+{
+    void *ctx = req->watch_ctx;
+    req->watch = NULL;
+    req->watch_drop = NULL;
+    req->watch_ctx = NULL;
+    return ctx;
 }
 
 int64_t http_content_length(struct http_req *req)
@@ -797,6 +822,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             req->body_too_big = true;
             buf_free(&req->body);
         }
+        if (req->watch && !req->body_too_big)
+            req->watch(req->watch_ctx, req->body.data, req->body.len);
         return 0;
     }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {

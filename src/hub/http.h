@@ -101,6 +101,15 @@ struct http_body_sink {
     void (*end)(void *ctx, struct http_req *req);
 };
 void http_take_body(struct http_req *req, const struct http_body_sink *sink, void *ctx);
+/* A buffered body can be watched as it arrives, to get ahead on work its route will
+ * do with it (a contents upload decodes its base64 while the rest comes in). Set in
+ * api_route_head() (which then returns false): see() is called on the loop after each
+ * piece, with the whole body so far. The route takes ctx back with
+ * http_take_body_watcher() (NULL if none); a request that ends otherwise calls
+ * drop(ctx). */
+void http_watch_body(struct http_req *req, void (*see)(void *ctx, const char *body, size_t len),
+                     void (*drop)(void *ctx), void *ctx);
+void *http_take_body_watcher(struct http_req *req);
 /* The request's Content-Length: -1 when it has none. */
 int64_t http_content_length(struct http_req *req);
 

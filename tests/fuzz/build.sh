@@ -15,7 +15,8 @@ $CC $CFLAGS -o "$out/fuzz_wsframe" "$here/fuzz_wsframe.c" "$root/src/wire/wsfram
 echo "built $out/fuzz_wsframe"
 # shellcheck disable=SC2086
 $CC $CFLAGS -o "$out/fuzz_upload_body" "$here/fuzz_upload_body.c" "$root/src/common/jsonbig.c" \
-    "$root/src/common/base64.c" "$root/src/common/util.c" $(pkg-config --cflags --libs jansson libsodium)
+    "$root/src/common/base64.c" "$root/src/common/b64scan.c" "$root/src/common/util.c" \
+    $(pkg-config --cflags --libs jansson libsodium)
 echo "built $out/fuzz_upload_body"
 # shellcheck disable=SC2086
 $CC $CFLAGS -o "$out/fuzz_archive" "$here/fuzz_archive.c" "$root/src/hub/extract.c" \
@@ -38,6 +39,7 @@ if [ $# -ge 1 ]; then
     "$out/fuzz_wsframe" -max_total_time="$1" -max_len=65536 -rss_limit_mb=4096 \
         -artifact_prefix="$out/" "$corpus"
     mkdir -p "$out/corpus-upload"
+    cp "$here"/corpus-upload/* "$out/corpus-upload"/ 2>/dev/null || true
     "$out/fuzz_upload_body" -max_total_time="$1" -max_len=4096 -rss_limit_mb=4096 \
         -artifact_prefix="$out/" "$out/corpus-upload"
     mkdir -p "$out/corpus-archive"

@@ -103,13 +103,57 @@ static void test_malformed_refused(void **state)
     }
 }
 
+/* Told that the start of the big string is plain base64 (a b64scan decoded it), the
+ * parser gives the same slice, and still refuses what follows that stretch. */
+static void test_known_plain_prefix(void **state)
+{
+    (void)state;
+    const char *t = "{\"format\": \"base64\", \"content\": \"QUJDREVG\", \"chunk\": 1}";
+    size_t at = (size_t)(strstr(t, "QUJD") - t);
+    struct json_big b;
+    json_error_t e;
+    json_t *o = json_load_big_known(t, strlen(t), "content", at, 4, &b, &e);
+    assert_non_null(o);
+    assert_ptr_equal(b.raw, t + at);
+    assert_int_equal(b.raw_len, 8);
+    assert_false(b.escaped);
+    assert_int_equal(json_integer_value(json_object_get(o, "chunk")), 1);
+    json_decref(o);
+    /* a control character and an escape after the known stretch */
+    const char *bad = "{\"content\": \"QUJD\x01EVG\"}";
+    at = (size_t)(strstr(bad, "QUJD") - bad);
+    assert_null(json_load_big_known(bad, strlen(bad), "content", at, 4, &b, &e));
+    const char *esc = "{\"content\": \"QUJD\\nREVG\"}";
+    at = (size_t)(strstr(esc, "QUJD") - esc);
+    o = json_load_big_known(esc, strlen(esc), "content", at, 4, &b, &e);
+    assert_non_null(o);
+    assert_true(b.escaped);
+    json_decref(o);
+    /* a repeated name: the last one counts, as jansson (and Python) keep the last */
+    const char *twice = "{\"content\": \"QUJD\", \"content\": \"REVG\"}";
+    o = load(twice, &b);
+    assert_non_null(o);
+    assert_non_null(b.raw);
+    assert_memory_equal(b.raw, "REVG", 4);
+    json_decref(o);
+    o = load("{\"content\": \"QUJD\", \"content\": 5}", &b);
+    assert_non_null(o);
+    assert_null(b.raw);
+    assert_int_equal(json_integer_value(json_object_get(o, "content")), 5);
+    json_decref(o);
+    /* a range past the end is ignored */
+    o = json_load_big_known(t, strlen(t), "content", strlen(t), 100, &b, &e);
+    assert_non_null(o);
+    assert_int_equal(b.raw_len, 8);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_big_member_is_sliced),
-        cmocka_unit_test(test_escaped_text),
-        cmocka_unit_test(test_no_or_nonstring_member),
-        cmocka_unit_test(test_malformed_refused),
+        cmocka_unit_test(test_big_member_is_sliced),   cmocka_unit_test(test_escaped_text),
+        cmocka_unit_test(test_no_or_nonstring_member), cmocka_unit_test(test_malformed_refused),
+        cmocka_unit_test(test_known_plain_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
