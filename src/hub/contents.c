@@ -1330,9 +1330,9 @@ static int new_model(struct op *op, const char *norm, const json_t *body, bool n
  * One thread appends the queued chunks in order. The queue holds at most WB_MAX_BYTES;
  * a request that would pass that waits (on its thread-pool thread, never on the
  * loop). A chunk is written once its answer is on its way (contents_start_writes), so
- * that the writer does not compete with the request for a core. A failed append removes the part
- * file, so the upload cannot complete with a hole, and is remembered by target so that the next
- * chunk says why. */
+ * that the writer does not compete with the request for a core. A failed append
+ * removes the part file, so the upload cannot complete with a hole, and is remembered
+ * by target so that the next chunk says why. */
 
 #define WB_MAX_BYTES ((size_t)256 << 20)
 #define WB_ERRORS 32
@@ -1404,6 +1404,15 @@ static void *wb_main(void *arg)
     return NULL;
 }
 
+/* Lets the writer go on to every chunk queued so far (wb_mu held). */
+static void wb_allow_queued(void)
+{
+    if (wb_allowed < wb_queued) {
+        wb_allowed = wb_queued;
+        pthread_cond_signal(&wb_work);
+    }
+}
+
 /* Queues an append; takes fd, dfd, tmp, key and data. Returns 0, or -EAGAIN when the
  * writer thread cannot be started (nothing taken then). */
 static int wb_append(int fd, int dfd, char *tmp, char *key, char *data, size_t len)
@@ -1422,10 +1431,8 @@ static int wb_append(int fd, int dfd, char *tmp, char *key, char *data, size_t l
         }
         wb_running = true;
     }
-    if (wb_bytes && wb_bytes + len > WB_MAX_BYTES) {
-        wb_allowed = wb_queued;
-        pthread_cond_signal(&wb_work);
-    }
+    if (wb_bytes && wb_bytes + len > WB_MAX_BYTES)
+        wb_allow_queued(); /* room comes only from the writer */
     while (wb_bytes && wb_bytes + len > WB_MAX_BYTES)
         pthread_cond_wait(&wb_progress, &wb_mu);
     struct wb_item *it = xcalloc(1, sizeof(*it));
@@ -1441,10 +1448,7 @@ static int wb_append(int fd, int dfd, char *tmp, char *key, char *data, size_t l
 void contents_start_writes(void)
 {
     pthread_mutex_lock(&wb_mu);
-    if (wb_allowed < wb_queued) {
-        wb_allowed = wb_queued;
-        pthread_cond_signal(&wb_work);
-    }
+    wb_allow_queued();
     pthread_mutex_unlock(&wb_mu);
 }
 
@@ -1452,10 +1456,7 @@ void contents_flush(void)
 {
     pthread_mutex_lock(&wb_mu);
     uint64_t target = wb_queued;
-    if (wb_allowed < target) {
-        wb_allowed = target;
-        pthread_cond_signal(&wb_work);
-    }
+    wb_allow_queued();
     while (wb_written < target)
         pthread_cond_wait(&wb_progress, &wb_mu);
     pthread_mutex_unlock(&wb_mu);
