@@ -8,17 +8,10 @@ set -eu
 cd "$(dirname "$0")/.."
 QUICK=${1:-}
 SHARED=${SHARED_BENCH:-../shared/bench}
-PY=/usr/bin/python3
-LABBOOK=${LABBOOK_BIN:-$PWD/build/labbook}
-WORK=$(mktemp -d /tmp/labbook-bench.XXXXXX)
 LB_PORT=${LB_PORT:-18801}
 JS_PORT=${JS_PORT:-18802}
 . bench/lib.sh
-cleanup() {
-    stop_servers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+bench_begin bench
 
 start_labbook "$LB_PORT"
 start_jupyter_server "$JS_PORT"

@@ -10,17 +10,10 @@ set -eu
 cd "$(dirname "$0")/.."
 MB=${1:-1024}
 FILES=${2:-10000}
-PY=/usr/bin/python3
-LABBOOK=${LABBOOK_BIN:-$PWD/build/labbook}
-WORK=$(mktemp -d /var/tmp/lb-drive.XXXXXX)
 LB_PORT=18823
 JS_PORT=18824
 . bench/lib.sh
-cleanup() {
-    stop_servers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+bench_begin drive
 
 head -c "${MB}M" /dev/urandom >"$WORK/big.bin"
 $PY - "$WORK/set" "$FILES" <<'PYEOF'

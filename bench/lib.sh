@@ -1,6 +1,14 @@
 # Shared by the bench scripts (sourced): starting labbook and jupyter_server side by
-# side on loopback, each in its own folder under $WORK.
-# Needs: WORK, LABBOOK, PY set by the caller.
+# side on loopback, each in its own folder under $WORK (bench_begin sets it up).
+
+# bench_begin NAME: sets PY, LABBOOK (LABBOOK_BIN or ./build/labbook) and WORK (a new
+# folder /var/tmp/lb-NAME.*), and stops the servers and removes WORK on exit.
+bench_begin() {
+    PY=/usr/bin/python3
+    LABBOOK=${LABBOOK_BIN:-$PWD/build/labbook}
+    WORK=$(mktemp -d "/var/tmp/lb-$1.XXXXXX")
+    trap 'stop_servers; rm -rf "$WORK"' EXIT INT TERM
+}
 
 wait_up() { # url token
     for _ in $(seq 1 100); do

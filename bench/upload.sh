@@ -7,17 +7,10 @@ set -eu
 cd "$(dirname "$0")/.."
 MB=${1:-64}
 ROUNDS=${2:-3}
-PY=/usr/bin/python3
-LABBOOK=${LABBOOK_BIN:-$PWD/build/labbook}
-WORK=$(mktemp -d /var/tmp/lb-up.XXXXXX)
 LB_PORT=18821
 JS_PORT=18822
 . bench/lib.sh
-cleanup() {
-    stop_servers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
+bench_begin up
 
 start_labbook "$LB_PORT"
 start_jupyter_server "$JS_PORT"
