@@ -45,6 +45,9 @@ struct http_req_view {
 int http_start(struct hub *h, char **err);
 /* Stops accepting and tears libwebsockets down (after the loop has stopped). */
 void http_destroy(struct hub *h);
+/* What the hub listens on, read back from its sockets: "http://127.0.0.1:8888/", several
+ * joined with " and " (a name with more than one address). Returns how many sockets. */
+size_t http_listening(char *out, size_t n);
 
 const struct http_req_view *http_view(struct http_req *req);
 /* Hands the request body over to the caller (who frees it); the view's body becomes
