@@ -479,6 +479,18 @@ bool api_route_head(struct hub *h, struct http_req *req)
     const struct http_req_view *v = http_view(req);
     const char *path = v->path;
     int64_t cl = http_content_length(req);
+    if (!v->authed && cl > 0) {
+        /* Nothing unauthenticated is held: only the sign-in form's small body is read. */
+        bool form = v->method == HTTP_POST && !strcmp(path, "/login");
+        if (!form || cl > AUTH_FORM_MAX) {
+            http_discard_body(req);
+            if (form)
+                http_reply_error(req, 413, "sign-in form too large");
+            else
+                http_reply_error(req, 403, "Forbidden: authentication required");
+            return true;
+        }
+    }
     if (v->method == HTTP_PUT && v->authed && str_starts_with(path, "/api/contents/") &&
         cl >= SCAN_MIN_BODY && cl <= h->cfg.max_body) {
         /* A file saved or uploaded in chunks: its base64 is decoded as it arrives. */

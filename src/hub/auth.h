@@ -15,6 +15,8 @@ struct http_req;
 
 #define AUTH_COOKIE "labbook_session"
 #define XSRF_COOKIE "_xsrf"
+/* The largest body an unauthenticated request may send: the sign-in form's. */
+#define AUTH_FORM_MAX (16 * 1024)
 
 /* Authenticates the request on wsi. Returns 0 and fills u (and *by_cookie), or
  * -EACCES when no valid credential was given. */

@@ -52,6 +52,7 @@ struct http_req {
     void *sink_ctx;
     bool sink_stopped, sink_ended;
     bool body_pending; /* the body is still arriving: the answer waits for it */
+    bool discard_body; /* answered at once; libwebsockets throws the body away unread */
     /* a buffered body's watcher (http_watch_body) */
     void (*watch)(void *ctx, const char *body, size_t len);
     void (*watch_drop)(void *ctx);
@@ -340,6 +341,11 @@ void http_watch_body(struct http_req *req, void (*see)(void *ctx, const char *bo
     req->watch = see;
     req->watch_drop = drop;
     req->watch_ctx = ctx;
+}
+
+void http_discard_body(struct http_req *req)
+{
+    req->discard_body = true;
 }
 
 void *http_take_body_watcher(struct http_req *req)
@@ -946,22 +952,32 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         req->clen = cl;
         if (cl < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
             cl = 0;
-        if (cl > 0 && expects_continue(wsi) && send_continue(wsi) < 0) {
-            slot->req = NULL;
-            req_free(req);
-            return -1;
-        }
+        bool want_continue = cl > 0 && expects_continue(wsi);
         if (cl >= 0 && api_route_head(h, req)) {
             /* The route answered, or took the body as it arrives (uploads). */
             req->dispatched = true;
             hub_touch(h);
-            if (cl > 0) {
+            if (cl > 0 && req->discard_body && !req->sink) {
+                /* Answered now, with no 100 Continue: the client need not send the
+                 * body, and what it sends is discarded by libwebsockets once the
+                 * answer is out (lws_http_transaction_completed before the body). */
+            } else if (cl > 0) {
+                if (want_continue && send_continue(wsi) < 0) {
+                    slot->req = NULL;
+                    req_free(req);
+                    return -1;
+                }
                 req->body_pending = true; /* a refused body is read and dropped */
             } else if (req->sink) {
                 req->sink_ended = true;
                 req->sink->end(req->sink_ctx, req);
             }
             return 0;
+        }
+        if (want_continue && send_continue(wsi) < 0) {
+            slot->req = NULL;
+            req_free(req);
+            return -1;
         }
         if (cl > h->cfg.max_body) {
             /* The body is read and thrown away, then refused: closing while the client

@@ -104,6 +104,10 @@ struct http_body_sink {
     void (*end)(void *ctx, struct http_req *req);
 };
 void http_take_body(struct http_req *req, const struct http_body_sink *sink, void *ctx);
+/* For a refusal made in api_route_head() of a request whose body nobody should hold
+ * (unauthenticated): the answer goes out at once, without a 100 Continue, and the body
+ * is thrown away unread as it arrives. */
+void http_discard_body(struct http_req *req);
 /* A buffered body can be watched as it arrives, to get ahead on work its route will
  * do with it (a contents upload decodes its base64 while the rest comes in). Set in
  * api_route_head() (which then returns false): see() is called on the loop after each
