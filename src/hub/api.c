@@ -505,10 +505,8 @@ bool api_route_head(struct hub *h, struct http_req *req)
         http_reply_error(req, 403, "Forbidden: authentication required");
         return true;
     }
-    if (v->by_cookie && changes_state(v->method) && !auth_xsrf_ok(http_wsi(req), NULL)) {
-        http_reply_error(req, 403, "'_xsrf' argument missing from %s", v->method_name);
+    if (v->by_cookie && changes_state(v->method) && auth_check_change(req, false) < 0)
         return true;
-    }
     tus_handle(h, req, path + 12);
     return true;
 }
@@ -532,6 +530,11 @@ void api_route(struct hub *h, struct http_req *req)
     }
     if (!strcmp(path, "/metrics")) {
         metrics_api(h, req);
+        return;
+    }
+    if (web_is_page(path) && (v->method == HTTP_GET || v->method == HTTP_HEAD) &&
+        http_query(req, "token")) {
+        auth_page_link(h, req); /* /tree?token=T: sign in, then the page without it */
         return;
     }
     if (!v->authed) {
@@ -558,10 +561,9 @@ void api_route(struct hub *h, struct http_req *req)
         }
         return;
     }
-    if (v->by_cookie && changes_state(v->method) && !auth_xsrf_ok(http_wsi(req), NULL)) {
-        http_reply_error(req, 403, "'_xsrf' argument missing from %s", v->method_name);
+    if (v->by_cookie && changes_state(v->method) &&
+        auth_check_change(req, str_starts_with(path, "/api/")) < 0)
         return;
-    }
     if (web_is_page(path) && (v->method == HTTP_GET || v->method == HTTP_HEAD)) {
         web_page(h, req);
     } else if (str_starts_with(path, "/assets/") &&

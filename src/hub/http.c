@@ -457,7 +457,9 @@ static const struct {
      "form-action 'self'"},
     {"x-content-type-options:", "nosniff"},
     {"x-frame-options:", "deny"},
-    {"referrer-policy:", "no-referrer"},
+    /* Not no-referrer: under it a browser sends "Origin: null" on a page's own form
+     * posts and fetches, and the same-origin check (auth.c) needs the real one. */
+    {"referrer-policy:", "same-origin"},
     {"cache-control:", "no-store"},
 };
 
@@ -1162,6 +1164,7 @@ int http_start(struct hub *h, char **err)
         *err = xasprintf("cannot start libwebsockets");
         return -ENOMEM;
     }
+    auth_init(h);
     vhost = lws_create_vhost(h->lws, &info);
     if (!vhost) {
         *err = xasprintf("cannot start libwebsockets' server");
@@ -1174,6 +1177,7 @@ void http_destroy(struct hub *h)
 {
     close_listeners();
     vhost = NULL;
+    auth_shutdown();
     if (h->lws)
         lws_context_destroy(h->lws);
     h->lws = NULL;

@@ -59,8 +59,8 @@ const char *http_query(struct http_req *req, const char *name);
 const char *http_header(struct http_req *req, const char *name);
 /* Adds a response header ("location:", value); call before replying. Every response
  * carries a strict content-security-policy, x-frame-options: deny, nosniff,
- * no-referrer and cache-control: no-store unless the handler adds its own header of
- * that name. */
+ * referrer-policy: same-origin and cache-control: no-store unless the handler adds its own header
+ * of that name. */
 void http_add_header(struct http_req *req, const char *name, const char *value);
 
 /* Replies; each takes ownership of what it is given. */
