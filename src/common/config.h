@@ -23,22 +23,23 @@ struct profile {
 
 struct config {
     /* [server] */
-    char *bind;              /* bind = 127.0.0.1 */
-    int port;                /* port = 8888 */
-    char *data_dir;          /* data = ./var */
-    int64_t max_body;        /* max_body_mb = 256: largest HTTP request body */
-    int64_t max_ws_message;  /* max_ws_message_mb = 256: largest WebSocket message from a client */
-    int64_t ws_queue_max;    /* ws_queue_mb = 512: unsent bytes a client may have queued */
-    int64_t max_file_get;    /* max_file_mb = 1024: largest file the contents API returns whole */
-    int64_t cookie_max_age;  /* cookie_max_age_days = 14 */
+    char *bind;             /* bind = 127.0.0.1 */
+    int port;               /* port = 8888 */
+    char *data_dir;         /* data = ./var */
+    int64_t max_body;       /* max_body_mb = 256: largest HTTP request body */
+    int64_t max_ws_message; /* max_ws_message_mb = 256: largest WebSocket message from a client */
+    int64_t ws_queue_max;   /* ws_queue_mb = 512: unsent bytes a client may have queued */
+    int64_t max_file_get;   /* max_file_mb = 1024: largest file the contents API returns whole */
+    int64_t cookie_max_age; /* cookie_max_age_days = 14 */
+    int log_level;          /* log_level = info (debug, info, warn, error) */
+    char *user;             /* user = labbook: started as root, the hub runs as this user and a
+                               launcher keeps root (docs/launcher.md); "root": no separation */
+    char *web_dir;          /* web_dir = the built UI (web/dist of the source tree) */
+    /* [server] sign-in limits (docs/hub.md, "Signing in") */
     int login_user_failures; /* login_failures_per_user = 10: failed sign-ins per name per window */
     int login_addr_failures; /* login_failures_per_address = 50: per client address per window */
     int login_window_s;      /* login_failure_window_s = 600 */
     int login_hashes;        /* login_hashes_at_once = 2: argon2id checks run at once */
-    int log_level;           /* log_level = info (debug, info, warn, error) */
-    char *user;              /* user = labbook: started as root, the hub runs as this user and a
-                                launcher keeps root (docs/launcher.md); "root": no separation */
-    char *web_dir;           /* web_dir = the built UI (web/dist of the source tree) */
     /* [kernels] */
     char *default_kernel;    /* default = python3 */
     int start_timeout_s;     /* start_timeout_s = 60 */
