@@ -6,8 +6,10 @@
  * browser to another account without asking. */
 #include "hub/auth.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -578,11 +580,38 @@ static void login_checked(void *ctx, int r, const struct user *u)
     free(a);
 }
 
+/* The client address sign-in failures are counted against: an IPv4 address, or an
+ * IPv6 /64 (one host commonly holds a whole /64, and could otherwise walk it). */
+static void peer_key(struct lws *wsi, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    snprintf(out, n, "?");
+    int fd = lws_get_socket_fd(wsi);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    char a[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, a, sizeof(a));
+        snprintf(out, n, "%s", a);
+    } else if (ss.ss_family == AF_INET6) {
+        struct in6_addr in6 = ((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&in6)) {
+            inet_ntop(AF_INET, &in6.s6_addr[12], a, sizeof(a));
+            snprintf(out, n, "%s", a);
+            return;
+        }
+        memset(&in6.s6_addr[8], 0, 8);
+        inet_ntop(AF_INET6, &in6, a, sizeof(a));
+        snprintf(out, n, "%s/64", a);
+    }
+}
+
 static void login_post(struct hub *h, struct http_req *req, const char *name, const char *pass,
                        const char *next)
 {
     char addr[64] = "";
-    lws_get_peer_simple(http_wsi(req), addr, sizeof(addr));
+    peer_key(http_wsi(req), addr, sizeof(addr));
     int wait = login_limiter_begin(limiter, name, addr, (int64_t)(now_ms() / 1000));
     if (wait > 0) {
         char *msg = xasprintf("Too many failed sign-ins: try again in %d minute%s.",

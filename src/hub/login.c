@@ -201,8 +201,24 @@ static struct {
     bool closing;
 } pool;
 
+static void stand_in_work(uv_work_t *w)
+{
+    (void)w;
+    pthread_once(&stand_in_once, make_stand_in);
+}
+
+static void stand_in_done(uv_work_t *w, int status)
+{
+    (void)status;
+    free(w);
+}
+
 void login_init(struct hub *h)
 {
+    /* Made now, on the pool, so that the first unknown name costs no more than the rest. */
+    uv_work_t *w = xcalloc(1, sizeof(*w));
+    if (uv_queue_work(h->loop, w, stand_in_work, stand_in_done) < 0)
+        free(w);
     pool.loop = h->loop;
     free(pool.db_path);
     pool.db_path = xasprintf("%s/labbook.db", h->data_dir);
