@@ -545,15 +545,7 @@ void api_route(struct hub *h, struct http_req *req)
              * on this server). */
             struct buf loc = {0};
             buf_append(&loc, "/login?next=", 12);
-            const char *page = web_is_page(path) ? path : "/";
-            for (const unsigned char *c = (const unsigned char *)page; *c; c++) {
-                char esc[4];
-                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                    (*c >= '0' && *c <= '9') || strchr("/-_.~", *c))
-                    buf_append(&loc, (const char *)c, 1);
-                else
-                    buf_append(&loc, esc, (size_t)snprintf(esc, sizeof(esc), "%%%02X", *c));
-            }
+            http_url_encode(&loc, web_is_page(path) ? path : "/", true);
             char *l = buf_steal(&loc, NULL);
             http_add_header(req, "location:", l);
             free(l);

@@ -324,21 +324,27 @@ static const char *safe_next(const char *next)
     "padding:8px 20px;margin-top:8px;cursor:pointer}p[role=alert]{color:#c5221f;margin:0}"         \
     "details{margin-top:20px;font-size:13px}summary{cursor:pointer;color:#1a73e8}"
 
-/* The _xsrf value for the forms of this response: the session's own when the browser
- * is signed in; else the pre-session cookie the browser has, or a new one. The cookie
- * is set to it if it differs. */
-static void form_xsrf(struct hub *h, struct http_req *req, char out[XSRF_HEX])
+/* The _xsrf a sign-in form of this browser carries: the session's own when the browser
+ * is signed in, else its pre-session cookie (double submit). False if it has neither. */
+static bool browser_xsrf(struct hub *h, struct http_req *req, char out[XSRF_HEX])
 {
-    char session[256], have[64];
+    char session[256];
     struct user u;
     if (session_user(h, req, &u, session, sizeof(session))) {
         xsrf_of_session(session, out);
         sodium_memzero(session, sizeof(session));
-    } else if (auth_cookie(http_wsi(req), XSRF_COOKIE, have, sizeof(have)) &&
-               strlen(have) == XSRF_HEX - 1 && strspn(have, "0123456789abcdef") == XSRF_HEX - 1) {
-        memcpy(out, have, XSRF_HEX);
-        return;
-    } else {
+        return true;
+    }
+    return auth_cookie(http_wsi(req), XSRF_COOKIE, out, XSRF_HEX) && strlen(out) == XSRF_HEX - 1 &&
+           strspn(out, "0123456789abcdef") == XSRF_HEX - 1;
+}
+
+/* The _xsrf for the forms of this response (browser_xsrf, or a new pre-session one);
+ * the cookie is set to it if it differs. */
+static void form_xsrf(struct hub *h, struct http_req *req, char out[XSRF_HEX])
+{
+    char have[64];
+    if (!browser_xsrf(h, req, out)) {
         unsigned char raw[16];
         randombytes_buf(raw, sizeof(raw));
         sodium_bin2hex(out, XSRF_HEX, raw, sizeof(raw));
@@ -347,19 +353,11 @@ static void form_xsrf(struct hub *h, struct http_req *req, char out[XSRF_HEX])
         set_xsrf_cookie_to(req, out);
 }
 
-/* Whether a form posted to /login carries the _xsrf its page was given: the session's
- * when the browser is signed in, else the pre-session cookie's (double submit). */
+/* Whether a form posted to /login carries the _xsrf its page was given. */
 static bool form_xsrf_ok(struct hub *h, struct http_req *req, const char *given)
 {
-    char session[256], expected[XSRF_HEX];
-    struct user u;
-    if (session_user(h, req, &u, session, sizeof(session))) {
-        xsrf_of_session(session, expected);
-        sodium_memzero(session, sizeof(session));
-    } else if (!auth_cookie(http_wsi(req), XSRF_COOKIE, expected, sizeof(expected))) {
-        return false;
-    }
-    return same_secret(given, expected);
+    char expected[XSRF_HEX];
+    return browser_xsrf(h, req, expected) && same_secret(given, expected);
 }
 
 /* Answers now (p NULL) or through p. Takes body. */
@@ -463,15 +461,13 @@ static void link_signin(struct hub *h, struct http_req *req, const struct user *
         start_login(h, req, NULL, u, next);
         return;
     }
+    char xsrf[XSRF_HEX];
+    form_xsrf(h, req, xsrf); /* the session's, whatever the browser's cookie says */
     if (cur.id == u->id) {
-        char xsrf[XSRF_HEX];
-        form_xsrf(h, req, xsrf); /* the session's, should the cookie be missing */
         http_add_header(req, "location:", safe_next(next));
         http_reply_empty(req, 302);
         return;
     }
-    char xsrf[XSRF_HEX];
-    form_xsrf(h, req, xsrf);
     const char *token = http_query(req, "token");
     char *etok = html_escape(token ? token : "");
     char *ecur = html_escape(cur.name), *enew = html_escape(u->name);
@@ -494,24 +490,11 @@ static void link_signin(struct hub *h, struct http_req *req, const struct user *
     free(main);
 }
 
-/* Appends s percent-encoded, leaving unreserved characters (and '/' when path). */
-static void append_encoded(struct buf *b, const char *s, bool path)
-{
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        char esc[4];
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-            strchr("-_.~", *c) || (path && *c == '/'))
-            buf_append(b, (const char *)c, 1);
-        else
-            buf_append(b, esc, (size_t)snprintf(esc, sizeof(esc), "%%%02X", *c));
-    }
-}
-
 /* The address of this request without its token argument: where a sign-in link goes. */
 static char *without_token(struct http_req *req)
 {
     struct buf b = {0};
-    append_encoded(&b, http_view(req)->path, true);
+    http_url_encode(&b, http_view(req)->path, true);
     char tmp[4096];
     bool first = true;
     for (int i = 0; i < 64; i++) {
@@ -525,10 +508,10 @@ static char *without_token(struct http_req *req)
             *eq = '\0';
         buf_append(&b, first ? "?" : "&", 1);
         first = false;
-        append_encoded(&b, tmp, false);
+        http_url_encode(&b, tmp, false);
         if (eq) {
             buf_append(&b, "=", 1);
-            append_encoded(&b, eq + 1, false);
+            http_url_encode(&b, eq + 1, false);
         }
     }
     return buf_steal(&b, NULL);

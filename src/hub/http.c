@@ -133,6 +133,18 @@ const char *http_status_text(int status)
     }
 }
 
+void http_url_encode(struct buf *b, const char *s, bool keep_slash)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        char esc[4];
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("-_.~", *c) || (keep_slash && *c == '/'))
+            buf_append(b, (const char *)c, 1);
+        else
+            buf_append(b, esc, (size_t)snprintf(esc, sizeof(esc), "%%%02X", *c));
+    }
+}
+
 json_t *http_error_body(const char *message, const char *reason)
 {
     return json_pack("{s:s, s:o}", "message", message, "reason",

@@ -139,6 +139,11 @@ void http_reply_stream(struct http_req *req, int status, const char *content_typ
 /* Asks for the producer to be called again (after it returned 0). */
 void http_stream_wake(struct http_req *req);
 
+/* Appends s to b percent-encoded, leaving only unreserved characters (and '/' with
+ * keep_slash: a path) as they are. */
+struct buf;
+void http_url_encode(struct buf *b, const char *s, bool keep_slash);
+
 /* JSON error body {"message": msg, "reason": reason-or-null}, new reference. */
 json_t *http_error_body(const char *message, const char *reason);
 /* The reason phrase for a status code. */
