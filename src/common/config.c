@@ -144,7 +144,19 @@ static int on_key(void *user, const char *section, const char *name, const char 
             r = set_int(&cfg->max_file_get, value, 1, 1 << 20, MB);
         else if (!strcmp(name, "cookie_max_age_days"))
             r = set_int(&cfg->cookie_max_age, value, 1, 3650, 86400);
-        else if (!strcmp(name, "log_level")) {
+        else if (!strcmp(name, "login_failures_per_user")) {
+            r = set_int(&v, value, 1, 1000000, 1);
+            cfg->login_user_failures = (int)v;
+        } else if (!strcmp(name, "login_failures_per_address")) {
+            r = set_int(&v, value, 1, 1000000, 1);
+            cfg->login_addr_failures = (int)v;
+        } else if (!strcmp(name, "login_failure_window_s")) {
+            r = set_int(&v, value, 1, 86400 * 30, 1);
+            cfg->login_window_s = (int)v;
+        } else if (!strcmp(name, "login_hashes_at_once")) {
+            r = set_int(&v, value, 1, 64, 1);
+            cfg->login_hashes = (int)v;
+        } else if (!strcmp(name, "log_level")) {
             static const char *levels[] = {"debug", "info", "warn", "error"};
             for (int i = 0; i < 4; i++)
                 if (!strcmp(value, levels[i]))
@@ -235,6 +247,10 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->ws_queue_max = 512 * MB;
     cfg->max_file_get = 1024 * MB;
     cfg->cookie_max_age = 14 * 86400;
+    cfg->login_user_failures = 10;
+    cfg->login_addr_failures = 50;
+    cfg->login_window_s = 600;
+    cfg->login_hashes = 2;
     cfg->log_level = LOG_INFO;
     cfg->default_kernel = xstrdup("python3");
     cfg->start_timeout_s = 60;

@@ -35,6 +35,11 @@ struct config {
     char *user;             /* user = labbook: started as root, the hub runs as this user and a
                                launcher keeps root (docs/launcher.md); "root": no separation */
     char *web_dir;          /* web_dir = the built UI (web/dist of the source tree) */
+    /* [server] sign-in limits (docs/hub.md, "Signing in") */
+    int login_user_failures; /* login_failures_per_user = 10: failed sign-ins per name per window */
+    int login_addr_failures; /* login_failures_per_address = 50: per client address per window */
+    int login_window_s;      /* login_failure_window_s = 600 */
+    int login_hashes;        /* login_hashes_at_once = 2: argon2id checks run at once */
     /* [kernels] */
     char *default_kernel;    /* default = python3 */
     int start_timeout_s;     /* start_timeout_s = 60 */

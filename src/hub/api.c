@@ -479,6 +479,18 @@ bool api_route_head(struct hub *h, struct http_req *req)
     const struct http_req_view *v = http_view(req);
     const char *path = v->path;
     int64_t cl = http_content_length(req);
+    if (!v->authed && cl > 0) {
+        /* Nothing unauthenticated is held: only the sign-in form's small body is read. */
+        bool form = v->method == HTTP_POST && !strcmp(path, "/login");
+        if (!form || cl > AUTH_FORM_MAX) {
+            http_discard_body(req);
+            if (form)
+                http_reply_error(req, 413, "sign-in form too large");
+            else
+                http_reply_error(req, 403, "Forbidden: authentication required");
+            return true;
+        }
+    }
     if (v->method == HTTP_PUT && v->authed && str_starts_with(path, "/api/contents/") &&
         cl >= SCAN_MIN_BODY && cl <= h->cfg.max_body) {
         /* A file saved or uploaded in chunks: its base64 is decoded as it arrives. */
@@ -493,10 +505,8 @@ bool api_route_head(struct hub *h, struct http_req *req)
         http_reply_error(req, 403, "Forbidden: authentication required");
         return true;
     }
-    if (v->by_cookie && changes_state(v->method) && !auth_xsrf_ok(http_wsi(req), NULL)) {
-        http_reply_error(req, 403, "'_xsrf' argument missing from %s", v->method_name);
+    if (v->by_cookie && changes_state(v->method) && auth_check_change(req, false) < 0)
         return true;
-    }
     tus_handle(h, req, path + 12);
     return true;
 }
@@ -522,6 +532,11 @@ void api_route(struct hub *h, struct http_req *req)
         metrics_api(h, req);
         return;
     }
+    if (web_is_page(path) && (v->method == HTTP_GET || v->method == HTTP_HEAD) &&
+        http_query(req, "token")) {
+        auth_page_link(h, req); /* /tree?token=T: sign in, then the page without it */
+        return;
+    }
     if (!v->authed) {
         if (str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) {
             http_reply_error(req, 403, "Forbidden: authentication required");
@@ -530,15 +545,7 @@ void api_route(struct hub *h, struct http_req *req)
              * on this server). */
             struct buf loc = {0};
             buf_append(&loc, "/login?next=", 12);
-            const char *page = web_is_page(path) ? path : "/";
-            for (const unsigned char *c = (const unsigned char *)page; *c; c++) {
-                char esc[4];
-                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-                    (*c >= '0' && *c <= '9') || strchr("/-_.~", *c))
-                    buf_append(&loc, (const char *)c, 1);
-                else
-                    buf_append(&loc, esc, (size_t)snprintf(esc, sizeof(esc), "%%%02X", *c));
-            }
+            http_url_encode(&loc, web_is_page(path) ? path : "/", true);
             char *l = buf_steal(&loc, NULL);
             http_add_header(req, "location:", l);
             free(l);
@@ -546,10 +553,9 @@ void api_route(struct hub *h, struct http_req *req)
         }
         return;
     }
-    if (v->by_cookie && changes_state(v->method) && !auth_xsrf_ok(http_wsi(req), NULL)) {
-        http_reply_error(req, 403, "'_xsrf' argument missing from %s", v->method_name);
+    if (v->by_cookie && changes_state(v->method) &&
+        auth_check_change(req, str_starts_with(path, "/api/")) < 0)
         return;
-    }
     if (web_is_page(path) && (v->method == HTTP_GET || v->method == HTTP_HEAD)) {
         web_page(h, req);
     } else if (str_starts_with(path, "/assets/") &&

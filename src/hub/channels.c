@@ -57,6 +57,7 @@ struct client {
     size_t off; /* bytes of q.head already sent */
     struct buf in;
     bool in_binary;
+    int64_t user_id;        /* whose: a user's unfinished messages are capped together */
     uint64_t last_progress; /* when a fragment last went out */
 };
 
@@ -507,6 +508,7 @@ struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *
     c->wsi = wsi;
     c->v1 = v1;
     c->in.cap_max = (size_t)h->cfg.max_ws_message;
+    c->user_id = u->id;
     if (session_id && *session_id && strlen(session_id) < sizeof(c->session)) {
         snprintf(c->session, sizeof(c->session), "%s", session_id);
     } else {
@@ -543,14 +545,43 @@ struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *
     return c;
 }
 
+/* What the user's clients hold of messages still arriving, over every kernel. */
+static size_t user_inbound(struct hub *h, int64_t user_id)
+{
+    size_t n = 0;
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        for (struct client *c = k->clients; c; c = c->next)
+            if (c->user_id == user_id)
+                n += c->in.len;
+    return n;
+}
+
+/* Done with a message: a large buffer is given back rather than kept for the next. */
+static void inbound_done(struct client *c)
+{
+    if (c->in.alloc > (1u << 20))
+        buf_free(&c->in);
+    else
+        buf_reset(&c->in);
+}
+
 int channels_receive(struct client *c, const void *data, size_t len, bool first, bool final,
                      bool binary)
 {
     if (c->closing)
         return 0;
     if (first) {
-        buf_reset(&c->in);
+        inbound_done(c);
         c->in_binary = binary;
+    }
+    /* Each message is capped, and so are all of a user's unfinished ones together:
+     * many connections each holding most of a message would add up otherwise. */
+    if (user_inbound(c->hub, c->user_id) + len > (size_t)c->hub->cfg.max_ws_message) {
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)"unfinished messages too large", 29);
+        log_warn("kernel %s: closing a client: its user's unfinished messages pass %lld bytes",
+                 c->k ? c->k->id : "-", (long long)c->hub->cfg.max_ws_message);
+        return -1;
     }
     if (buf_append(&c->in, data, len) < 0) {
         lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
@@ -612,7 +643,7 @@ int channels_receive(struct client *c, const void *data, size_t len, bool first,
     }
 out:
     buf_free(&v1);
-    buf_reset(&c->in);
+    inbound_done(c);
     return 0;
 }
 

@@ -7,11 +7,15 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libwebsockets.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -48,6 +52,7 @@ struct http_req {
     void *sink_ctx;
     bool sink_stopped, sink_ended;
     bool body_pending; /* the body is still arriving: the answer waits for it */
+    bool discard_body; /* answered at once; libwebsockets throws the body away unread */
     /* a buffered body's watcher (http_watch_body) */
     void (*watch)(void *ctx, const char *body, size_t len);
     void (*watch_drop)(void *ctx);
@@ -125,6 +130,18 @@ const char *http_status_text(int status)
         return "Gateway Timeout";
     default:
         return "Unknown";
+    }
+}
+
+void http_url_encode(struct buf *b, const char *s, bool keep_slash)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        char esc[4];
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("-_.~", *c) || (keep_slash && *c == '/'))
+            buf_append(b, (const char *)c, 1);
+        else
+            buf_append(b, esc, (size_t)snprintf(esc, sizeof(esc), "%%%02X", *c));
     }
 }
 
@@ -338,6 +355,11 @@ void http_watch_body(struct http_req *req, void (*see)(void *ctx, const char *bo
     req->watch_ctx = ctx;
 }
 
+void http_discard_body(struct http_req *req)
+{
+    req->discard_body = true;
+}
+
 void *http_take_body_watcher(struct http_req *req)
 {
     void *ctx = req->watch_ctx;
@@ -447,7 +469,9 @@ static const struct {
      "form-action 'self'"},
     {"x-content-type-options:", "nosniff"},
     {"x-frame-options:", "deny"},
-    {"referrer-policy:", "no-referrer"},
+    /* Not no-referrer: under it a browser sends "Origin: null" on a page's own form
+     * posts and fetches, and the same-origin check (auth.c) needs the real one. */
+    {"referrer-policy:", "same-origin"},
     {"cache-control:", "no-store"},
 };
 
@@ -694,36 +718,212 @@ static int ws_uri(struct lws *wsi, char *out, size_t n)
     return lws_hdr_copy(wsi, out, (int)n, WSI_TOKEN_GET_URI) > 0 ? 0 : -1;
 }
 
+/* --- Listening sockets ---
+ * The hub opens its own listening sockets, bound to exactly the configured address,
+ * and hands each accepted connection to libwebsockets (lws_adopt_socket_vhost).
+ * libwebsockets' own listener, given an IPv4 address, opened a dual-stack [::]
+ * socket and so answered on every address of the host. */
+
+#define MAX_LISTENERS 8
+
+struct listener {
+    uv_poll_t poll;
+    int fd;
+    struct hub *hub;
+};
+
+static struct listener *listeners[MAX_LISTENERS];
+static size_t nlisteners;
+static struct lws_vhost *vhost;
+
+/* Whether a peer address is this machine's (127/8, ::1, or 127/8 mapped into v6). */
+static bool addr_is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
+        return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(in6) || (IN6_IS_ADDR_V4MAPPED(in6) && in6->s6_addr[12] == 127);
+    }
+    return false;
+}
+
 /* A connection from this machine (a local reverse proxy, a local client) gets a receive
  * buffer that holds a whole upload chunk. The kernel starts each connection at
  * tcp_rmem's default (128 KiB) and grows it only round trip by round trip, so a
  * megabyte body arriving at memory speed would stall the sender a dozen times. A set
  * size turns that growth off, which costs nothing at loopback's round trip but would
  * cap a distant client's window, so other connections keep the kernel's tuning. */
-static void widen_local_receive_buffer(const struct lws_filter_network_conn_args *a)
+static void widen_local_receive_buffer(int fd, const struct sockaddr_storage *peer)
 {
-    const struct sockaddr_storage *ss = &a->cli_addr;
-    bool local = false;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
-        local = (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
-    } else if (ss->ss_family == AF_INET6) {
-        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-        local = IN6_IS_ADDR_LOOPBACK(in6) || (IN6_IS_ADDR_V4MAPPED(in6) && in6->s6_addr[12] == 127);
-    }
     int size = 4 << 20; /* the kernel holds it to net.core.rmem_max */
-    if (local)
-        setsockopt(a->accept_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    if (addr_is_loopback(peer))
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+}
+
+static void on_listen_readable(uv_poll_t *p, int status, int events)
+{
+    struct listener *l = p->data;
+    (void)events;
+    if (status < 0)
+        return;
+    /* A bounded batch per wakeup: the loop has other work too. */
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                log_warn("accepting a connection: %s", strerror(errno));
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        widen_local_receive_buffer(fd, &peer);
+        if (!vhost) {
+            close(fd);
+            continue;
+        }
+        lws_adopt_socket_vhost(vhost, fd); /* which closes fd if it fails */
+    }
+}
+
+/* Writes "http://ADDR:PORT/" for a bound socket's address. */
+static void format_url(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(out, n, "http://%s:%d/", host, port);
+    } else {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(out, n, "http://[%s]:%d/", host, port);
+    }
+}
+
+/* Opens one listening socket on ai. Returns the fd or a negative errno. */
+static int listen_on(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1, r;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6) {
+        /* An IPv6 address means that address only; "::" alone keeps the dual stack
+         * (every IPv6 and IPv4 address), as it means in most servers' configuration. */
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ai->ai_addr;
+        int v6only = !IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 511) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+static void listener_closed(uv_handle_t *hd)
+{
+    struct listener *l = hd->data;
+    close(l->fd);
+    free(l);
+}
+
+static void close_listeners(void)
+{
+    for (size_t i = 0; i < nlisteners; i++)
+        uv_close((uv_handle_t *)&listeners[i]->poll, listener_closed);
+    nlisteners = 0;
+}
+
+/* Binds every address cfg.bind names (an IPv4 or IPv6 literal, or a host name) on
+ * cfg.port. Returns 0, or a negative errno with *err set. */
+static int open_listeners(struct hub *h, char **err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", h->cfg.port);
+    const char *node = *h->cfg.bind ? h->cfg.bind : NULL;
+    int g = getaddrinfo(node, port, &hints, &res);
+    if (g != 0) {
+        *err = xasprintf("cannot listen on \"%s\": %s", h->cfg.bind, gai_strerror(g));
+        return -EINVAL;
+    }
+    int r = 0, chosen_port = 0;
+    for (struct addrinfo *ai = res; ai && nlisteners < MAX_LISTENERS; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            continue;
+        if (chosen_port) /* port 0: the first address's, for the others too
+                            (sin_port and sin6_port lie at the same offset) */
+            ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)chosen_port);
+        int fd = listen_on(ai);
+        if (fd < 0) {
+            char url[INET6_ADDRSTRLEN + 32];
+            struct sockaddr_storage ss = {0};
+            memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+            format_url(&ss, url, sizeof(url));
+            *err = xasprintf("cannot listen on %s (\"%s\"): %s", url, h->cfg.bind, strerror(-fd));
+            r = fd;
+            break;
+        }
+        struct listener *l = xcalloc(1, sizeof(*l));
+        l->fd = fd;
+        l->hub = h;
+        l->poll.data = l;
+        listeners[nlisteners++] = l;
+        uv_poll_init(h->loop, &l->poll, fd);
+        uv_poll_start(&l->poll, UV_READABLE, on_listen_readable);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (h->cfg.port == 0 && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+            chosen_port = h->cfg.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    freeaddrinfo(res);
+    if (r == 0 && nlisteners == 0) {
+        *err = xasprintf("cannot listen on \"%s\": it names no IPv4 or IPv6 address", h->cfg.bind);
+        r = -EINVAL;
+    }
+    if (r < 0)
+        close_listeners();
+    return r;
+}
+
+size_t http_listening(char *out, size_t n)
+{
+    size_t used = 0;
+    if (n)
+        out[0] = '\0';
+    for (size_t i = 0; i < nlisteners; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char url[INET6_ADDRSTRLEN + 32];
+        if (getsockname(listeners[i]->fd, (struct sockaddr *)&ss, &sl) < 0)
+            continue;
+        format_url(&ss, url, sizeof(url));
+        int w = used < n ? snprintf(out + used, n - used, "%s%s", used ? " and " : "", url) : 0;
+        if (w > 0)
+            used = used + (size_t)w < n ? used + (size_t)w : n;
+    }
+    return nlisteners;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
-    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION) {
-        if (user)
-            widen_local_receive_buffer(user);
-        return 0;
-    }
     struct conn_slot *slot = user;
     struct lws_context *ctx = lws_get_context(wsi);
     struct hub *h = ctx ? lws_context_user(ctx) : NULL;
@@ -766,22 +966,32 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         req->clen = cl;
         if (cl < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
             cl = 0;
-        if (cl > 0 && expects_continue(wsi) && send_continue(wsi) < 0) {
-            slot->req = NULL;
-            req_free(req);
-            return -1;
-        }
+        bool want_continue = cl > 0 && expects_continue(wsi);
         if (cl >= 0 && api_route_head(h, req)) {
             /* The route answered, or took the body as it arrives (uploads). */
             req->dispatched = true;
             hub_touch(h);
-            if (cl > 0) {
+            if (cl > 0 && req->discard_body && !req->sink) {
+                /* Answered now, with no 100 Continue: the client need not send the
+                 * body, and what it sends is discarded by libwebsockets once the
+                 * answer is out (lws_http_transaction_completed before the body). */
+            } else if (cl > 0) {
+                if (want_continue && send_continue(wsi) < 0) {
+                    slot->req = NULL;
+                    req_free(req);
+                    return -1;
+                }
                 req->body_pending = true; /* a refused body is read and dropped */
             } else if (req->sink) {
                 req->sink_ended = true;
                 req->sink->end(req->sink_ctx, req);
             }
             return 0;
+        }
+        if (want_continue && send_continue(wsi) < 0) {
+            slot->req = NULL;
+            req_free(req);
+            return -1;
         }
         if (cl > h->cfg.max_body) {
             /* The body is read and thrown away, then refused: closing while the client
@@ -949,8 +1159,7 @@ int http_start(struct hub *h, char **err)
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     void *loops[1] = {h->loop};
-    info.port = h->cfg.port;
-    info.iface = h->cfg.bind;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the hub listens itself: open_listeners() */
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_LIBUV; /* security headers: add_default_headers() */
     info.foreign_loops = loops;
@@ -967,16 +1176,20 @@ int http_start(struct hub *h, char **err)
         *err = xasprintf("cannot start libwebsockets");
         return -ENOMEM;
     }
-    if (!lws_create_vhost(h->lws, &info)) {
-        *err = xasprintf("cannot listen on %s:%d (in use, or not an address of this machine)",
-                         h->cfg.bind, h->cfg.port);
-        return -EADDRINUSE;
+    auth_init(h);
+    vhost = lws_create_vhost(h->lws, &info);
+    if (!vhost) {
+        *err = xasprintf("cannot start libwebsockets' server");
+        return -ENOMEM;
     }
-    return 0;
+    return open_listeners(h, err);
 }
 
 void http_destroy(struct hub *h)
 {
+    close_listeners();
+    vhost = NULL;
+    auth_shutdown();
     if (h->lws)
         lws_context_destroy(h->lws);
     h->lws = NULL;

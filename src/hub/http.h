@@ -45,6 +45,9 @@ struct http_req_view {
 int http_start(struct hub *h, char **err);
 /* Stops accepting and tears libwebsockets down (after the loop has stopped). */
 void http_destroy(struct hub *h);
+/* What the hub listens on, read back from its sockets: "http://127.0.0.1:8888/", several
+ * joined with " and " (a name with more than one address). Returns how many sockets. */
+size_t http_listening(char *out, size_t n);
 
 const struct http_req_view *http_view(struct http_req *req);
 /* Hands the request body over to the caller (who frees it); the view's body becomes
@@ -56,8 +59,8 @@ const char *http_query(struct http_req *req, const char *name);
 const char *http_header(struct http_req *req, const char *name);
 /* Adds a response header ("location:", value); call before replying. Every response
  * carries a strict content-security-policy, x-frame-options: deny, nosniff,
- * no-referrer and cache-control: no-store unless the handler adds its own header of
- * that name. */
+ * referrer-policy: same-origin and cache-control: no-store unless the handler adds its own header
+ * of that name. */
 void http_add_header(struct http_req *req, const char *name, const char *value);
 
 /* Replies; each takes ownership of what it is given. */
@@ -101,6 +104,10 @@ struct http_body_sink {
     void (*end)(void *ctx, struct http_req *req);
 };
 void http_take_body(struct http_req *req, const struct http_body_sink *sink, void *ctx);
+/* For a refusal made in api_route_head() of a request whose body nobody should hold
+ * (unauthenticated): the answer goes out at once, without a 100 Continue, and the body
+ * is thrown away unread as it arrives. */
+void http_discard_body(struct http_req *req);
 /* A buffered body can be watched as it arrives, to get ahead on work its route will
  * do with it (a contents upload decodes its base64 while the rest comes in). Set in
  * api_route_head() (which then returns false): see() is called on the loop after each
@@ -131,6 +138,11 @@ void http_reply_stream(struct http_req *req, int status, const char *content_typ
                        const struct http_stream_ops *ops, void *ctx);
 /* Asks for the producer to be called again (after it returned 0). */
 void http_stream_wake(struct http_req *req);
+
+/* Appends s to b percent-encoded, leaving only unreserved characters (and '/' with
+ * keep_slash: a path) as they are. */
+struct buf;
+void http_url_encode(struct buf *b, const char *s, bool keep_slash);
 
 /* JSON error body {"message": msg, "reason": reason-or-null}, new reference. */
 json_t *http_error_body(const char *message, const char *reason);

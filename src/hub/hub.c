@@ -272,13 +272,16 @@ static int bootstrap_admin(struct hub *h)
         r = store_token_create(h->store, "admin", &token);
     if (r < 0)
         return r;
-    const char *host =
-        strcmp(h->cfg.bind, "0.0.0.0") && strcmp(h->cfg.bind, "::") ? h->cfg.bind : "127.0.0.1";
+    /* A wildcard address is reached at 127.0.0.1; an IPv6 literal needs brackets. */
+    const char *host = strcmp(h->cfg.bind, "0.0.0.0") && strcmp(h->cfg.bind, "::") && *h->cfg.bind
+                           ? h->cfg.bind
+                           : "127.0.0.1";
+    const char *lb = strchr(host, ':') ? "[" : "", *rb = *lb ? "]" : "";
     printf("\nlabbook: created the first user, \"admin\" (an administrator).\n"
-           "Sign in by opening:\n\n    http://%s:%d/login?token=%s\n\n"
-           "For JupyterLab or VS Code use the server URL http://%s:%d/ and that token.\n"
+           "Sign in by opening:\n\n    http://%s%s%s:%d/login?token=%s\n\n"
+           "For JupyterLab or VS Code use the server URL http://%s%s%s:%d/ and that token.\n"
            "Set a password with: labbook user passwd admin\n\n",
-           host, h->cfg.port, token, host, h->cfg.port);
+           lb, host, rb, h->cfg.port, token, lb, host, rb, h->cfg.port);
     fflush(stdout);
     free(token);
     return 0;
@@ -469,8 +472,10 @@ int hub_main(int argc, char **argv)
     uv_timer_init(h->loop, &h->tick);
     h->tick.data = h;
     uv_timer_start(&h->tick, on_tick, 1000, 1000);
-    log_info("labbook %s listening on http://%s:%d/ (data in %s, %zu kernelspecs)", "0.1.0",
-             h->cfg.bind, h->cfg.port, h->data_dir, h->nspecs);
+    char where[512];
+    http_listening(where, sizeof(where)); /* what the sockets are, not what was asked */
+    log_info("labbook %s listening on %s (data in %s, %zu kernelspecs)", "0.1.0", where,
+             h->data_dir, h->nspecs);
 
     uv_run(h->loop, UV_RUN_DEFAULT);
     rc = 0;

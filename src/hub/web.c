@@ -14,6 +14,7 @@
 
 #include "common/fsat.h"
 #include "common/util.h"
+#include "hub/auth.h"
 #include "hub/http.h"
 #include "hub/hub.h"
 
@@ -128,6 +129,7 @@ void web_page(struct hub *h, struct http_req *req)
         return;
     }
     http_add_header(req, "content-security-policy:", PAGE_CSP);
+    auth_xsrf_refresh(req); /* the session's XSRF token, for the page's changes */
     http_reply(req, 200, "text/html; charset=utf-8", data, len);
 }
 

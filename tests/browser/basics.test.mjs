@@ -33,6 +33,18 @@ test('a token link signs in too', async () => {
   assert.equal(await page.locator('header .user').innerText(), 'alice');
 });
 
+test('a Jupyter-style link (/tree?token=T) signs in, loads the page and drops the token', async () => {
+  const page = await ctx.newPage({ signIn: false });
+  await page.goto(`${ctx.server.baseUrl}/tree?token=${ctx.server.tokens.alice}`);
+  await page.waitForSelector('table.files');
+  assert.equal(await page.locator('header .user').innerText(), 'alice');
+  assert.ok(!page.url().includes('token='), `the address still holds the token: ${page.url()}`);
+  // A mistyped link says so rather than showing a blank form.
+  const bad = await ctx.newPage({ signIn: false });
+  await bad.goto(`${ctx.server.baseUrl}/tree?token=mistyped`);
+  assert.match(await bad.locator('[role=alert]').innerText(), /sign-in link is not valid/);
+});
+
 test('new notebook: made in "Colab Notebooks", runs a cell, shows its output', async () => {
   const page = await ctx.newPage();
   await page.click('[data-testid=new-notebook]');
