@@ -490,7 +490,10 @@ bool api_route_head(struct hub *h, struct http_req *req)
     if (!str_starts_with(path, "/api/uploads") || (path[12] != '\0' && path[12] != '/'))
         return false;
     if (!v->authed) {
-        http_reply_error(req, 403, "Forbidden: authentication required");
+        if (v->token_expired)
+            http_reply_error(req, 401, "Unauthorized: the token has expired");
+        else
+            http_reply_error(req, 403, "Forbidden: authentication required");
         return true;
     }
     if (v->by_cookie && changes_state(v->method) && !auth_xsrf_ok(http_wsi(req), NULL)) {
@@ -523,7 +526,10 @@ void api_route(struct hub *h, struct http_req *req)
         return;
     }
     if (!v->authed) {
-        if (str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) {
+        if ((str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) &&
+            v->token_expired) {
+            http_reply_error(req, 401, "Unauthorized: the token has expired");
+        } else if (str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) {
             http_reply_error(req, 403, "Forbidden: authentication required");
         } else {
             /* Back to the page asked for after signing in (login only follows paths

@@ -64,15 +64,21 @@ static bool token_from_header(struct lws *wsi, char *out, size_t n)
     return true;
 }
 
+/* A token's check as auth_request answers it: an expired token is told apart. */
+static int token_result(int r)
+{
+    return r == 0 ? 0 : r == -EKEYEXPIRED ? -EKEYEXPIRED : -EACCES;
+}
+
 int auth_request(struct hub *h, struct lws *wsi, struct user *u, bool *by_cookie)
 {
     char tok[512], buf[600];
     *by_cookie = false;
     if (token_from_header(wsi, tok, sizeof(tok)))
-        return store_token_check(h->store, tok, u) == 0 ? 0 : -EACCES;
+        return token_result(store_token_check(h->store, tok, u));
     const char *q = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof(buf));
     if (q && *q)
-        return store_token_check(h->store, q, u) == 0 ? 0 : -EACCES;
+        return token_result(store_token_check(h->store, q, u));
     if (auth_cookie(wsi, AUTH_COOKIE, tok, sizeof(tok)) &&
         store_login_check(h->store, tok, u) == 0) {
         *by_cookie = true;

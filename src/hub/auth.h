@@ -16,8 +16,9 @@ struct http_req;
 #define AUTH_COOKIE "labbook_session"
 #define XSRF_COOKIE "_xsrf"
 
-/* Authenticates the request on wsi. Returns 0 and fills u (and *by_cookie), or
- * -EACCES when no valid credential was given. */
+/* Authenticates the request on wsi. Returns 0 and fills u (with the credential it
+ * used, u->cred, and *by_cookie); -EKEYEXPIRED for a token past its expiry (answered
+ * 401); or -EACCES when no valid credential was given. */
 int auth_request(struct hub *h, struct lws *wsi, struct user *u, bool *by_cookie);
 /* For cookie-authenticated state changes: the X-XSRFToken header (or _xsrf query
  * argument) must match the _xsrf cookie. Returns true when the request passes. */

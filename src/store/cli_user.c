@@ -715,8 +715,8 @@ static int cmd_delete(const struct opts *o)
     if (o->purge) {
         sr = purge_drive(data, name);
         if (sr < 0) {
-            err_msg("deleted %s, but removing their drive %s/drive/%s failed: %s", name, data,
-                    name, strerror(-sr));
+            err_msg("deleted %s, but removing their drive %s/drive/%s failed: %s", name, data, name,
+                    strerror(-sr));
             r = EXIT_ERR;
             goto out;
         }

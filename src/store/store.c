@@ -762,8 +762,8 @@ out:
     return r;
 }
 
-static void cred_set(struct user *u, enum store_cred_kind kind, const unsigned char hash[HASH_BYTES],
-                     int64_t expires)
+static void cred_set(struct user *u, enum store_cred_kind kind,
+                     const unsigned char hash[HASH_BYTES], int64_t expires)
 {
     u->cred.kind = kind;
     memcpy(u->cred.hash, hash, HASH_BYTES);
