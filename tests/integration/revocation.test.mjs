@@ -13,9 +13,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
+import { spawnSync } from 'node:child_process';
 import { useServer, labbookCli, RUN_LABBOOK_ONLY, IS_LABBOOK } from './lib/server.mjs';
 import { api, browserFetch, CookieJar, rawKernelSocket, sleep, until } from './lib/clients.mjs';
 
+const LABBOOK_BIN_PATH = process.env.LABBOOK_BIN
+  ? path.resolve(process.env.LABBOOK_BIN)
+  : path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../build/labbook');
 const labbookOnly = RUN_LABBOOK_ONLY ? {} : { skip: 'users, tokens and `labbook user` are labbook-only' };
 // "At once": the hub checks the database five times a second; a socket must be
 // closed well within this of the command returning.
@@ -164,13 +168,13 @@ describe('revocation', labbookOnly, () => {
   });
 
   test('an expired token gets 401 (API and WebSocket upgrade), and its open WebSocket ends', async () => {
-    const t = newToken('alice', 'short', ['--expires', '0.00005']); // about 4.3 s
-    const kernel = await startKernel('short');
+    const kernel = await startKernel('alice'); // hers: the short token opens it
+    const t = newToken('alice', 'short', ['--expires', '0.0001']); // about 8.6 s
     const ws = await tokenSocket('short', kernel);
     assert.equal(await status('short'), 200, 'works before it expires');
     const exp = tokens('alice').find((x) => x.id === t.id);
     assert.match(exp.expires, /UTC$/);
-    await until(async () => (await status('short')) === 401, { timeoutMs: 15000, what: 'the token to expire' });
+    await until(async () => (await status('short')) === 401, { timeoutMs: 20000, what: 'the token to expire' });
     const r = await api(ctx.server, 'short', 'GET', '/api/kernels');
     assert.equal(r.status, 401);
     assert.match(r.body.message, /expired/);
@@ -318,5 +322,19 @@ describe('revocation', labbookOnly, () => {
     await bob.socket.close();
     bob.cookieSocket.ws.close();
     await sleep(100);
+  });
+
+  test('a user deleted while the hub is down: their runtime is stopped when it starts again', async () => {
+    addUserWithPassword('gus', 'gus-pw-1');
+    const kernel = await startKernel('gus');
+    await ctx.server.stop({ keepRuntimes: true });
+    assert.ok(runtimeAlive(kernel), 'runtimes outlive the hub');
+    const r = spawnSync(LABBOOK_BIN_PATH, ['user', 'delete', 'gus', '--data', ctx.server.dataDir], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /1 runtimes of gus are still recorded/);
+    await ctx.server.restart();
+    await until(() => !runtimeAlive(kernel), { timeoutMs: 10000, what: 'his runtime to stop' });
+    assert.ok(runtimeAlive(bob.kernel), 'bob\'s runtime was taken back, not stopped');
+    assert.equal(await status('bob'), 200);
   });
 });
