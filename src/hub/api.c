@@ -526,10 +526,10 @@ void api_route(struct hub *h, struct http_req *req)
         return;
     }
     if (!v->authed) {
-        if ((str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) &&
-            v->token_expired) {
+        bool api = str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/");
+        if (api && v->token_expired) {
             http_reply_error(req, 401, "Unauthorized: the token has expired");
-        } else if (str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) {
+        } else if (api) {
             http_reply_error(req, 403, "Forbidden: authentication required");
         } else {
             /* Back to the page asked for after signing in (login only follows paths
