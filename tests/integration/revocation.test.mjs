@@ -338,3 +338,43 @@ describe('revocation', labbookOnly, () => {
     assert.equal(await status('bob'), 200);
   });
 });
+
+// The way it is deployed: started as root, the hub runs as its own user with the
+// launcher starting sandboxed runtimes; the CLI (root) acts as the data folder's owner.
+describe('revocation with privilege separation', labbookOnly, () => {
+  const px = useServer({ name: 'revocation-privsep', users: ['alice', 'bob'], config: '[server]\nuser = labbook\n' });
+  const cli = (...args) => labbookCli(['user', ...args, '--data', px.server.dataDir]);
+  const start = async (u) => {
+    const k = await api(px.server, u, 'POST', '/api/kernels', { name: 'python3' });
+    assert.equal(k.status, 201, k.text);
+    return k.body.id;
+  };
+
+  test('revoke --all closes her socket; delete --purge stops her runtime and removes her drive; bob goes on', async () => {
+    const ka = await start('alice');
+    const kb = await start('bob');
+    const wa = rawKernelSocket(px.server, 'alice', ka);
+    const wb = rawKernelSocket(px.server, 'bob', kb);
+    await wa.opened;
+    await wb.opened;
+    const id = wa.execute("open('/content/drive/MyDrive/made-inside.txt', 'w').write('x')").header.msg_id;
+    await wa.waitFor((m) => m.header?.msg_type === 'status' && m.content?.execution_state === 'idle' &&
+      m.parent_header?.msg_id === id, { what: 'the write' });
+    assert.ok(fs.existsSync(path.join(px.server.drive('alice'), 'made-inside.txt')));
+    assert.match(cli('revoke', 'alice', '--all'), /revoked 1 tokens of alice/);
+    await until(() => wa.closed, { timeoutMs: AT_ONCE_MS, intervalMs: 25, what: 'her socket to close' });
+    assert.equal(wa.closeInfo.code, 1008);
+    assert.equal((await api(px.server, 'alice', 'GET', '/api/contents')).status, 403);
+    assert.match(cli('delete', 'alice', '--purge'), /deleted alice and their drive/);
+    assert.ok(!fs.existsSync(px.server.drive('alice')), 'her drive is gone');
+    const mark = path.join(px.server.dataDir, 'runtimes', ka);
+    assert.ok(!px.server.runtimeProcs().some((p) => {
+      try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(mark); } catch { return false; }
+    }), 'her runtime has stopped');
+    assert.equal(wb.closed, false);
+    const msg = wb.execute('print(6*7)').header.msg_id;
+    await wb.waitFor((m) => m.header?.msg_type === 'stream' && m.parent_header?.msg_id === msg, { what: '42' });
+    assert.equal((await api(px.server, 'bob', 'GET', '/api/contents')).status, 200);
+    await wb.close();
+  });
+});
