@@ -12,7 +12,10 @@ static int usage(FILE *f)
 {
     fputs("usage: labbook serve [--config FILE] [--data DIR] [--port N] [--bind ADDR]\n"
           "       labbook user add NAME [--admin] [--password-stdin] [--data DIR] [--config FILE]\n"
-          "       labbook user list | passwd NAME | token NAME   [--data DIR] [--config FILE]\n"
+          "       labbook user list | passwd NAME | token NAME [--name N] [--expires DAYS]\n"
+          "       labbook user tokens NAME | revoke NAME TOKEN_ID|--all\n"
+          "       labbook user disable NAME | enable NAME | delete NAME [--purge]\n"
+          "         (every user subcommand takes [--data DIR] [--config FILE])\n"
           "       labbook status [--data DIR] [--config FILE]\n"
           "       labbook agent CONFIG.json   (started by the hub)\n",
           f);

@@ -502,7 +502,10 @@ bool api_route_head(struct hub *h, struct http_req *req)
     if (!str_starts_with(path, "/api/uploads") || (path[12] != '\0' && path[12] != '/'))
         return false;
     if (!v->authed) {
-        http_reply_error(req, 403, "Forbidden: authentication required");
+        if (v->token_expired)
+            http_reply_error(req, 401, "Unauthorized: the token has expired");
+        else
+            http_reply_error(req, 403, "Forbidden: authentication required");
         return true;
     }
     if (v->by_cookie && changes_state(v->method) && auth_check_change(req, false) < 0)
@@ -538,7 +541,10 @@ void api_route(struct hub *h, struct http_req *req)
         return;
     }
     if (!v->authed) {
-        if (str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/")) {
+        bool api = str_starts_with(path, "/api/") || str_starts_with(path, "/kernelspecs/");
+        if (api && v->token_expired) {
+            http_reply_error(req, 401, "Unauthorized: the token has expired");
+        } else if (api) {
             http_reply_error(req, 403, "Forbidden: authentication required");
         } else {
             /* Back to the page asked for after signing in (login only follows paths

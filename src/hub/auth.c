@@ -82,10 +82,13 @@ static bool token_from_header(struct lws *wsi, char *out, size_t n)
 }
 
 /* The one place an API token becomes a user: requests, sign-in links and the
- * "switch to" form all come through here. */
+ * "switch to" form all come through here. An expired token is told apart. */
 static int token_user(struct hub *h, const char *token, struct user *u)
 {
-    return token && *token && store_token_check(h->store, token, u) == 0 ? 0 : -EACCES;
+    if (!token || !*token)
+        return -EACCES;
+    int r = store_token_check(h->store, token, u);
+    return r == 0 ? 0 : r == -EKEYEXPIRED ? -EKEYEXPIRED : -EACCES;
 }
 
 int auth_request(struct hub *h, struct lws *wsi, struct user *u, bool *by_cookie)

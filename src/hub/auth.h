@@ -19,8 +19,9 @@ struct http_req;
 /* The largest body an unauthenticated request may send: the sign-in form's. */
 #define AUTH_FORM_MAX (16 * 1024)
 
-/* Authenticates the request on wsi. Returns 0 and fills u (and *by_cookie), or
- * -EACCES when no valid credential was given. */
+/* Authenticates the request on wsi. Returns 0 and fills u (with the credential it
+ * used, u->cred, and *by_cookie); -EKEYEXPIRED for a token past its expiry (answered
+ * 401); or -EACCES when no valid credential was given. */
 int auth_request(struct hub *h, struct lws *wsi, struct user *u, bool *by_cookie);
 /* The XSRF token (X-XSRFToken or X-CSRFToken header, or _xsrf query argument, or
  * form_xsrf when given) must be the one derived from the request's session cookie (a

@@ -16,6 +16,8 @@
 #include "hub/nbdoc.h"
 
 #define FRAGMENT (256 * 1024)
+/* lws_write()'s close opcode: no longer in lws's public enum, still handled by it. */
+#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 /* A message ready to send, shared by every client that gets it. Its bytes are its
  * own data, or (a legacy encoding of a large message) its own data with a run of
@@ -59,6 +61,9 @@ struct client {
     bool in_binary;
     int64_t user_id;        /* whose: a user's unfinished messages are capped together */
     uint64_t last_progress; /* when a fragment last went out */
+    /* Who opened it and with what: checked again when the accounts change. */
+    int64_t user_id;
+    struct store_cred cred;
 };
 
 /* A client stuck over the low-water mark this long while output is held back has
@@ -507,6 +512,8 @@ struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *
     c->hub = h;
     c->wsi = wsi;
     c->v1 = v1;
+    c->user_id = u->id;
+    c->cred = u->cred;
     c->in.cap_max = (size_t)h->cfg.max_ws_message;
     c->user_id = u->id;
     if (session_id && *session_id && strlen(session_id) < sizeof(c->session)) {
@@ -650,9 +657,16 @@ out:
 int channels_writeable(struct client *c)
 {
     if (c->closing && !c->q.head) {
+        /* lws 4.1 drops a connection whose WRITEABLE callback returns -1 without
+         * sending the close frame lws_close_reason() prepared (the client saw 1006),
+         * so the frame is written here first: status, then the reason. */
         const char *why = c->close_reason ? c->close_reason : "closing";
-        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
-                         strlen(why));
+        size_t n = strlen(why) > 123 ? 123 : strlen(why);
+        unsigned char frame[LWS_PRE + 125];
+        frame[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION & 0xff);
+        memcpy(frame + LWS_PRE + 2, why, n);
+        lws_write(c->wsi, frame + LWS_PRE, n + 2, WS_WRITE_CLOSE);
         return -1;
     }
     struct qent *e = c->q.head;
@@ -760,6 +774,26 @@ void channels_kernel_gone(struct kernel *k)
         k->parked = p->next;
         queue_clear(&p->q);
         free(p);
+    }
+}
+
+void channels_recheck(struct kernel *k, bool changed, int64_t now)
+{
+    for (struct client *c = k->clients; c; c = c->next) {
+        if (c->closing)
+            continue;
+        int r;
+        if (changed)
+            r = store_cred_check(k->hub->store, &c->cred, c->user_id);
+        else
+            r = c->cred.expires > 0 && c->cred.expires <= now ? -EKEYEXPIRED : 0;
+        if (r == 0 || r == -EIO) /* a busy database cuts nobody off */
+            continue;
+        const char *why = r == -EKEYEXPIRED ? "signed out: the credential expired"
+                          : r == -EPERM     ? "signed out: the account was disabled"
+                                            : "signed out: the credential was revoked";
+        log_info("kernel %s (%s): closing a client: %s", k->id, k->owner_name, why);
+        client_close(c, why);
     }
 }
 

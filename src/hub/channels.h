@@ -50,6 +50,11 @@ void channels_status(struct kernel *k, const char *state, const char *reason);
 void channels_notice(struct kernel *k, const char *level, const char *text);
 /* The kernel is going away: close its clients and drop what was kept for them. */
 void channels_kernel_gone(struct kernel *k);
+/* Closes (1008, with the reason) every client of the kernel whose credential no
+ * longer holds: when changed (the accounts changed), each is checked against the
+ * store (revoked, expired, the user disabled or deleted); else only expiry by the
+ * clock (now, unix seconds). */
+void channels_recheck(struct kernel *k, bool changed, int64_t now);
 /* Drops kept replay buffers older than the configured time. */
 void channels_expire(struct kernel *k);
 

@@ -954,7 +954,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         req->v.method_name = method_names[req->v.method];
         req->v.path = xstrndup(in ? (const char *)in : "/", in ? strlen(in) : 1);
         req->body.cap_max = (size_t)h->cfg.max_body;
-        req->v.authed = auth_request(h, wsi, &req->v.user, &req->v.by_cookie) == 0;
+        int ar = auth_request(h, wsi, &req->v.user, &req->v.by_cookie);
+        req->v.authed = ar == 0;
+        req->v.token_expired = ar == -EKEYEXPIRED;
         slot->req = req;
         int64_t cl = content_length(wsi);
         if (cl == -2) {
@@ -1077,7 +1079,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return write_simple(wsi, 404, "no WebSocket here") ? -1 : 1;
         struct user u;
         bool by_cookie;
-        if (auth_request(h, wsi, &u, &by_cookie) < 0)
+        int ar = auth_request(h, wsi, &u, &by_cookie);
+        if (ar == -EKEYEXPIRED)
+            return write_simple(wsi, 401, "the token has expired") ? -1 : 1;
+        if (ar < 0)
             return write_simple(wsi, 403, "authentication required") ? -1 : 1;
         if (by_cookie) {
             /* Browsers send cookies on cross-site WebSocket upgrades: the Origin

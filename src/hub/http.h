@@ -38,6 +38,7 @@ struct http_req_view {
     size_t body_len;
     bool authed;
     bool by_cookie;
+    bool token_expired; /* not authed: the token given has expired (answer 401) */
     struct user user;
 };
 

@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "hub/accounts.h"
 #include "hub/channels.h"
 #include "hub/drive.h"
 #include "hub/figures.h"
@@ -54,6 +55,7 @@ static void finish_stop(struct hub *h)
     uv_close((uv_handle_t *)&h->sig_term, NULL);
     uv_close((uv_handle_t *)&h->sig_int, NULL);
     uv_close((uv_handle_t *)&h->tick, NULL);
+    accounts_watch_stop(h);
     uv_stop(h->loop);
 }
 
@@ -460,6 +462,7 @@ int hub_main(int argc, char **argv)
     }
     kernels_adopt(h);
     sessions_load(h);
+    accounts_watch_start(h); /* also stops what a user deleted meanwhile left running */
     if (bootstrap_admin(h) < 0) {
         log_error("cannot create the first user");
         goto out;

@@ -39,6 +39,7 @@ struct hub {
     uv_pipe_t agent_listener;
     uv_signal_t sig_term, sig_int;
     uv_timer_t tick;
+    uv_timer_t accounts_watch; /* accounts.c */
     struct kernel *kernels;
     struct session *sessions;
     bool stopping;

@@ -1332,6 +1332,22 @@ void kernel_shutdown(struct kernel *k, kernel_cb cb, void *ctx)
     maybe_free(k);
 }
 
+void kernels_stop_disowned(struct hub *h)
+{
+    for (struct kernel *k = h->kernels, *next; k; k = next) {
+        next = k->next;
+        if (k->pooled || k->owner <= 0 || k->life == KERNEL_STOPPING)
+            continue;
+        struct user u;
+        int r = store_user_get_id(h->store, k->owner, &u);
+        if (r == -EIO || (r == 0 && !u.disabled))
+            continue; /* a busy database stops nothing */
+        log_info("kernel %s (%s): its user was %s: shutting it down", k->id, k->owner_name,
+                 r == 0 ? "disabled" : "deleted");
+        kernel_shutdown(k, NULL, NULL);
+    }
+}
+
 void kernels_shutdown_all(struct hub *h)
 {
     for (struct kernel *k = h->kernels; k; k = k->next)

@@ -135,6 +135,8 @@ void kernel_set_session_path(struct kernel *k, const char *path);
 void kernels_tick(struct hub *h);
 /* The /api/kernels model. New reference. */
 json_t *kernel_model(const struct kernel *k);
+/* Shuts down every runtime whose user has been disabled or deleted. */
+void kernels_stop_disowned(struct hub *h);
 /* Shutdown of the hub: every kernel is shut down. */
 void kernels_shutdown_all(struct hub *h);
 /* Restart of the hub: kernels are left running (their agents wait for the hub to

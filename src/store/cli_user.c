@@ -1,23 +1,33 @@
-/* `labbook user add|list|passwd|token`: manages the user table of DATA/labbook.db from
- * the command line. Passwords come from stdin (prompted without echo on a terminal). */
+/* `labbook user add|list|passwd|token|tokens|revoke|disable|enable|delete`: manages the
+ * users and tokens of DATA/labbook.db from the command line. Passwords come from stdin
+ * (prompted without echo on a terminal). A running hub notices every change here at
+ * once (docs/store.md, "Revocation"). */
 #include "store/cli_user.h"
 
 #include "common/config.h"
 #include "common/util.h"
+#include "hub/drive.h"
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PASSWORD_MAX 1024
+#define EXPIRES_DAYS_MAX 36500
+/* How long disable and delete wait for a running hub to stop the user's runtimes. */
+#define RUNTIMES_WAIT_MS 15000
 
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 
@@ -26,6 +36,10 @@ struct opts {
     const char *config;
     bool admin;
     bool password_stdin;
+    const char *token_name; /* token --name */
+    const char *expires;    /* token --expires DAYS */
+    bool all;               /* revoke --all */
+    bool purge;             /* delete --purge */
     const char *cmd;
     const char *args[4];
     int nargs;
@@ -35,7 +49,11 @@ static const char usage_text[] =
     "usage: labbook user add NAME [--admin] [--password-stdin]\n"
     "       labbook user list\n"
     "       labbook user passwd NAME      (new password from stdin, one line)\n"
-    "       labbook user token NAME       (prints a new API token)\n"
+    "       labbook user token NAME [--name N] [--expires DAYS]   (prints a new API token)\n"
+    "       labbook user tokens NAME      (lists NAME's tokens: id, name, dates)\n"
+    "       labbook user revoke NAME TOKEN_ID|--all   (--all: every token and session)\n"
+    "       labbook user disable NAME | enable NAME\n"
+    "       labbook user delete NAME [--purge]   (--purge: remove the drive too)\n"
     "options for every subcommand:\n"
     "       --data DIR      data folder (default: the config's, else ./var)\n"
     "       --config FILE   labbook.ini to read\n";
@@ -88,6 +106,28 @@ static char *quoted(const char *s)
 static const char name_rule[] = "a name is 1-32 characters of a-z, 0-9, '_', '.' and '-', "
                                 "starting with a letter or digit";
 
+/* The option a (--data, --config, --name, --expires; "--opt=value" or "--opt") is
+ * stored where the result points; *value is what followed '=', or NULL. NULL for
+ * another option. */
+static const char **value_option(struct opts *o, const char *a, const char **value)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } known[] = {{"--data", offsetof(struct opts, data)},
+                 {"--config", offsetof(struct opts, config)},
+                 {"--name", offsetof(struct opts, token_name)},
+                 {"--expires", offsetof(struct opts, expires)}};
+    for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+        size_t n = strlen(known[i].name);
+        if (strncmp(a, known[i].name, n) || (a[n] != '\0' && a[n] != '='))
+            continue;
+        *value = a[n] == '=' ? a + n + 1 : NULL;
+        return (const char **)((char *)o + known[i].off);
+    }
+    return NULL;
+}
+
 /* Parses argv into o; returns -1 for a usage error (already reported), 1 for --help. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -115,17 +155,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->admin = true;
         } else if (!strcmp(a, "--password-stdin")) {
             o->password_stdin = true;
-        } else if (!strcmp(a, "--data") || !strcmp(a, "--config")) {
-            dest = a[2] == 'd' ? &o->data : &o->config;
-            if (i + 1 >= argc)
-                return usage_error("%s needs a value", a), -1;
-            value = argv[++i];
-        } else if (str_starts_with(a, "--data=")) {
-            dest = &o->data;
-            value = a + strlen("--data=");
-        } else if (str_starts_with(a, "--config=")) {
-            dest = &o->config;
-            value = a + strlen("--config=");
+        } else if (!strcmp(a, "--all")) {
+            o->all = true;
+        } else if (!strcmp(a, "--purge")) {
+            o->purge = true;
+        } else if ((dest = value_option(o, a, &value))) {
+            if (!value) {
+                if (i + 1 >= argc)
+                    return usage_error("%s needs a value", a), -1;
+                value = argv[++i];
+            }
         } else {
             char *q = quoted(a);
             usage_error("unknown option %s", q);
@@ -141,8 +180,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* Opens DATA/labbook.db, creating DATA (0700) if needed. Reports its own errors. */
-static int open_store(const struct opts *o, struct store **out)
+/* Opens DATA/labbook.db, creating DATA (0700) if needed; *data_out (may be NULL; the
+ * caller frees) gets DATA. Reports its own errors. */
+static int open_store_at(const struct opts *o, struct store **out, char **data_out)
 {
     struct config cfg;
     char *err = NULL, *path = NULL;
@@ -172,11 +212,18 @@ static int open_store(const struct opts *o, struct store **out)
     r = store_open(path, out, &err);
     if (r < 0)
         err_msg("%s", err ? err : strerror(-r));
+    else if (data_out)
+        *data_out = xstrdup(data);
 out:
     free(err);
     free(path);
     config_free(&cfg);
     return r;
+}
+
+static int open_store(const struct opts *o, struct store **out)
+{
+    return open_store_at(o, out, NULL);
 }
 
 /* Reads one line from fd into buf (NUL-terminated, without the newline). Returns its
@@ -350,8 +397,8 @@ static void print_user(void *ctx, const struct user *u)
     struct tm tm;
     if (gmtime_r(&t, &tm))
         strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    printf("%-32s  %-5s  %-8s  %s\n", u->name, u->admin ? "yes" : "no",
-           u->has_password ? "yes" : "no", created);
+    printf("%-32s  %-5s  %-8s  %-23s  %s\n", u->name, u->admin ? "yes" : "no",
+           u->has_password ? "yes" : "no", created, u->disabled ? "disabled" : "active");
 }
 
 static int cmd_list(const struct opts *o)
@@ -366,7 +413,7 @@ static int cmd_list(const struct opts *o)
     }
     if (open_store(o, &s) < 0)
         return EXIT_ERR;
-    printf("%-32s  %-5s  %-8s  %s\n", "NAME", "ADMIN", "PASSWORD", "CREATED");
+    printf("%-32s  %-5s  %-8s  %-23s  %s\n", "NAME", "ADMIN", "PASSWORD", "CREATED", "STATE");
     int sr = store_user_list(s, print_user, NULL);
     if (sr < 0) {
         err_msg("listing users: %s", strerror(-sr));
@@ -405,7 +452,7 @@ static int cmd_passwd(const struct opts *o)
         r = report_store_error(sr, name, "setting the password of");
         goto out;
     }
-    printf("password set for %s\n", name);
+    printf("password set for %s; their sessions in browsers have ended\n", name);
     r = flush_stdout();
 out:
     sodium_memzero(password, sizeof(password));
@@ -421,11 +468,35 @@ static int cmd_token(const struct opts *o)
     int r = need_name(o, false);
     if (r)
         return r;
+    int64_t expires = 0;
+    if (o->expires) {
+        /* Days, a fraction allowed ("0.5": twelve hours). */
+        char *end = NULL;
+        errno = 0;
+        double days = strtod(o->expires, &end);
+        if (errno || end == o->expires || *end || !(days > 0 && days <= EXPIRES_DAYS_MAX)) {
+            char *q = quoted(o->expires);
+            r = usage_error("--expires takes a number of days above 0, at most %d, not %s",
+                            EXPIRES_DAYS_MAX, q);
+            free(q);
+            goto out;
+        }
+        double secs = days * 86400.0; /* NaN and infinities were refused above */
+        int64_t whole = (int64_t)secs;
+        expires = (int64_t)time(NULL) + (whole < secs ? whole + 1 : whole > 0 ? whole : 1);
+    }
+    if (o->token_name && !store_token_name_valid(o->token_name)) {
+        char *q = quoted(o->token_name);
+        r = usage_error("invalid token name %s: at most %d printable ASCII characters", q,
+                        STORE_TOKEN_NAME_MAX);
+        free(q);
+        goto out;
+    }
     if (open_store(o, &s) < 0) {
         r = EXIT_ERR;
         goto out;
     }
-    int sr = store_token_create(s, name, &token);
+    int sr = store_token_create_named(s, name, o->token_name, expires, &token, NULL);
     if (sr < 0) {
         r = report_store_error(sr, name, "creating a token for");
         goto out;
@@ -437,6 +508,227 @@ out:
         sodium_memzero(token, strlen(token));
     free(token);
     store_close(s);
+    return r;
+}
+
+/* "2026-01-31 12:00 UTC" for a unix time; "-" for 0. */
+static void format_time(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%d %H:%M UTC", &tm))
+        snprintf(out, 32, "-");
+}
+
+static void print_token(void *ctx, const struct store_token *t)
+{
+    int64_t now = *(const int64_t *)ctx;
+    char created[32], used[32], expires[32];
+    format_time(t->created, created);
+    format_time(t->last_used, used);
+    format_time(t->expires, expires);
+    if (!t->expires)
+        snprintf(expires, sizeof(expires), "never");
+    printf("%-10s  %-24s  %-20s  %-20s  %s%s\n", t->id, t->name[0] ? t->name : "-", created, used,
+           expires, t->expires && t->expires <= now ? " (expired)" : "");
+}
+
+static int cmd_tokens(const struct opts *o)
+{
+    struct store *s = NULL;
+    const char *name = o->args[0];
+    int r = need_name(o, false);
+    if (r)
+        return r;
+    if (open_store(o, &s) < 0)
+        return EXIT_ERR;
+    int64_t now = (int64_t)time(NULL);
+    printf("%-10s  %-24s  %-20s  %-20s  %s\n", "ID", "NAME", "CREATED", "LAST USED", "EXPIRES");
+    int sr = store_token_list(s, name, print_token, &now);
+    if (sr < 0)
+        r = report_store_error(sr, name, "listing the tokens of");
+    else
+        r = flush_stdout();
+    store_close(s);
+    return r;
+}
+
+static int cmd_revoke(const struct opts *o)
+{
+    struct store *s = NULL;
+    const char *name = o->args[0];
+    if (o->nargs < 1)
+        return usage_error("revoke needs a user NAME");
+    if (o->all ? o->nargs != 1 : o->nargs != 2)
+        return usage_error("revoke takes a user NAME and either a TOKEN_ID or --all");
+    if (open_store(o, &s) < 0)
+        return EXIT_ERR;
+    int r, sr;
+    if (o->all) {
+        int64_t nt = 0, nl = 0;
+        sr = store_token_revoke_all(s, name, &nt, &nl);
+        if (sr == 0)
+            printf("revoked %lld tokens of %s and ended %lld sessions\n", (long long)nt, name,
+                   (long long)nl);
+    } else {
+        sr = store_token_revoke(s, name, o->args[1]);
+        if (sr == -ENOENT && store_user_get(s, name, &(struct user){0}) == 0) {
+            char *q = quoted(o->args[1]), *qn = quoted(name);
+            err_msg("%s has no token %s (see 'labbook user tokens %s')", qn, q, name);
+            free(q);
+            free(qn);
+            store_close(s);
+            return EXIT_ERR;
+        }
+        if (sr == 0)
+            printf("revoked token %s of %s\n", o->args[1], name);
+    }
+    r = sr < 0 ? report_store_error(sr, name, "revoking the tokens of") : flush_stdout();
+    store_close(s);
+    return r;
+}
+
+/* True if a hub is serving this data folder: something listens on its agent socket. */
+static bool hub_running(const char *data)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/hub.sock", data);
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+        return false;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return up;
+}
+
+/* Waits (a while) for a running hub to stop the runtimes of the user whose id this was:
+ * it notices the change at once, and each runtime's record goes when it has stopped.
+ * Returns how many are still recorded. */
+static int64_t wait_runtimes(struct store *s, const char *data, int64_t id)
+{
+    int64_t n = 0;
+    if (store_state_count_owned(s, "runtime", id, &n) < 0 || n == 0)
+        return n;
+    if (!hub_running(data))
+        return n;
+    for (int waited = 0; waited < RUNTIMES_WAIT_MS && n > 0; waited += 100) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (store_state_count_owned(s, "runtime", id, &n) < 0)
+            break;
+    }
+    return n;
+}
+
+static void report_runtimes_left(int64_t left, const char *name)
+{
+    if (left > 0)
+        err_msg("%lld runtimes of %s are still recorded: the hub stops them when it notices "
+                "(at once while it runs, else when it starts)",
+                (long long)left, name);
+}
+
+static int cmd_disable(const struct opts *o, bool disable)
+{
+    struct store *s = NULL;
+    char *data = NULL;
+    struct user u;
+    const char *name = o->args[0];
+    int r = need_name(o, false);
+    if (r)
+        return r;
+    if (open_store_at(o, &s, &data) < 0)
+        return EXIT_ERR;
+    int sr = store_user_get(s, name, &u);
+    if (sr == 0)
+        sr = store_user_set_disabled(s, name, disable);
+    if (sr < 0) {
+        r = report_store_error(sr, name, disable ? "disabling" : "enabling");
+        goto out;
+    }
+    if (disable) {
+        printf("disabled %s: every sign-in is refused, their sessions have ended\n", name);
+        report_runtimes_left(wait_runtimes(s, data, u.id), name);
+    } else {
+        printf("enabled %s\n", name);
+    }
+    r = flush_stdout();
+out:
+    store_close(s);
+    free(data);
+    return r;
+}
+
+/* Removes DATA/drive/NAME and everything in it, never following a symbolic link (the
+ * folder itself may be one: then only the link goes). The one place the CLI removes
+ * a tree. A runtime still stopping may write meanwhile: a few tries. */
+static int purge_drive(const char *data, const char *name)
+{
+    char *drive = xasprintf("%s/drive", data);
+    int r = 0;
+    int dfd = open(drive, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        r = errno == ENOENT ? 0 : -errno;
+        goto out;
+    }
+    for (int tries = 0; tries < 5; tries++) {
+        r = drive_remove_tree(dfd, name);
+        if (r == -ENOENT)
+            r = 0;
+        if (r != -ENOTEMPTY && r != -EEXIST)
+            break;
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    close(dfd);
+out:
+    free(drive);
+    return r;
+}
+
+static int cmd_delete(const struct opts *o)
+{
+    struct store *s = NULL;
+    char *data = NULL;
+    int64_t id = 0;
+    const char *name = o->args[0];
+    int r = need_name(o, false);
+    if (r)
+        return r;
+    /* The name becomes a path below: only a valid one (every user's is). */
+    if (o->purge && !store_user_name_valid(name)) {
+        char *q = quoted(name);
+        err_msg("no user named %s", q);
+        free(q);
+        return EXIT_ERR;
+    }
+    if (open_store_at(o, &s, &data) < 0)
+        return EXIT_ERR;
+    int sr = store_user_delete(s, name, &id);
+    if (sr < 0) {
+        r = report_store_error(sr, name, "deleting");
+        goto out;
+    }
+    int64_t left = wait_runtimes(s, data, id);
+    if (o->purge) {
+        sr = purge_drive(data, name);
+        if (sr < 0) {
+            err_msg("deleted %s, but removing their drive %s/drive/%s failed: %s", name, data, name,
+                    strerror(-sr));
+            r = EXIT_ERR;
+            goto out;
+        }
+        printf("deleted %s and their drive\n", name);
+    } else {
+        printf("deleted %s; their drive is kept in %s/drive/%s\n", name, data, name);
+    }
+    report_runtimes_left(left, name);
+    r = flush_stdout();
+out:
+    store_close(s);
+    free(data);
     return r;
 }
 
@@ -454,6 +746,13 @@ int cli_user_main(int argc, char **argv)
     if (!is_add && (o.admin || o.password_stdin))
         return usage_error("%s", o.admin ? "--admin is only for 'add'"
                                          : "--password-stdin is only for 'add'");
+    if (strcmp(o.cmd, "token") && (o.token_name || o.expires))
+        return usage_error("%s", o.token_name ? "--name is only for 'token'"
+                                              : "--expires is only for 'token'");
+    if (strcmp(o.cmd, "revoke") && o.all)
+        return usage_error("%s", "--all is only for 'revoke'");
+    if (strcmp(o.cmd, "delete") && o.purge)
+        return usage_error("%s", "--purge is only for 'delete'");
     if (is_add)
         return cmd_add(&o);
     if (!strcmp(o.cmd, "list"))
@@ -462,6 +761,14 @@ int cli_user_main(int argc, char **argv)
         return cmd_passwd(&o);
     if (!strcmp(o.cmd, "token"))
         return cmd_token(&o);
+    if (!strcmp(o.cmd, "tokens"))
+        return cmd_tokens(&o);
+    if (!strcmp(o.cmd, "revoke"))
+        return cmd_revoke(&o);
+    if (!strcmp(o.cmd, "disable") || !strcmp(o.cmd, "enable"))
+        return cmd_disable(&o, o.cmd[0] == 'd');
+    if (!strcmp(o.cmd, "delete"))
+        return cmd_delete(&o);
     char *q = quoted(o.cmd);
     r = usage_error("unknown subcommand %s", q);
     free(q);

@@ -1,5 +1,6 @@
 /* The SQLite store: opening in WAL mode, schema migrations (PRAGMA user_version), users
- * with argon2id passwords, and API tokens and login cookies kept only as BLAKE2b hashes. */
+ * with argon2id passwords, and API tokens and login cookies kept only as BLAKE2b hashes;
+ * their revocation, and the cheap check that tells the hub something changed. */
 #include "store/store.h"
 
 #include "common/util.h"
@@ -17,6 +18,7 @@
 #define SECRET_BYTES 32 /* tokens and cookies: 256 random bits */
 #define SECRET_HEX (SECRET_BYTES * 2)
 #define HASH_BYTES crypto_generichash_BYTES /* 32: BLAKE2b-256 */
+_Static_assert(HASH_BYTES == STORE_HASH_BYTES, "struct store_cred holds a BLAKE2b-256 hash");
 #define PASSWORD_MAX 1024
 #define BUSY_TIMEOUT_MS 5000
 /* last_used is written at most this often per token, so a busy client does not turn
@@ -56,14 +58,38 @@ static const char *const migrations[] = {
     "  json TEXT NOT NULL,"
     "  PRIMARY KEY (kind, id)"
     ") WITHOUT ROWID;",
+    /* 3: named, expiring, revocable tokens with short public ids (existing tokens get
+     * one, no name and no expiry); disabled users; the ids of deleted users, never
+     * given again (a runtime's owner id must not come to mean somebody else). */
+    "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));"
+    "ALTER TABLE tokens ADD COLUMN public_id TEXT;"
+    "ALTER TABLE tokens ADD COLUMN name TEXT;"
+    "ALTER TABLE tokens ADD COLUMN expires INTEGER;"
+    "UPDATE tokens SET public_id = lower(hex(randomblob(5)));"
+    "CREATE UNIQUE INDEX tokens_public_id ON tokens(public_id);"
+    "CREATE TABLE users_retired ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  deleted INTEGER NOT NULL"
+    ");",
 };
 
-#define USER_COLS "u.id, u.name, u.admin, u.password_hash IS NOT NULL, u.created"
+#define USER_COLS "u.id, u.name, u.admin, u.password_hash IS NOT NULL, u.created, u.disabled"
+#define USER_NCOLS 6
+/* A new user's id is above every id a user ever had. */
+#define NEXT_USER_ID                                                                               \
+    "(SELECT max(coalesce((SELECT max(id) FROM users), 0), "                                       \
+    "coalesce((SELECT max(id) FROM users_retired), 0)) + 1)"
 
 /* Statements prepared once per connection, on first use. */
 enum stmt_id {
     ST_USER_ADD,
     ST_USER_GET,
+    ST_USER_GET_ID,
+    ST_USER_SET_DISABLED,
+    ST_USER_RETIRE,
+    ST_USER_DELETE,
+    ST_LOGINS_END,
     ST_USER_COUNT,
     ST_USER_LIST,
     ST_USER_SET_PASSWORD,
@@ -71,6 +97,12 @@ enum stmt_id {
     ST_TOKEN_ADD,
     ST_TOKEN_CHECK,
     ST_TOKEN_TOUCH,
+    ST_TOKEN_LIST,
+    ST_TOKEN_REVOKE,
+    ST_TOKEN_REVOKE_ALL,
+    ST_CRED_TOKEN,
+    ST_CRED_LOGIN,
+    ST_DATA_VERSION,
     ST_LOGIN_PURGE,
     ST_LOGIN_ADD,
     ST_LOGIN_CHECK,
@@ -78,34 +110,60 @@ enum stmt_id {
     ST_STATE_PUT,
     ST_STATE_DELETE,
     ST_STATE_LIST,
+    ST_STATE_COUNT_OWNED,
     ST_COUNT,
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_USER_ADD] = "INSERT INTO users (name, admin, password_hash, created) VALUES (?, ?, ?, ?)",
+    [ST_USER_ADD] = "INSERT INTO users (id, name, admin, password_hash, created) "
+                    "VALUES (" NEXT_USER_ID ", ?, ?, ?, ?)",
     [ST_USER_GET] = "SELECT " USER_COLS " FROM users u WHERE u.name = ?",
+    [ST_USER_GET_ID] = "SELECT " USER_COLS " FROM users u WHERE u.id = ?",
+    [ST_USER_SET_DISABLED] = "UPDATE users SET disabled = ? WHERE name = ?",
+    [ST_USER_RETIRE] = "INSERT OR REPLACE INTO users_retired (id, name, deleted) "
+                       "SELECT id, name, ? FROM users WHERE name = ?",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE name = ?",
+    [ST_LOGINS_END] = "DELETE FROM logins WHERE user_id = (SELECT id FROM users WHERE name = ?)",
     [ST_USER_COUNT] = "SELECT count(*) FROM users",
     [ST_USER_LIST] = "SELECT " USER_COLS " FROM users u ORDER BY u.name",
     [ST_USER_SET_PASSWORD] = "UPDATE users SET password_hash = ? WHERE name = ?",
     [ST_USER_PASSWORD] = "SELECT " USER_COLS ", u.password_hash FROM users u WHERE u.name = ?",
-    [ST_TOKEN_ADD] = "INSERT INTO tokens (user_id, hash, created) "
-                     "SELECT id, ?, ? FROM users WHERE name = ?",
-    [ST_TOKEN_CHECK] = "SELECT " USER_COLS ", t.id, t.hash, t.last_used "
+    [ST_TOKEN_ADD] = "INSERT INTO tokens (user_id, hash, created, public_id, name, expires) "
+                     "SELECT id, ?, ?, ?, ?, ? FROM users WHERE name = ?",
+    [ST_TOKEN_CHECK] = "SELECT " USER_COLS ", t.id, t.hash, t.last_used, t.expires "
                        "FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?",
     [ST_TOKEN_TOUCH] = "UPDATE tokens SET last_used = ? WHERE id = ?",
+    [ST_TOKEN_LIST] = "SELECT t.public_id, t.name, t.created, t.last_used, t.expires "
+                      "FROM tokens t JOIN users u ON u.id = t.user_id WHERE u.name = ? "
+                      "ORDER BY t.created, t.id",
+    [ST_TOKEN_REVOKE] = "DELETE FROM tokens WHERE public_id = ? "
+                        "AND user_id = (SELECT id FROM users WHERE name = ?)",
+    [ST_TOKEN_REVOKE_ALL] =
+        "DELETE FROM tokens WHERE user_id = (SELECT id FROM users WHERE name = ?)",
+    [ST_CRED_TOKEN] = "SELECT t.user_id, t.hash, t.expires, u.disabled "
+                      "FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?",
+    [ST_CRED_LOGIN] = "SELECT l.user_id, l.hash, l.expires, u.disabled "
+                      "FROM logins l JOIN users u ON u.id = l.user_id WHERE l.hash = ?",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_LOGIN_PURGE] = "DELETE FROM logins WHERE expires <= ?",
     [ST_LOGIN_ADD] = "INSERT INTO logins (hash, user_id, expires) VALUES (?, ?, ?)",
-    [ST_LOGIN_CHECK] = "SELECT " USER_COLS ", l.hash FROM logins l "
+    [ST_LOGIN_CHECK] = "SELECT " USER_COLS ", l.hash, l.expires FROM logins l "
                        "JOIN users u ON u.id = l.user_id WHERE l.hash = ? AND l.expires > ?",
     [ST_LOGIN_DELETE] = "DELETE FROM logins WHERE hash = ?",
     [ST_STATE_PUT] = "INSERT OR REPLACE INTO hub_state (kind, id, json) VALUES (?, ?, ?)",
     [ST_STATE_DELETE] = "DELETE FROM hub_state WHERE kind = ? AND id = ?",
     [ST_STATE_LIST] = "SELECT id, json FROM hub_state WHERE kind = ? ORDER BY id",
+    [ST_STATE_COUNT_OWNED] = "SELECT count(*) FROM hub_state "
+                             "WHERE kind = ? AND json_extract(json, '$.owner') = ?",
 };
 
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmts[ST_COUNT];
+    /* store_auth_changed: the data_version last seen (-1: none yet), and credentials
+     * this connection revoked (other connections' changes move data_version). */
+    int64_t data_version;
+    uint64_t revoked, revoked_seen;
 };
 
 static int64_t now_s(void)
@@ -157,6 +215,7 @@ static void user_from_row(sqlite3_stmt *st, struct user *u)
     u->admin = sqlite3_column_int(st, 2) != 0;
     u->has_password = sqlite3_column_int(st, 3) != 0;
     u->created = sqlite3_column_int64(st, 4);
+    u->disabled = sqlite3_column_int(st, 5) != 0;
 }
 
 static int exec(sqlite3 *db, const char *sql, char **err, const char *what)
@@ -244,6 +303,7 @@ int store_open(const char *path, struct store **out, char **err)
     }
     bool existed = access(path, F_OK) == 0;
     s = xcalloc(1, sizeof(*s));
+    s->data_version = -1;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         if (err)
@@ -330,6 +390,21 @@ static int password_hash(const char *password, char out[crypto_pwhash_STRBYTES])
     return 0;
 }
 
+/* Runs a statement whose one parameter is a user name; *changes (may be NULL) gets
+ * the rows it changed. */
+static int run_by_name(struct store *s, enum stmt_id id, const char *name, int64_t *changes)
+{
+    sqlite3_stmt *st = stmt_get(s, id);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st) == SQLITE_DONE ? 0 : step_error(s->db);
+    if (r == 0 && changes)
+        *changes = sqlite3_changes(s->db);
+    stmt_done(st);
+    return r;
+}
+
 int store_user_add(struct store *s, const char *name, bool admin, const char *password)
 {
     char hash[crypto_pwhash_STRBYTES];
@@ -366,6 +441,25 @@ int store_user_get(struct store *s, const char *name, struct user *out)
     if (!st)
         goto out;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        user_from_row(st, out);
+        r = 0;
+    } else {
+        r = rc == SQLITE_DONE ? -ENOENT : step_error(s->db);
+    }
+out:
+    stmt_done(st);
+    return r;
+}
+
+int store_user_get_id(struct store *s, int64_t id, struct user *out)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_USER_GET_ID);
+    int r = -EIO;
+    if (!st)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         user_from_row(st, out);
@@ -421,6 +515,8 @@ int store_user_set_password(struct store *s, const char *name, const char *passw
     if (r < 0)
         return r;
     r = -EIO;
+    if (exec(s->db, "BEGIN IMMEDIATE", NULL, NULL) < 0)
+        goto out;
     st = stmt_get(s, ST_USER_SET_PASSWORD);
     if (!st)
         goto out;
@@ -430,11 +526,99 @@ int store_user_set_password(struct store *s, const char *name, const char *passw
         r = step_error(s->db);
         goto out;
     }
-    r = sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+    if (sqlite3_changes(s->db) == 0) {
+        r = -ENOENT;
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+    /* Whoever knew the old password is signed out everywhere. */
+    r = run_by_name(s, ST_LOGINS_END, name, NULL);
+    if (r == 0)
+        r = exec(s->db, "COMMIT", NULL, NULL);
 out:
     stmt_done(st);
+    if (r < 0)
+        exec(s->db, "ROLLBACK", NULL, NULL);
+    else
+        s->revoked++;
     sodium_memzero(hash, sizeof(hash));
     return r;
+}
+
+int store_user_set_disabled(struct store *s, const char *name, bool disabled)
+{
+    sqlite3_stmt *st = NULL;
+    int r = -EIO;
+    if (!name)
+        return -EINVAL;
+    if (exec(s->db, "BEGIN IMMEDIATE", NULL, NULL) < 0)
+        return -EIO;
+    st = stmt_get(s, ST_USER_SET_DISABLED);
+    if (!st)
+        goto out;
+    sqlite3_bind_int(st, 1, disabled ? 1 : 0);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        r = step_error(s->db);
+        goto out;
+    }
+    if (sqlite3_changes(s->db) == 0) {
+        r = -ENOENT;
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+    r = disabled ? run_by_name(s, ST_LOGINS_END, name, NULL) : 0;
+    if (r == 0)
+        r = exec(s->db, "COMMIT", NULL, NULL);
+out:
+    stmt_done(st);
+    if (r < 0)
+        exec(s->db, "ROLLBACK", NULL, NULL);
+    else
+        s->revoked++;
+    return r;
+}
+
+int store_user_delete(struct store *s, const char *name, int64_t *id)
+{
+    struct user u;
+    sqlite3_stmt *st = NULL;
+    if (!name)
+        return -EINVAL;
+    if (exec(s->db, "BEGIN IMMEDIATE", NULL, NULL) < 0)
+        return -EIO;
+    int r = store_user_get(s, name, &u);
+    if (r < 0)
+        goto out;
+    /* The id is kept, so that no later user is given it. */
+    r = -EIO;
+    st = stmt_get(s, ST_USER_RETIRE);
+    if (!st)
+        goto out;
+    sqlite3_bind_int64(st, 1, now_s());
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        r = step_error(s->db);
+        goto out;
+    }
+    stmt_done(st);
+    st = NULL;
+    /* Their tokens and sessions go with them (ON DELETE CASCADE). */
+    r = run_by_name(s, ST_USER_DELETE, name, NULL);
+    if (r == 0)
+        r = exec(s->db, "COMMIT", NULL, NULL);
+out:
+    stmt_done(st);
+    if (r < 0) {
+        exec(s->db, "ROLLBACK", NULL, NULL);
+        return r;
+    }
+    s->revoked++;
+    if (id)
+        *id = u.id;
+    return 0;
 }
 
 int store_password_check(struct store *s, const char *name, const char *password, struct user *out)
@@ -455,9 +639,9 @@ int store_password_check(struct store *s, const char *name, const char *password
         goto out;
     }
     user_from_row(st, &u);
-    const unsigned char *h = sqlite3_column_text(st, 5);
-    if (h && (size_t)sqlite3_column_bytes(st, 5) < sizeof(hash)) {
-        memcpy(hash, h, (size_t)sqlite3_column_bytes(st, 5) + 1);
+    const unsigned char *h = sqlite3_column_text(st, USER_NCOLS);
+    if (h && (size_t)sqlite3_column_bytes(st, USER_NCOLS) < sizeof(hash)) {
+        memcpy(hash, h, (size_t)sqlite3_column_bytes(st, USER_NCOLS) + 1);
         has_hash = true;
     }
     stmt_done(st);
@@ -466,6 +650,10 @@ int store_password_check(struct store *s, const char *name, const char *password
     if (!has_hash)
         goto out;
     if (crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)
+        goto out;
+    /* Checked after the password, so that a wrong password says nothing more. */
+    r = -EPERM;
+    if (u.disabled)
         goto out;
     if (out)
         *out = u;
@@ -508,36 +696,78 @@ static bool hash_column_matches(sqlite3_stmt *st, int col, const unsigned char h
            sodium_memcmp(blob, hash, HASH_BYTES) == 0;
 }
 
+bool store_token_name_valid(const char *n)
+{
+    size_t len = strlen(n);
+    if (len > STORE_TOKEN_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)n[i] < 0x20 || (unsigned char)n[i] > 0x7e)
+            return false;
+    return true;
+}
+
 int store_token_create(struct store *s, const char *name, char **token)
 {
-    char hex[SECRET_HEX + 1];
-    unsigned char hash[HASH_BYTES];
+    return store_token_create_named(s, name, NULL, 0, token, NULL);
+}
+
+int store_token_create_named(struct store *s, const char *user, const char *token_name,
+                             int64_t expires, char **token, char id[STORE_TOKEN_ID_LEN + 1])
+{
+    char hex[SECRET_HEX + 1], pub[STORE_TOKEN_ID_LEN + 1];
+    unsigned char hash[HASH_BYTES], raw_id[STORE_TOKEN_ID_LEN / 2];
     sqlite3_stmt *st = NULL;
     int r = -EIO;
     *token = NULL;
-    if (!name)
+    if (!user || (token_name && !store_token_name_valid(token_name)) || expires < 0)
         return -EINVAL;
     secret_new(hex, hash);
-    st = stmt_get(s, ST_TOKEN_ADD);
-    if (!st)
-        goto out;
-    sqlite3_bind_blob(st, 1, hash, HASH_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now_s());
-    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        r = step_error(s->db);
-        goto out;
+    /* The public id is random too, so that it says nothing about the secret; a clash
+     * with another token's (one in 2^40) just draws again. */
+    for (int tries = 0; tries < 8; tries++) {
+        randombytes_buf(raw_id, sizeof(raw_id));
+        sodium_bin2hex(pub, sizeof(pub), raw_id, sizeof(raw_id));
+        st = stmt_get(s, ST_TOKEN_ADD);
+        if (!st)
+            goto out;
+        sqlite3_bind_blob(st, 1, hash, HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now_s());
+        sqlite3_bind_text(st, 3, pub, -1, SQLITE_STATIC);
+        if (token_name && *token_name)
+            sqlite3_bind_text(st, 4, token_name, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 4);
+        if (expires > 0)
+            sqlite3_bind_int64(st, 5, expires);
+        else
+            sqlite3_bind_null(st, 5);
+        sqlite3_bind_text(st, 6, user, -1, SQLITE_STATIC);
+        r = sqlite3_step(st) == SQLITE_DONE ? 0 : step_error(s->db);
+        if (r == 0 && sqlite3_changes(s->db) == 0)
+            r = -ENOENT; /* no such user: the INSERT ... SELECT found no row */
+        stmt_done(st);
+        st = NULL;
+        if (r != -EEXIST)
+            break;
     }
-    if (sqlite3_changes(s->db) == 0) {
-        r = -ENOENT; /* no such user: the INSERT ... SELECT found no row */
+    if (r < 0)
         goto out;
-    }
     *token = xstrdup(hex);
-    r = 0;
+    if (id)
+        memcpy(id, pub, sizeof(pub));
 out:
     stmt_done(st);
     sodium_memzero(hex, sizeof(hex));
     return r;
+}
+
+static void cred_set(struct user *u, enum store_cred_kind kind,
+                     const unsigned char hash[HASH_BYTES], int64_t expires)
+{
+    u->cred.kind = kind;
+    memcpy(u->cred.hash, hash, HASH_BYTES);
+    u->cred.expires = expires;
 }
 
 int store_token_check(struct store *s, const char *token, struct user *out)
@@ -558,14 +788,20 @@ int store_token_check(struct store *s, const char *token, struct user *out)
         goto out;
     }
     r = -ENOENT;
-    if (!hash_column_matches(st, 6, hash))
+    if (!hash_column_matches(st, USER_NCOLS + 1, hash))
         goto out;
     struct user u;
     user_from_row(st, &u);
-    int64_t token_id = sqlite3_column_int64(st, 5);
+    if (u.disabled)
+        goto out;
+    int64_t token_id = sqlite3_column_int64(st, USER_NCOLS);
     int64_t now = now_s();
-    bool touch = sqlite3_column_type(st, 7) == SQLITE_NULL ||
-                 sqlite3_column_int64(st, 7) <= now - LAST_USED_GRANULARITY_S;
+    int64_t expires = sqlite3_column_int64(st, USER_NCOLS + 3); /* NULL reads as 0: never */
+    r = -EKEYEXPIRED;
+    if (expires > 0 && expires <= now)
+        goto out;
+    bool touch = sqlite3_column_type(st, USER_NCOLS + 2) == SQLITE_NULL ||
+                 sqlite3_column_int64(st, USER_NCOLS + 2) <= now - LAST_USED_GRANULARITY_S;
     stmt_done(st);
     st = NULL;
     if (touch) {
@@ -578,10 +814,142 @@ int store_token_check(struct store *s, const char *token, struct user *out)
             stmt_done(up);
         }
     }
+    cred_set(&u, STORE_CRED_TOKEN, hash, expires);
     if (out)
         *out = u;
     r = 0;
 out:
+    stmt_done(st);
+    return r;
+}
+
+static void text_column(sqlite3_stmt *st, int col, char *out, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, n, "%s", t ? (const char *)t : "");
+}
+
+int store_token_list(struct store *s, const char *user,
+                     void (*cb)(void *ctx, const struct store_token *t), void *ctx)
+{
+    struct user u;
+    int r = store_user_get(s, user, &u);
+    if (r < 0)
+        return r;
+    sqlite3_stmt *st = stmt_get(s, ST_TOKEN_LIST);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+    /* Rows are copied out first: the callback may use the store. */
+    struct store_token *rows = NULL;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows = xrealloc(rows, (n + 1) * sizeof(*rows));
+        struct store_token *t = &rows[n++];
+        text_column(st, 0, t->id, sizeof(t->id));
+        text_column(st, 1, t->name, sizeof(t->name));
+        t->created = sqlite3_column_int64(st, 2);
+        t->last_used = sqlite3_column_int64(st, 3);
+        t->expires = sqlite3_column_int64(st, 4);
+    }
+    r = rc == SQLITE_DONE ? 0 : step_error(s->db);
+    stmt_done(st);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        cb(ctx, &rows[i]);
+    free(rows);
+    return r;
+}
+
+int store_token_revoke(struct store *s, const char *user, const char *id)
+{
+    if (!user || !id)
+        return -EINVAL;
+    sqlite3_stmt *st = stmt_get(s, ST_TOKEN_REVOKE);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st) == SQLITE_DONE ? 0 : step_error(s->db);
+    if (r == 0 && sqlite3_changes(s->db) == 0)
+        r = -ENOENT;
+    stmt_done(st);
+    if (r == 0)
+        s->revoked++;
+    return r;
+}
+
+int store_token_revoke_all(struct store *s, const char *user, int64_t *tokens, int64_t *logins)
+{
+    struct user u;
+    int64_t nt = 0, nl = 0;
+    if (!user)
+        return -EINVAL;
+    if (exec(s->db, "BEGIN IMMEDIATE", NULL, NULL) < 0)
+        return -EIO;
+    int r = store_user_get(s, user, &u);
+    if (r == 0)
+        r = run_by_name(s, ST_TOKEN_REVOKE_ALL, user, &nt);
+    if (r == 0)
+        r = run_by_name(s, ST_LOGINS_END, user, &nl);
+    if (r == 0)
+        r = exec(s->db, "COMMIT", NULL, NULL);
+    if (r < 0) {
+        exec(s->db, "ROLLBACK", NULL, NULL);
+        return r;
+    }
+    s->revoked++;
+    if (tokens)
+        *tokens = nt;
+    if (logins)
+        *logins = nl;
+    return 0;
+}
+
+int store_cred_check(struct store *s, const struct store_cred *cred, int64_t user_id)
+{
+    enum stmt_id id;
+    if (cred->kind == STORE_CRED_TOKEN)
+        id = ST_CRED_TOKEN;
+    else if (cred->kind == STORE_CRED_LOGIN)
+        id = ST_CRED_LOGIN;
+    else
+        return -ENOENT;
+    sqlite3_stmt *st = stmt_get(s, id);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_blob(st, 1, cred->hash, HASH_BYTES, SQLITE_STATIC);
+    int r, rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        r = rc == SQLITE_DONE ? -ENOENT : step_error(s->db);
+        goto out;
+    }
+    int64_t expires = sqlite3_column_int64(st, 2);
+    if (sqlite3_column_int64(st, 0) != user_id || !hash_column_matches(st, 1, cred->hash))
+        r = -ENOENT;
+    else if (sqlite3_column_int(st, 3) != 0)
+        r = -EPERM;
+    else if ((cred->kind == STORE_CRED_LOGIN || expires > 0) && expires <= now_s())
+        r = -EKEYEXPIRED;
+    else
+        r = 0;
+out:
+    stmt_done(st);
+    return r;
+}
+
+int store_auth_changed(struct store *s)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_DATA_VERSION);
+    if (!st)
+        return -EIO;
+    int r = -EIO;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t v = sqlite3_column_int64(st, 0);
+        r = v != s->data_version || s->revoked != s->revoked_seen;
+        s->data_version = v;
+        s->revoked_seen = s->revoked;
+    }
     stmt_done(st);
     return r;
 }
@@ -647,10 +1015,15 @@ int store_login_check(struct store *s, const char *cookie, struct user *out)
         goto out;
     }
     r = -ENOENT;
-    if (!hash_column_matches(st, 5, hash))
+    if (!hash_column_matches(st, USER_NCOLS, hash))
         goto out;
+    struct user u;
+    user_from_row(st, &u);
+    if (u.disabled)
+        goto out;
+    cred_set(&u, STORE_CRED_LOGIN, hash, sqlite3_column_int64(st, USER_NCOLS + 1));
     if (out)
-        user_from_row(st, out);
+        *out = u;
     r = 0;
 out:
     stmt_done(st);
@@ -674,6 +1047,8 @@ int store_login_delete(struct store *s, const char *cookie)
         goto out;
     }
     r = sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+    if (r == 0)
+        s->revoked++; /* a WebSocket opened with it ends too */
 out:
     stmt_done(st);
     return r;
@@ -734,4 +1109,20 @@ int store_state_list(struct store *s, const char *kind,
     }
     free(rows);
     return rc;
+}
+
+int store_state_count_owned(struct store *s, const char *kind, int64_t owner, int64_t *count)
+{
+    sqlite3_stmt *st = stmt_get(s, ST_STATE_COUNT_OWNED);
+    if (!st)
+        return -EIO;
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, owner);
+    int r = -EIO;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        r = 0;
+    }
+    stmt_done(st);
+    return r;
 }

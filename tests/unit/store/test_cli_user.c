@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct fixture {
@@ -358,12 +359,184 @@ static void test_config_and_data(void **state)
     free(ini);
 }
 
+/* tokens, revoke, disable, enable, delete [--purge] */
+static void test_revocation(void **state)
+{
+    struct fixture *f = *state;
+    struct result r = RUN(f, NULL, "add", "alice");
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    r = RUN(f, NULL, "add", "bob");
+    result_free(&r);
+
+    /* a named, expiring token prints only the token */
+    r = RUN(f, NULL, "token", "alice", "--name", "ci job", "--expires", "2");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    assert_int_equal(strlen(r.out), 65);
+    char tok[65];
+    memcpy(tok, r.out, 64);
+    tok[64] = '\0';
+    result_free(&r);
+    r = RUN(f, NULL, "token", "alice", "--name=plain");
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    r = RUN(f, NULL, "token", "bob");
+    result_free(&r);
+
+    r = RUN(f, NULL, "tokens", "alice");
+    assert_int_equal(r.status, 0);
+    assert_true(strstr(r.out, "ID") == r.out);
+    assert_contains(r.out, "ci job");
+    assert_contains(r.out, "plain");
+    assert_contains(r.out, "never");
+    assert_null(strstr(r.out, tok));
+    /* the id of "ci job": the first word of its line */
+    char id[16] = "";
+    const char *line = strstr(r.out, "\n") + 1;
+    assert_int_equal(sscanf(line, "%15s", id), 1);
+    assert_int_equal(strlen(id), STORE_TOKEN_ID_LEN);
+    result_free(&r);
+
+    struct store *s = open_db(f);
+    struct user u;
+    assert_int_equal(store_token_check(s, tok, &u), 0);
+    assert_true(u.cred.expires > time(NULL) + 2 * 86400 - 60);
+    assert_true(u.cred.expires <= time(NULL) + 2 * 86400);
+    store_close(s);
+
+    /* revoke: bob cannot be made to lose alice's token; then alice's goes */
+    r = RUN(f, NULL, "revoke", "bob", id);
+    assert_int_equal(r.status, 1);
+    assert_contains(r.err, "has no token");
+    result_free(&r);
+    r = RUN(f, NULL, "revoke", "alice", id);
+    assert_int_equal(r.status, 0);
+    assert_contains(r.out, "revoked token");
+    result_free(&r);
+    s = open_db(f);
+    assert_int_equal(store_token_check(s, tok, &u), -ENOENT);
+    store_close(s);
+    r = RUN(f, NULL, "revoke", "alice", "--all");
+    assert_int_equal(r.status, 0);
+    assert_contains(r.out, "revoked 1 tokens of alice and ended 0 sessions");
+    result_free(&r);
+    r = RUN(f, NULL, "tokens", "bob");
+    assert_int_equal(r.status, 0);
+    assert_non_null(strchr(strchr(r.out, '\n') + 1, '\n')); /* bob's is still there */
+    result_free(&r);
+
+    /* usage errors */
+    r = RUN(f, NULL, "revoke", "alice");
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = RUN(f, NULL, "revoke", "alice", id, "--all");
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = RUN(f, NULL, "token", "alice", "--expires", "0");
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = RUN(f, NULL, "token", "alice", "--expires", "soon");
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = RUN(f, NULL, "token", "alice", "--expires", "nan");
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = RUN(f, NULL, "token", "alice", "--name", "tab\there");
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = RUN(f, NULL, "list", "--purge");
+    assert_int_equal(r.status, 2);
+    result_free(&r);
+    r = RUN(f, NULL, "tokens", "nobody");
+    assert_int_equal(r.status, 1);
+    assert_contains(r.err, "no user named 'nobody'");
+    result_free(&r);
+
+    /* disable and enable */
+    r = RUN(f, NULL, "disable", "alice");
+    assert_int_equal(r.status, 0);
+    assert_contains(r.out, "disabled alice");
+    result_free(&r);
+    r = RUN(f, NULL, "list");
+    assert_contains(r.out, "disabled\n");
+    result_free(&r);
+    s = open_db(f);
+    assert_int_equal(store_user_get(s, "alice", &u), 0);
+    assert_true(u.disabled);
+    store_close(s);
+    r = RUN(f, NULL, "enable", "alice");
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    r = RUN(f, NULL, "disable", "nobody");
+    assert_int_equal(r.status, 1);
+    result_free(&r);
+
+    /* delete keeps the drive; --purge removes it and nothing a symlink in it points at */
+    char *drive = xasprintf("%s/drive/alice", f->data);
+    char *file = xasprintf("%s/notes.txt", drive);
+    assert_int_equal(mkdir_p(drive, 0700), 0);
+    assert_int_equal(write_file_atomic(file, "x", 1, 0600), 0);
+    r = RUN(f, NULL, "delete", "alice");
+    assert_int_equal(r.status, 0);
+    assert_contains(r.out, "drive is kept");
+    result_free(&r);
+    assert_int_equal(access(file, F_OK), 0);
+    r = RUN(f, NULL, "delete", "alice");
+    assert_int_equal(r.status, 1);
+    assert_contains(r.err, "no user named 'alice'");
+    result_free(&r);
+
+    r = RUN(f, NULL, "add", "alice");
+    result_free(&r);
+    char *outside = xasprintf("%s/outside", f->dir);
+    char *precious = xasprintf("%s/precious", outside);
+    char *sub = xasprintf("%s/sub/deeper", drive);
+    char *link1 = xasprintf("%s/sub/out", drive);
+    char *link2 = xasprintf("%s/file-out", drive);
+    assert_int_equal(mkdir_p(outside, 0700), 0);
+    assert_int_equal(write_file_atomic(precious, "keep", 4, 0600), 0);
+    assert_int_equal(mkdir_p(sub, 0700), 0);
+    assert_int_equal(symlink(outside, link1), 0);
+    assert_int_equal(symlink(precious, link2), 0);
+    r = RUN(f, NULL, "delete", "alice", "--purge");
+    assert_int_equal(r.status, 0);
+    assert_contains(r.out, "deleted alice and their drive");
+    result_free(&r);
+    assert_int_equal(access(drive, F_OK), -1);
+    assert_int_equal(access(precious, F_OK), 0);
+    /* a drive that is itself a symlink: only the link goes */
+    r = RUN(f, NULL, "add", "carol");
+    result_free(&r);
+    char *carol = xasprintf("%s/drive/carol", f->data);
+    assert_int_equal(symlink(outside, carol), 0);
+    r = RUN(f, NULL, "delete", "carol", "--purge");
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    struct stat st;
+    assert_int_equal(lstat(carol, &st), -1);
+    assert_int_equal(access(precious, F_OK), 0);
+    /* bob is untouched */
+    r = RUN(f, NULL, "tokens", "bob");
+    assert_int_equal(r.status, 0);
+    result_free(&r);
+    free(drive);
+    free(file);
+    free(outside);
+    free(precious);
+    free(sub);
+    free(link1);
+    free(link2);
+    free(carol);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_add_list_token_passwd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_and_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,7 +101,7 @@ static bool db_contains(const char *path, const void *needle, size_t n)
 static void test_migrations_fresh_and_reopen(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
     struct stat sb;
     assert_int_equal(stat(f->path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -116,6 +116,9 @@ static void test_migrations_fresh_and_reopen(void **state)
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
                                       "AND tbl_name = 'tokens' AND sql IS NULL"),
                      1); /* the UNIQUE index behind the token lookup */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                                      "AND name = 'tokens_public_id'"),
+                     1);
     assert_int_equal(store_user_add(f->s, "alice", true, NULL), 0);
     store_close(f->s);
     f->s = NULL;
@@ -124,7 +127,7 @@ static void test_migrations_fresh_and_reopen(void **state)
     struct user u;
     assert_int_equal(store_user_get(f->s, "alice", &u), 0);
     assert_true(u.admin);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
     /* WAL mode is persistent in the file. */
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -433,6 +436,294 @@ static void test_logins(void **state)
     free(cneg);
 }
 
+/* The schema of version 2 (migrations 1 and 2 as they shipped), for the upgrade test. */
+static const char v2_schema[] =
+    "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    "  admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)), password_hash TEXT,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE tokens (id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  hash BLOB NOT NULL UNIQUE, created INTEGER NOT NULL, last_used INTEGER);"
+    "CREATE INDEX tokens_user ON tokens(user_id);"
+    "CREATE TABLE logins (hash BLOB PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX logins_user ON logins(user_id);"
+    "CREATE INDEX logins_expires ON logins(expires);"
+    "CREATE TABLE hub_state (kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL,"
+    "  PRIMARY KEY (kind, id)) WITHOUT ROWID;"
+    "PRAGMA user_version = 2;";
+
+struct token_rows {
+    int n;
+    struct store_token t[8];
+};
+
+static void collect_token(void *ctx, const struct store_token *t)
+{
+    struct token_rows *r = ctx;
+    if (r->n < 8)
+        r->t[r->n++] = *t;
+}
+
+/* A database of version 2 keeps its tokens: they work after the migration, nameless and
+ * without expiry, each with a public id. */
+static void test_migration_keeps_old_tokens(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    unlink(f->path);
+    raw_exec(f->path, v2_schema);
+    const char *hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    unsigned char raw[32], hash[32];
+    size_t n;
+    assert_int_equal(sodium_hex2bin(raw, sizeof(raw), hex, 64, NULL, &n, NULL), 0);
+    crypto_generichash(hash, sizeof(hash), raw, sizeof(raw), NULL, 0);
+    char hash_hex[65];
+    sodium_bin2hex(hash_hex, sizeof(hash_hex), hash, sizeof(hash));
+    char *sql = xasprintf("INSERT INTO users (id, name, created) VALUES (7, 'old', 1);"
+                          "INSERT INTO tokens (user_id, hash, created) VALUES (7, x'%s', 2);"
+                          "INSERT INTO tokens (user_id, hash, created) VALUES (7, x'%032d', 3);",
+                          hash_hex, 0);
+    raw_exec(f->path, sql);
+    free(sql);
+    char *err = NULL;
+    assert_int_equal(store_open(f->path, &f->s, &err), 0);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    struct user u;
+    assert_int_equal(store_token_check(f->s, hex, &u), 0);
+    assert_string_equal(u.name, "old");
+    assert_int_equal(u.id, 7);
+    assert_false(u.disabled);
+    assert_int_equal(u.cred.kind, STORE_CRED_TOKEN);
+    assert_int_equal(u.cred.expires, 0);
+    struct token_rows rows = {0};
+    assert_int_equal(store_token_list(f->s, "old", collect_token, &rows), 0);
+    assert_int_equal(rows.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(strlen(rows.t[i].id), STORE_TOKEN_ID_LEN);
+        assert_int_equal(strspn(rows.t[i].id, "0123456789abcdef"), STORE_TOKEN_ID_LEN);
+        assert_string_equal(rows.t[i].name, "");
+        assert_int_equal(rows.t[i].expires, 0);
+    }
+    assert_string_not_equal(rows.t[0].id, rows.t[1].id);
+    assert_int_equal(rows.t[0].created, 2);
+    assert_int_equal(rows.t[0].last_used > 0, 1); /* the check above used it */
+    /* The next user's id is above the old ones. */
+    assert_int_equal(store_user_add(f->s, "new", false, NULL), 0);
+    assert_int_equal(store_user_get(f->s, "new", &u), 0);
+    assert_int_equal(u.id, 8);
+}
+
+static void test_token_names_expiry_revoke(void **state)
+{
+    struct fixture *f = *state;
+    struct user u, alice, bob;
+    char *t1 = NULL, *t2 = NULL, *t3 = NULL, *tb = NULL, *tx = (char *)0x1;
+    char id1[STORE_TOKEN_ID_LEN + 1], id2[STORE_TOKEN_ID_LEN + 1], id3[STORE_TOKEN_ID_LEN + 1],
+        idb[STORE_TOKEN_ID_LEN + 1];
+    assert_int_equal(store_user_add(f->s, "alice", false, NULL), 0);
+    assert_int_equal(store_user_add(f->s, "bob", false, NULL), 0);
+    assert_int_equal(store_user_get(f->s, "alice", &alice), 0);
+    assert_int_equal(store_user_get(f->s, "bob", &bob), 0);
+    int64_t now = (int64_t)time(NULL);
+    assert_int_equal(store_token_create_named(f->s, "alice", "laptop", 0, &t1, id1), 0);
+    assert_int_equal(store_token_create_named(f->s, "alice", NULL, now + 3600, &t2, id2), 0);
+    assert_int_equal(store_token_create_named(f->s, "alice", "old", now - 1, &t3, id3), 0);
+    assert_int_equal(store_token_create_named(f->s, "bob", "", 0, &tb, idb), 0);
+    assert_int_equal(store_token_create_named(f->s, "alice", "bad\nname", 0, &tx, NULL), -EINVAL);
+    assert_null(tx);
+    char long_name[STORE_TOKEN_NAME_MAX + 2];
+    memset(long_name, 'n', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    assert_int_equal(store_token_create_named(f->s, "alice", long_name, 0, &tx, NULL), -EINVAL);
+    long_name[STORE_TOKEN_NAME_MAX] = '\0';
+    assert_true(store_token_name_valid(long_name));
+    assert_false(store_token_name_valid("caf\xc3\xa9"));
+    assert_int_equal(store_token_create_named(f->s, "alice", "x", -5, &tx, NULL), -EINVAL);
+    assert_int_equal(store_token_create_named(f->s, "nobody", "x", 0, &tx, NULL), -ENOENT);
+    assert_null(tx);
+    assert_string_not_equal(id1, id2);
+
+    /* listed oldest first, with names and expiry; never the secret */
+    struct token_rows rows = {0};
+    assert_int_equal(store_token_list(f->s, "alice", collect_token, &rows), 0);
+    assert_int_equal(rows.n, 3);
+    assert_string_equal(rows.t[0].id, id1);
+    assert_string_equal(rows.t[0].name, "laptop");
+    assert_int_equal(rows.t[0].expires, 0);
+    assert_string_equal(rows.t[1].name, "");
+    assert_int_equal(rows.t[1].expires, now + 3600);
+    assert_int_equal(store_token_list(f->s, "nobody", collect_token, &rows), -ENOENT);
+
+    /* expiry */
+    assert_int_equal(store_token_check(f->s, t2, &u), 0);
+    assert_int_equal(u.cred.expires, now + 3600);
+    assert_int_equal(store_token_check(f->s, t3, &u), -EKEYEXPIRED);
+    assert_int_equal(store_token_check(f->s, t1, &u), 0);
+    struct store_cred c1 = u.cred;
+    assert_int_equal(store_cred_check(f->s, &c1, alice.id), 0);
+    assert_int_equal(store_cred_check(f->s, &c1, bob.id), -ENOENT); /* not bob's */
+    struct store_cred expired = c1;
+    expired.expires = now - 1;
+    assert_int_equal(store_cred_check(f->s, &expired, alice.id), 0); /* the store's expiry counts */
+
+    /* revoke: only the owner's id, once */
+    assert_int_equal(store_token_revoke(f->s, "bob", id1), -ENOENT);
+    assert_int_equal(store_token_revoke(f->s, "alice", "0000000000"), -ENOENT);
+    assert_int_equal(store_token_revoke(f->s, "alice", id1), 0);
+    assert_int_equal(store_token_revoke(f->s, "alice", id1), -ENOENT);
+    assert_int_equal(store_token_check(f->s, t1, &u), -ENOENT);
+    assert_int_equal(store_cred_check(f->s, &c1, alice.id), -ENOENT);
+    assert_int_equal(store_token_check(f->s, t2, &u), 0);
+    assert_int_equal(store_token_check(f->s, tb, &u), 0);
+    struct store_cred cb = u.cred;
+
+    /* revoke all: her tokens and sessions, nobody else's */
+    char *cookie = NULL, *bcookie = NULL;
+    assert_int_equal(store_login_create(f->s, alice.id, 3600, &cookie), 0);
+    assert_int_equal(store_login_create(f->s, bob.id, 3600, &bcookie), 0);
+    assert_int_equal(store_login_check(f->s, cookie, &u), 0);
+    assert_int_equal(u.cred.kind, STORE_CRED_LOGIN);
+    struct store_cred cl = u.cred;
+    assert_true(cl.expires >= now + 3600);
+    assert_int_equal(store_cred_check(f->s, &cl, alice.id), 0);
+    int64_t nt = -1, nl = -1;
+    assert_int_equal(store_token_revoke_all(f->s, "alice", &nt, &nl), 0);
+    assert_int_equal(nt, 2);
+    assert_int_equal(nl, 1);
+    assert_int_equal(store_token_check(f->s, t2, &u), -ENOENT);
+    assert_int_equal(store_login_check(f->s, cookie, &u), -ENOENT);
+    assert_int_equal(store_cred_check(f->s, &cl, alice.id), -ENOENT);
+    assert_int_equal(store_token_check(f->s, tb, &u), 0);
+    assert_int_equal(store_login_check(f->s, bcookie, &u), 0);
+    assert_int_equal(store_cred_check(f->s, &cb, bob.id), 0);
+    assert_int_equal(store_token_revoke_all(f->s, "nobody", NULL, NULL), -ENOENT);
+    rows.n = 0;
+    assert_int_equal(store_token_list(f->s, "alice", collect_token, &rows), 0);
+    assert_int_equal(rows.n, 0);
+    struct store_cred none = {0};
+    assert_int_equal(store_cred_check(f->s, &none, alice.id), -ENOENT);
+    free(t1);
+    free(t2);
+    free(t3);
+    free(tb);
+    free(cookie);
+    free(bcookie);
+}
+
+static void test_disable_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct user u, alice, bob;
+    char *ta = NULL, *tb = NULL, *ca = NULL, *cb = NULL;
+    assert_int_equal(store_user_add(f->s, "alice", false, "alice-pw"), 0);
+    assert_int_equal(store_user_add(f->s, "bob", false, "bob-pw"), 0);
+    assert_int_equal(store_user_get(f->s, "alice", &alice), 0);
+    assert_int_equal(store_user_get(f->s, "bob", &bob), 0);
+    assert_false(alice.disabled);
+    assert_int_equal(store_token_create(f->s, "alice", &ta), 0);
+    assert_int_equal(store_token_create(f->s, "bob", &tb), 0);
+    assert_int_equal(store_login_create(f->s, alice.id, 3600, &ca), 0);
+    assert_int_equal(store_login_create(f->s, bob.id, 3600, &cb), 0);
+    assert_int_equal(store_token_check(f->s, ta, &u), 0);
+    struct store_cred cred = u.cred;
+
+    /* disabled: every way in is refused; her sessions end, her tokens wait */
+    assert_int_equal(store_user_set_disabled(f->s, "alice", true), 0);
+    assert_int_equal(store_user_get(f->s, "alice", &u), 0);
+    assert_true(u.disabled);
+    assert_int_equal(store_token_check(f->s, ta, &u), -ENOENT);
+    assert_int_equal(store_login_check(f->s, ca, &u), -ENOENT);
+    assert_int_equal(store_password_check(f->s, "alice", "alice-pw", &u), -EPERM);
+    assert_int_equal(store_password_check(f->s, "alice", "wrong", &u), -EACCES);
+    assert_int_equal(store_cred_check(f->s, &cred, alice.id), -EPERM);
+    assert_int_equal(store_token_check(f->s, tb, &u), 0);
+    assert_int_equal(store_login_check(f->s, cb, &u), 0);
+    assert_int_equal(store_password_check(f->s, "bob", "bob-pw", &u), 0);
+    assert_int_equal(store_user_set_disabled(f->s, "nobody", true), -ENOENT);
+    assert_int_equal(store_user_set_disabled(f->s, "alice", false), 0);
+    assert_int_equal(store_token_check(f->s, ta, &u), 0);
+    assert_int_equal(store_login_check(f->s, ca, &u), -ENOENT); /* the session stays ended */
+    assert_int_equal(store_password_check(f->s, "alice", "alice-pw", &u), 0);
+
+    /* a password change ends her sessions, not her tokens nor bob's sessions */
+    char *ca2 = NULL;
+    assert_int_equal(store_login_create(f->s, alice.id, 3600, &ca2), 0);
+    assert_int_equal(store_user_set_password(f->s, "alice", "new-pw"), 0);
+    assert_int_equal(store_login_check(f->s, ca2, &u), -ENOENT);
+    assert_int_equal(store_token_check(f->s, ta, &u), 0);
+    assert_int_equal(store_login_check(f->s, cb, &u), 0);
+    assert_int_equal(store_user_set_password(f->s, "nobody", "x"), -ENOENT);
+
+    /* delete: her tokens and sessions go; her id is never given again */
+    int64_t owned = -1;
+    char *doc = xasprintf("{\"owner\":%lld,\"owner_name\":\"alice\"}", (long long)alice.id);
+    assert_int_equal(store_state_put(f->s, "runtime", "r1", doc), 0);
+    assert_int_equal(store_state_put(f->s, "runtime", "r2", "{\"owner\":424242}"), 0);
+    assert_int_equal(store_state_count_owned(f->s, "runtime", alice.id, &owned), 0);
+    assert_int_equal(owned, 1);
+    assert_int_equal(store_state_count_owned(f->s, "session", alice.id, &owned), 0);
+    assert_int_equal(owned, 0);
+    free(doc);
+    int64_t id = 0;
+    assert_int_equal(store_user_delete(f->s, "alice", &id), 0);
+    assert_int_equal(id, alice.id);
+    assert_int_equal(store_user_delete(f->s, "alice", &id), -ENOENT);
+    assert_int_equal(store_user_get(f->s, "alice", &u), -ENOENT);
+    assert_int_equal(store_user_get_id(f->s, alice.id, &u), -ENOENT);
+    assert_int_equal(store_user_get_id(f->s, bob.id, &u), 0);
+    assert_string_equal(u.name, "bob");
+    assert_int_equal(store_token_check(f->s, ta, &u), -ENOENT);
+    assert_int_equal(store_cred_check(f->s, &cred, alice.id), -ENOENT);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM tokens"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM logins"), 1);
+    /* With bob (the highest id) deleted too, a new user still gets an id nobody had. */
+    assert_int_equal(store_user_delete(f->s, "bob", NULL), 0);
+    assert_int_equal(store_user_add(f->s, "alice", false, NULL), 0);
+    assert_int_equal(store_user_get(f->s, "alice", &u), 0);
+    assert_true(u.id > bob.id && u.id > alice.id);
+    free(ta);
+    free(tb);
+    free(ca);
+    free(cb);
+    free(ca2);
+}
+
+/* store_auth_changed sees another connection's commits and this one's revocations. */
+static void test_auth_changed(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_user_add(f->s, "alice", false, NULL), 0);
+    assert_int_equal(store_auth_changed(f->s), 1); /* the first call */
+    assert_int_equal(store_auth_changed(f->s), 0);
+    assert_int_equal(store_user_add(f->s, "bob", false, NULL), 0); /* its own write */
+    assert_int_equal(store_auth_changed(f->s), 0);
+    struct store *other = NULL;
+    char *err = NULL, *tok = NULL;
+    assert_int_equal(store_open(f->path, &other, &err), 0);
+    char id[STORE_TOKEN_ID_LEN + 1];
+    assert_int_equal(store_token_create_named(other, "alice", "x", 0, &tok, id), 0);
+    assert_int_equal(store_auth_changed(f->s), 1);
+    assert_int_equal(store_auth_changed(f->s), 0);
+    assert_int_equal(store_token_revoke(other, "alice", id), 0);
+    assert_int_equal(store_auth_changed(f->s), 1);
+    store_close(other);
+    assert_int_equal(store_auth_changed(f->s), 0);
+    /* its own revocation counts too */
+    char *cookie = NULL;
+    struct user u;
+    assert_int_equal(store_user_get(f->s, "alice", &u), 0);
+    assert_int_equal(store_login_create(f->s, u.id, 60, &cookie), 0);
+    assert_int_equal(store_auth_changed(f->s), 0);
+    assert_int_equal(store_login_delete(f->s, cookie), 0);
+    assert_int_equal(store_auth_changed(f->s), 1);
+    assert_int_equal(store_auth_changed(f->s), 0);
+    free(tok);
+    free(cookie);
+}
+
 static void collect_state(void *ctx, const char *id, const char *json)
 {
     char *acc = ctx;
@@ -476,6 +767,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_passwords, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_keeps_old_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_names_expiry_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disable_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_changed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
