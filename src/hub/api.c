@@ -13,6 +13,7 @@
 #include "common/base64.h"
 #include "common/jsonbig.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "hub/api_runtimes.h"
 #include "hub/auth.h"
@@ -474,10 +475,23 @@ static void scan_drop(void *ctx)
     free(ctx);
 }
 
+/* Paths name files, kernels and runtimes, and come back in JSON: one that is not UTF-8
+ * (once percent-decoded) is refused here, for every route, as jupyter_server (tornado)
+ * refuses it. Returns true after answering 400. */
+static bool refuse_path_not_text(struct http_req *req)
+{
+    if (utf8_valid_str(http_view(req)->path))
+        return false;
+    http_reply_error(req, 400, "the request path is not UTF-8 (once percent-decoded)");
+    return true;
+}
+
 bool api_route_head(struct hub *h, struct http_req *req)
 {
     const struct http_req_view *v = http_view(req);
     const char *path = v->path;
+    if (refuse_path_not_text(req))
+        return true;
     int64_t cl = http_content_length(req);
     if (v->method == HTTP_PUT && v->authed && str_starts_with(path, "/api/contents/") &&
         cl >= SCAN_MIN_BODY && cl <= h->cfg.max_body) {
@@ -505,6 +519,8 @@ void api_route(struct hub *h, struct http_req *req)
 {
     const struct http_req_view *v = http_view(req);
     const char *path = v->path;
+    if (refuse_path_not_text(req))
+        return;
     if (!strcmp(path, "/login")) {
         auth_login_page(h, req);
         return;

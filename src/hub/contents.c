@@ -7,6 +7,7 @@
 #include "common/fsat.h"
 #include "common/nbformat.h"
 
+#include "common/utf8.h"
 #include "common/util.h"
 
 #include <dirent.h>
@@ -54,8 +55,8 @@ static int reply_err(struct op *op, int status, const char *reason, const char *
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     json_decref(*op->out);
-    *op->out = json_pack("{s:s, s:o}", "message", msg, "reason",
-                         reason ? json_string(reason) : json_null());
+    *op->out = json_pack("{s:o, s:o}", "message", json_text(msg), "reason",
+                         reason ? json_text(reason) : json_null());
     free(msg);
     return status;
 }
@@ -737,8 +738,8 @@ static bool fd_writable(int fd)
 static json_t *base_model(const char *norm, const char *type, const struct stat *st, int fd)
 {
     return json_pack(
-        "{s:s, s:s, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:o, s:n, s:n}", "name", path_basename(norm),
-        "path", norm, "type", type, "writable", fd_writable(fd), "created", json_time(st->st_ctim),
+        "{s:o, s:o, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:o, s:n, s:n}", "name",
+        json_text(path_basename(norm)), "path", json_text(norm), "type", type, "writable", fd_writable(fd), "created", json_time(st->st_ctim),
         "last_modified", json_time(st->st_mtim), "mimetype", "content", "format", "size",
         S_ISDIR(st->st_mode) ? json_null() : json_integer(st->st_size), "hash", "hash_algorithm");
 }
@@ -746,7 +747,8 @@ static json_t *base_model(const char *norm, const char *type, const struct stat 
 static int model_get(struct op *op, const char *norm, const struct get_opts *g, json_t **model);
 
 /* Fills a directory model's content with children models (no content), skipping hidden
- * names, names that are not UTF-8, special files and symlinks that leave the drive. */
+ * names, special files and symlinks that leave the drive. A name that is not UTF-8 is
+ * listed with U+FFFD for its invalid bytes (base_model), as docs/contents.md says. */
 static int dir_list(struct op *op, const char *norm, json_t *model)
 {
     int fd = fs_open_beneath(op->root_fd, norm, O_RDONLY | O_DIRECTORY, 0);
@@ -763,10 +765,6 @@ static int dir_list(struct op *op, const char *norm, json_t *model)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue; /* ".", "..", and hidden files */
-        json_t *valid = json_string(e->d_name);
-        if (!valid)
-            continue; /* not UTF-8, as jupyter_server skips undecodable names */
-        json_decref(valid);
         struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
@@ -893,7 +891,7 @@ static int model_get(struct op *op, const char *norm, const struct get_opts *g, 
         char *why = nb_validate(nb);
         if (why) {
             char *msg = xasprintf("Notebook validation failed: %s", why);
-            json_object_set_new(m, "message", json_string(msg));
+            json_object_set_new(m, "message", json_text(msg));
             free(msg);
             free(why);
         }
@@ -947,7 +945,7 @@ static int reply_model(struct op *op, const char *norm, int status, const char *
     if (s != 200)
         return s;
     if (message)
-        json_object_set_new(m, "message", json_string(message));
+        json_object_set_new(m, "message", json_text(message));
     json_decref(*op->out);
     *op->out = m;
     if (status == 201)
