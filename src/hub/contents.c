@@ -605,7 +605,9 @@ static void nb_transform(json_t *nb, bool split)
     size_t i;
     json_t *cell;
     json_array_foreach(json_object_get(nb, "cells"), i, cell)
-    cell_transform(cell, split);
+    {
+        cell_transform(cell, split);
+    }
 }
 
 static bool is_str_or_str_list(const json_t *v)
@@ -748,7 +750,9 @@ static char *nb_serialize(const json_t *content, size_t *len)
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)content, key, v)
-    keys[k++] = key;
+    {
+        keys[k++] = key;
+    }
     qsort(keys, nkeys, sizeof(*keys), key_cmp);
     buf_append(&out, "{", 1);
     for (size_t i = 0; i < nkeys; i++) {
@@ -807,11 +811,12 @@ static bool fd_writable(int fd)
 
 static json_t *base_model(const char *norm, const char *type, const struct stat *st, int fd)
 {
-    return json_pack(
-        "{s:o, s:o, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:o, s:n, s:n}", "name",
-        json_text(path_basename(norm)), "path", json_text(norm), "type", type, "writable", fd_writable(fd), "created", json_time(st->st_ctim),
-        "last_modified", json_time(st->st_mtim), "mimetype", "content", "format", "size",
-        S_ISDIR(st->st_mode) ? json_null() : json_integer(st->st_size), "hash", "hash_algorithm");
+    return json_pack("{s:o, s:o, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:o, s:n, s:n}", "name",
+                     json_text(path_basename(norm)), "path", json_text(norm), "type", type,
+                     "writable", fd_writable(fd), "created", json_time(st->st_ctim),
+                     "last_modified", json_time(st->st_mtim), "mimetype", "content", "format",
+                     "size", S_ISDIR(st->st_mode) ? json_null() : json_integer(st->st_size), "hash",
+                     "hash_algorithm");
 }
 
 static int model_get(struct op *op, const char *norm, const struct get_opts *g, json_t **model);

@@ -377,9 +377,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static int hexval(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                                 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Percent-decodes s[0..n) ('+' stays); NUL bytes end it, as in a C string. */
@@ -402,8 +403,8 @@ static char *decode(const char *s, size_t n)
 static const struct {
     const char *name;
     enum http_method m;
-} methods[] = {{"GET", HTTP_GET},       {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
-               {"PATCH", HTTP_PATCH},   {"DELETE", HTTP_DELETE}, {"HEAD", HTTP_HEAD},
+} methods[] = {{"GET", HTTP_GET},        {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
+               {"PATCH", HTTP_PATCH},    {"DELETE", HTTP_DELETE}, {"HEAD", HTTP_HEAD},
                {"OPTIONS", HTTP_OPTIONS}};
 
 /* Parses the input into req; false if it is not a request at all. */

@@ -19,9 +19,9 @@
 
 static char base[64];
 
-static const char *const types[] = {"status",       "stream",        "display_data",
-                                    "update_display_data", "execute_result", "error",
-                                    "clear_output", "execute_input", "execute_reply"};
+static const char *const types[] = {
+    "status", "stream",       "display_data",  "update_display_data", "execute_result",
+    "error",  "clear_output", "execute_input", "execute_reply"};
 
 static const char notebook[] =
     "{\"nbformat\": 4, \"nbformat_minor\": 5, \"metadata\": {}, \"cells\": ["

@@ -45,8 +45,7 @@ static int on_frame(void *ctx, enum stream_type type, const uint8_t *payload, si
             if (wsv1_parse(out, n, &m2) < 0 || m2.nparts != m.nparts)
                 abort();
             for (size_t i = 0; i < m.nparts; i++)
-                if (m2.part_len[i] != m.part_len[i] ||
-                    memcmp(m2.part[i], m.part[i], m.part_len[i]))
+                if (m2.part_len[i] != m.part_len[i] || memcmp(m2.part[i], m.part[i], m.part_len[i]))
                     abort();
             free(out);
         }

@@ -14,12 +14,29 @@
 static void test_valid_and_invalid(void **state)
 {
     (void)state;
-    static const char *good[] = {"", "plain", "h\xc3\xa9llo", "\xe2\x9c\x93", "\xf0\x9f\x98\x80",
-                                 "\xed\x9f\xbf", "\xee\x80\x80", "\xf4\x8f\xbf\xbf"};
-    static const char *bad[] = {"\xff",         "a\xfe",         "\x80",         "\xc0\xaf",
-                                "\xc1\xbf",     "\xe0\x80\xaf",  "\xed\xa0\x80", "\xed\xbf\xbf",
-                                "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
-                                "\xc3",         "\xe2\x9c",      "\xf0\x9f\x98", "\xe2\x28\xa1"};
+    static const char *good[] = {"",
+                                 "plain",
+                                 "h\xc3\xa9llo",
+                                 "\xe2\x9c\x93",
+                                 "\xf0\x9f\x98\x80",
+                                 "\xed\x9f\xbf",
+                                 "\xee\x80\x80",
+                                 "\xf4\x8f\xbf\xbf"};
+    static const char *bad[] = {"\xff",
+                                "a\xfe",
+                                "\x80",
+                                "\xc0\xaf",
+                                "\xc1\xbf",
+                                "\xe0\x80\xaf",
+                                "\xed\xa0\x80",
+                                "\xed\xbf\xbf",
+                                "\xf0\x8f\xbf\xbf",
+                                "\xf4\x90\x80\x80",
+                                "\xf5\x80\x80\x80",
+                                "\xc3",
+                                "\xe2\x9c",
+                                "\xf0\x9f\x98",
+                                "\xe2\x28\xa1"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         assert_true(utf8_valid(good[i], strlen(good[i])));
         json_t *j = json_string(good[i]);
@@ -39,8 +56,11 @@ static void test_lossy(void **state)
 {
     (void)state;
     size_t n;
-    char *s = utf8_lossy("a\xff\xfe" "b", 4, &n);
-    assert_string_equal(s, "a\xef\xbf\xbd\xef\xbf\xbd" "b");
+    char *s = utf8_lossy("a\xff\xfe"
+                         "b",
+                         4, &n);
+    assert_string_equal(s, "a\xef\xbf\xbd\xef\xbf\xbd"
+                           "b");
     assert_int_equal(n, 8);
     free(s);
     s = utf8_lossy("h\xc3\xa9\xe2\x9c", 5, &n); /* a cut sequence: each byte */

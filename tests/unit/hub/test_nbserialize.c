@@ -32,7 +32,8 @@ static void test_same_bytes(void **state)
         "\"x\", \"orig_nbformat\": 3}, \"nbformat\": 4, \"nbformat_minor\": 4, \"zz\": [1, 2.5, "
         "null, true, {}], \"aa\": \"\\u00e9/\\\"q\\\"\\n\"}",
         "{\"nbformat\": 4, \"nbformat_minor\": 5, \"metadata\": {\"a\": {\"b\": [[], {}]}}, "
-        "\"cells\": [{\"cell_type\": \"markdown\", \"id\": \"m\", \"metadata\": {\"trusted\": true}, "
+        "\"cells\": [{\"cell_type\": \"markdown\", \"id\": \"m\", \"metadata\": {\"trusted\": "
+        "true}, "
         "\"source\": \"# T\\n\\ntext \\u2713\\r\\nend\", \"attachments\": {\"a.png\": "
         "{\"image/png\": \"AAAA\", \"text/plain\": \"x\\ny\"}}}, {\"cell_type\": \"code\", \"id\": "
         "\"c\", \"metadata\": {}, \"execution_count\": 3, \"source\": [\"a\\n\", \"b\"], "
