@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { useServer, IS_LABBOOK } from './lib/server.mjs';
-import { api, sleep } from './lib/clients.mjs';
+import { api, sleep, until, rawKernelSocket, makeMsg } from './lib/clients.mjs';
 
 const skip = IS_LABBOOK ? false : 'labbook-only: the hub\'s own memory and cap';
 const CAP_MB = 64;
@@ -85,16 +85,54 @@ test('saving and reading a 40 MiB notebook costs a small multiple of its size, a
   assert.ok(rss - before.rss < size, `the hub kept ${((rss - before.rss) / MiB).toFixed(0)} MiB after the save was done (notebook ${(size / MiB).toFixed(0)} MiB)`);
 });
 
+test('recording a cell into a 40 MiB notebook costs a small multiple of it, and the tree is not kept', { skip }, async () => {
+  const pid = ctx.server.pid;
+  const nb = bigNotebook(40);
+  nb.cells.push({ cell_type: 'code', id: 'run', source: 'print("recorded")', metadata: {}, outputs: [], execution_count: null });
+  const body = JSON.stringify({ type: 'notebook', format: 'json', content: nb });
+  const size = Buffer.byteLength(body);
+  assert.equal((await api(ctx.server, 'alice', 'PUT', '/api/contents/rec.ipynb', body, { raw: true })).status, 201);
+  const s = await api(ctx.server, 'alice', 'POST', '/api/sessions', { path: 'rec.ipynb', name: 'rec.ipynb', type: 'notebook', kernel: { name: 'python3' } });
+  assert.equal(s.status, 201, s.text);
+  const c = rawKernelSocket(ctx.server, 'alice', s.body.kernel.id);
+  await c.opened;
+  // From here the peak counts again (writing 5 to clear_refs resets VmHWM).
+  await sleep(500);
+  fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  const before = mem(pid);
+  const req = makeMsg('execute_request', { code: 'print("recorded")', silent: false, store_history: true,
+    user_expressions: {}, allow_stdin: false, stop_on_error: true }, { session: c.sessionId });
+  req.metadata = { cellId: 'run' };
+  c.send(req);
+  await c.waitFor((m) => m.header?.msg_type === 'status' && m.content?.execution_state === 'idle' &&
+    m.parent_header?.msg_id === req.header.msg_id, { what: 'idle', timeoutMs: 30000 });
+  await c.close(); // the hub saves recorded outputs while no client is connected
+  await until(() => fs.readFileSync(`${ctx.server.drive('alice')}/rec.ipynb`, 'utf8').includes('"recorded\\n"'),
+    { timeoutMs: 30000, what: 'the output recorded into the file' });
+  await sleep(500);
+  const after = mem(pid);
+  const peak = after.hwm - before.rss;
+  process.stderr.write(`# recorded into ${(size / MiB).toFixed(1)} MiB: peak +${(peak / MiB).toFixed(0)} MiB ` +
+    `(${(peak / size).toFixed(1)}x), rss ${(before.rss / MiB).toFixed(0)} -> ${(after.rss / MiB).toFixed(0)} MiB\n`);
+  assert.ok(peak < 8 * size, `recording took the peak up by ${(peak / size).toFixed(1)}x the notebook`);
+  assert.ok(after.rss - before.rss < size / 2, `the hub kept ${((after.rss - before.rss) / MiB).toFixed(0)} MiB after recording`);
+  await api(ctx.server, 'alice', 'DELETE', `/api/sessions/${s.body.id}`);
+  await api(ctx.server, 'alice', 'DELETE', '/api/contents/rec.ipynb');
+});
+
 test('a notebook over max_notebook_mb is refused with 413, naming the setting', { skip }, async () => {
   const pid = ctx.server.pid;
-  const before = mem(pid);
   const body = JSON.stringify({ type: 'notebook', format: 'json', content: bigNotebook(CAP_MB + 8) });
+  fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'); // VmHWM counts from here
+  const before = mem(pid);
   assert.ok(Buffer.byteLength(body) > CAP_MB * MiB);
   const r = await api(ctx.server, 'alice', 'PUT', '/api/contents/huge.ipynb', body, { raw: true });
   assert.equal(r.status, 413, r.text.slice(0, 300));
   assert.match(r.body?.message ?? '', /max_notebook_mb|MiB/, r.text.slice(0, 300));
   assert.equal((await api(ctx.server, 'alice', 'GET', '/api/contents/huge.ipynb')).status, 404, 'nothing saved');
   const after = mem(pid);
-  process.stderr.write(`# refused ${(Buffer.byteLength(body) / MiB).toFixed(0)} MiB: peak +${((after.hwm - before.rss) / MiB).toFixed(0)} MiB\n`);
+  const peak = after.hwm - before.rss;
+  process.stderr.write(`# refused ${(Buffer.byteLength(body) / MiB).toFixed(0)} MiB: peak +${(peak / MiB).toFixed(0)} MiB\n`);
+  assert.ok(peak < 16 * MiB, `refusing it cost ${(peak / MiB).toFixed(0)} MiB: its body was read into memory`);
   assert.equal((await api(ctx.server, 'alice', 'GET', '/api/status')).status, 200);
 });
