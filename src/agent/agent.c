@@ -918,6 +918,7 @@ static void relay_from_kernel(struct agent *a, enum chan ch)
             zmsg_in_close(a->rx);
             continue;
         }
+        zmsg_in_make_text(a->rx); /* what reaches JSON and WebSockets is UTF-8 */
         if (ch == CH_IOPUB) {
             a->iopub_seen = true;
             track_status(a, &a->rx->m);

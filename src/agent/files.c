@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "common/fsat.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "sandbox/disk.h"
 #include "wire/stream.h"
@@ -124,8 +125,8 @@ static void list_dir(struct answer *a, int fd, bool top)
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         json_array_append_new(entries,
-                              json_pack("{s:s, s:s, s:I, s:I}", "name", de->d_name, "type",
-                                        type_of(st.st_mode), "size", (json_int_t)st.st_size,
+                              json_pack("{s:o, s:s, s:I, s:I}", "name", json_text(de->d_name),
+                                        "type", type_of(st.st_mode), "size", (json_int_t)st.st_size,
                                         "mtime", (json_int_t)st.st_mtime));
     }
     closedir(d);

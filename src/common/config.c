@@ -142,6 +142,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
             r = set_int(&cfg->ws_queue_max, value, 1, 1 << 20, MB);
         else if (!strcmp(name, "max_file_mb"))
             r = set_int(&cfg->max_file_get, value, 1, 1 << 20, MB);
+        else if (!strcmp(name, "max_notebook_mb"))
+            r = set_int(&cfg->max_notebook, value, 1, 1 << 20, MB);
         else if (!strcmp(name, "cookie_max_age_days"))
             r = set_int(&cfg->cookie_max_age, value, 1, 3650, 86400);
         else if (!strcmp(name, "login_failures_per_user")) {
@@ -246,6 +248,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->max_ws_message = 256 * MB;
     cfg->ws_queue_max = 512 * MB;
     cfg->max_file_get = 1024 * MB;
+    cfg->max_notebook = 100 * MB;
     cfg->cookie_max_age = 14 * 86400;
     cfg->login_user_failures = 10;
     cfg->login_addr_failures = 50;

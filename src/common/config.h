@@ -30,6 +30,7 @@ struct config {
     int64_t max_ws_message; /* max_ws_message_mb = 256: largest WebSocket message from a client */
     int64_t ws_queue_max;   /* ws_queue_mb = 512: unsent bytes a client may have queued */
     int64_t max_file_get;   /* max_file_mb = 1024: largest file the contents API returns whole */
+    int64_t max_notebook;   /* max_notebook_mb = 100: largest notebook saved, read or recorded */
     int64_t cookie_max_age; /* cookie_max_age_days = 14 */
     int log_level;          /* log_level = info (debug, info, warn, error) */
     char *user;             /* user = labbook: started as root, the hub runs as this user and a

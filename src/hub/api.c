@@ -5,6 +5,7 @@
 #include "hub/api.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -13,6 +14,7 @@
 #include "common/base64.h"
 #include "common/jsonbig.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "hub/api_runtimes.h"
 #include "hub/auth.h"
@@ -160,6 +162,9 @@ static void kernels_api(struct hub *h, struct http_req *req, const char *rest)
 
 /* --- /api/contents, on the thread pool --- */
 
+/* A request or answer this big gives its memory back to the system afterwards. */
+#define BIG_WORK (4 << 20)
+
 struct contents_job {
     uv_work_t work;
     struct hub *h;
@@ -211,6 +216,12 @@ static void contents_work(uv_work_t *w)
             pre = NULL;
         }
         free(pre);
+        if (!j->req.content_raw) {
+            /* Parsed, and no string of the model points into it: a notebook's text
+             * goes now rather than after the save. */
+            free(j->body_text);
+            j->body_text = NULL;
+        }
         if (!json_is_object(body)) {
             json_decref(body);
             j->status = 400;
@@ -259,6 +270,10 @@ done:
         j->out_len = strlen(j->out);
         json_decref(out);
     }
+    /* A big model was many small blocks, now free: glibc keeps them in this thread's
+     * arena unless asked to give them back. */
+    if (j->body_len >= BIG_WORK || j->out_len >= BIG_WORK)
+        malloc_trim(0);
 }
 
 static void contents_done(uv_work_t *w, int status)
@@ -324,6 +339,7 @@ static void contents_api(struct hub *h, struct http_req *req, const char *rest)
                                    .q_content = j->q_content,
                                    .q_hash = j->q_hash,
                                    .max_file_size = h->cfg.max_file_get,
+                                   .max_notebook = h->cfg.max_notebook,
                                    .write_behind = true};
     j->p = http_defer(req);
     if (uv_queue_work(h->loop, &j->work, contents_work, contents_done) < 0) {
@@ -474,10 +490,23 @@ static void scan_drop(void *ctx)
     free(ctx);
 }
 
+/* Paths name files, kernels and runtimes, and come back in JSON: one that is not UTF-8
+ * (once percent-decoded) is refused here, for every route, as jupyter_server (tornado)
+ * refuses it. Returns true after answering 400. */
+static bool refuse_path_not_text(struct http_req *req)
+{
+    if (utf8_valid_str(http_view(req)->path))
+        return false;
+    http_reply_error(req, 400, "the request path is not UTF-8 (once percent-decoded)");
+    return true;
+}
+
 bool api_route_head(struct hub *h, struct http_req *req)
 {
     const struct http_req_view *v = http_view(req);
     const char *path = v->path;
+    if (refuse_path_not_text(req))
+        return true;
     int64_t cl = http_content_length(req);
     if (!v->authed && cl > 0) {
         /* Nothing unauthenticated is held: only the sign-in form's small body is read. */
@@ -490,6 +519,15 @@ bool api_route_head(struct hub *h, struct http_req *req)
                 http_reply_error(req, 403, "Forbidden: authentication required");
             return true;
         }
+    }
+    if (v->method == HTTP_PUT && v->authed && str_starts_with(path, "/api/contents/") &&
+        str_ends_with(path, ".ipynb") && cl > h->cfg.max_notebook) {
+        /* Refused before the body is read: parsing it would cost several times its size. */
+        http_reply_error(req, 413,
+                         "the notebook is over %lld MiB, the largest this server saves "
+                         "(max_notebook_mb): clear some outputs, or upload it to the drive",
+                         (long long)(h->cfg.max_notebook >> 20));
+        return true;
     }
     if (v->method == HTTP_PUT && v->authed && str_starts_with(path, "/api/contents/") &&
         cl >= SCAN_MIN_BODY && cl <= h->cfg.max_body) {
@@ -518,6 +556,8 @@ void api_route(struct hub *h, struct http_req *req)
 {
     const struct http_req_view *v = http_view(req);
     const char *path = v->path;
+    if (refuse_path_not_text(req))
+        return;
     if (!strcmp(path, "/login")) {
         auth_login_page(h, req);
         return;

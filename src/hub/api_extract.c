@@ -15,6 +15,7 @@
 
 #include "common/fsat.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "hub/drive.h"
 #include "hub/http.h"
@@ -216,7 +217,8 @@ static json_t *job_model(struct extract_job *j)
     json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:I}", "id", j->id, "state", states[s], "to", j->to,
                           "entries", (json_int_t)__atomic_load_n(&j->res.entries, __ATOMIC_RELAXED),
                           "bytes", (json_int_t)__atomic_load_n(&j->res.bytes, __ATOMIC_RELAXED));
-    json_object_set_new(m, "error", s == JOB_FAILED ? json_string(j->res.error) : json_null());
+    /* The message quotes archive entry names, and may be cut mid-character. */
+    json_object_set_new(m, "error", s == JOB_FAILED ? json_text(j->res.error) : json_null());
     return m;
 }
 

@@ -7,6 +7,7 @@
 #include "common/fsat.h"
 #include "common/nbformat.h"
 
+#include "common/utf8.h"
 #include "common/util.h"
 
 #include <dirent.h>
@@ -54,8 +55,8 @@ static int reply_err(struct op *op, int status, const char *reason, const char *
     char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     json_decref(*op->out);
-    *op->out = json_pack("{s:s, s:o}", "message", msg, "reason",
-                         reason ? json_string(reason) : json_null());
+    *op->out = json_pack("{s:o, s:o}", "message", json_text(msg), "reason",
+                         reason ? json_text(reason) : json_null());
     free(msg);
     return status;
 }
@@ -546,9 +547,47 @@ static void split_bundle(json_t *data)
     }
 }
 
-/* Walks cells and outputs, joining (on read) or splitting (on write) multiline text, and drops
- * the transient fields nbformat strips both ways. Tolerates malformed notebooks. */
-static void nb_transform(json_t *nb, bool split)
+/* Joins (on read) or splits (on write) one cell's multiline text, and drops the transient
+ * fields nbformat strips both ways. Tolerates malformed cells. */
+static void cell_transform(json_t *cell, bool split)
+{
+    if (!json_is_object(cell))
+        return;
+    json_t *cmd = json_object_get(cell, "metadata");
+    if (json_is_object(cmd))
+        json_object_del(cmd, "trusted");
+    if (split)
+        split_value(cell, "source");
+    else
+        rejoin_value(cell, "source");
+    const char *an;
+    json_t *att;
+    json_object_foreach(json_object_get(cell, "attachments"), an, att)
+    {
+        if (json_is_object(att))
+            split ? split_bundle(att) : rejoin_bundle(att);
+    }
+    if (!json_is_string(json_object_get(cell, "cell_type")) ||
+        strcmp(json_string_value(json_object_get(cell, "cell_type")), "code"))
+        return;
+    size_t j;
+    json_t *output;
+    json_array_foreach(json_object_get(cell, "outputs"), j, output)
+    {
+        const char *ot = json_string_value(json_object_get(output, "output_type"));
+        if (!ot)
+            continue;
+        json_t *data = json_object_get(output, "data");
+        if (!strcmp(ot, "execute_result") || !strcmp(ot, "display_data")) {
+            if (json_is_object(data))
+                split ? split_bundle(data) : rejoin_bundle(data);
+        } else if (!strcmp(ot, "stream") || !split) {
+            split ? split_value(output, "text") : rejoin_value(output, "text");
+        }
+    }
+}
+
+static void metadata_transform(json_t *nb)
 {
     json_t *md = json_object_get(nb, "metadata");
     if (json_is_object(md)) {
@@ -556,42 +595,18 @@ static void nb_transform(json_t *nb, bool split)
         json_object_del(md, "orig_nbformat_minor");
         json_object_del(md, "signature");
     }
-    size_t i, j;
-    json_t *cell, *output;
+}
+
+/* Walks cells and outputs, joining (on read) or splitting (on write) multiline text, and drops
+ * the transient fields nbformat strips both ways. Tolerates malformed notebooks. */
+static void nb_transform(json_t *nb, bool split)
+{
+    metadata_transform(nb);
+    size_t i;
+    json_t *cell;
     json_array_foreach(json_object_get(nb, "cells"), i, cell)
     {
-        if (!json_is_object(cell))
-            continue;
-        json_t *cmd = json_object_get(cell, "metadata");
-        if (json_is_object(cmd))
-            json_object_del(cmd, "trusted");
-        if (split)
-            split_value(cell, "source");
-        else
-            rejoin_value(cell, "source");
-        const char *an;
-        json_t *att;
-        json_object_foreach(json_object_get(cell, "attachments"), an, att)
-        {
-            if (json_is_object(att))
-                split ? split_bundle(att) : rejoin_bundle(att);
-        }
-        if (!json_is_string(json_object_get(cell, "cell_type")) ||
-            strcmp(json_string_value(json_object_get(cell, "cell_type")), "code"))
-            continue;
-        json_array_foreach(json_object_get(cell, "outputs"), j, output)
-        {
-            const char *ot = json_string_value(json_object_get(output, "output_type"));
-            if (!ot)
-                continue;
-            json_t *data = json_object_get(output, "data");
-            if (!strcmp(ot, "execute_result") || !strcmp(ot, "display_data")) {
-                if (json_is_object(data))
-                    split ? split_bundle(data) : rejoin_bundle(data);
-            } else if (!strcmp(ot, "stream") || !split) {
-                split ? split_value(output, "text") : rejoin_value(output, "text");
-            }
-        }
+        cell_transform(cell, split);
     }
 }
 
@@ -696,20 +711,80 @@ static char *nb_validate(const json_t *nb)
 
 /* Serializes a notebook as nbformat writes it: lines split, keys sorted, indent 1, trailing
  * newline. Caller frees. */
+#define NB_DUMP_FLAGS (JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY)
+
+/* Appends v as nbformat writes it (indent 1, sorted keys) at depth levels into a
+ * notebook: each line after the first is indented depth more spaces, which gives the
+ * bytes json_dumps writes for v there (a dump's newlines are all between values:
+ * strings have theirs escaped). */
+static void dump_at(struct buf *out, const json_t *v, int depth)
+{
+    static const char spaces[] = "        ";
+    char *s = json_dumps(v, NB_DUMP_FLAGS);
+    for (const char *p = s; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
+        buf_append(out, p, n);
+        if (nl)
+            buf_append(out, spaces, (size_t)depth);
+        p += n;
+    }
+    free(s);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The notebook file's bytes for content, as nbformat writes them (indent 1, sorted keys,
+ * multiline text split into lines, a final newline). The cells are written one at a
+ * time, each from a transformed copy of its own: the transient memory is one cell's,
+ * not a second notebook's (a notebook of logs holds a JSON value per line). Caller
+ * frees; *len is the size. */
 static char *nb_serialize(const json_t *content, size_t *len)
 {
-    json_t *nb = json_deep_copy(content);
-    nb_transform(nb, true);
-    char *s = json_dumps(nb, JSON_INDENT(1) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
-    json_decref(nb);
-    size_t n = strlen(s);
-    char *res = xmalloc(n + 2);
-    memcpy(res, s, n);
-    res[n] = '\n';
-    res[n + 1] = '\0';
-    free(s);
-    *len = n + 1;
-    return res;
+    struct buf out = {0};
+    size_t nkeys = json_object_size(content), k = 0;
+    const char **keys = xcalloc(nkeys ? nkeys : 1, sizeof(*keys));
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)content, key, v)
+    {
+        keys[k++] = key;
+    }
+    qsort(keys, nkeys, sizeof(*keys), key_cmp);
+    buf_append(&out, "{", 1);
+    for (size_t i = 0; i < nkeys; i++) {
+        buf_append(&out, i ? ",\n " : "\n ", i ? 3 : 2);
+        json_t *name = json_string(keys[i]);
+        dump_at(&out, name, 1);
+        json_decref(name);
+        buf_append(&out, ": ", 2);
+        v = json_object_get(content, keys[i]);
+        if (!strcmp(keys[i], "cells") && json_is_array(v) && json_array_size(v)) {
+            buf_append(&out, "[", 1);
+            for (size_t c = 0; c < json_array_size(v); c++) {
+                buf_append(&out, c ? ",\n  " : "\n  ", c ? 4 : 3);
+                json_t *cell = json_deep_copy(json_array_get(v, c));
+                cell_transform(cell, true);
+                dump_at(&out, cell, 2);
+                json_decref(cell);
+            }
+            buf_append(&out, "\n ]", 3);
+        } else if (!strcmp(keys[i], "metadata") && json_is_object(v)) {
+            json_t *shell = json_object();
+            json_object_set_new(shell, "metadata", json_deep_copy(v));
+            metadata_transform(shell);
+            dump_at(&out, json_object_get(shell, "metadata"), 1);
+            json_decref(shell);
+        } else {
+            dump_at(&out, v, 1);
+        }
+    }
+    buf_append(&out, nkeys ? "\n}\n" : "}\n", nkeys ? 3 : 2);
+    free(keys);
+    return buf_steal(&out, len);
 }
 
 static json_t *new_notebook(void)
@@ -736,17 +811,19 @@ static bool fd_writable(int fd)
 
 static json_t *base_model(const char *norm, const char *type, const struct stat *st, int fd)
 {
-    return json_pack(
-        "{s:s, s:s, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:o, s:n, s:n}", "name", path_basename(norm),
-        "path", norm, "type", type, "writable", fd_writable(fd), "created", json_time(st->st_ctim),
-        "last_modified", json_time(st->st_mtim), "mimetype", "content", "format", "size",
-        S_ISDIR(st->st_mode) ? json_null() : json_integer(st->st_size), "hash", "hash_algorithm");
+    return json_pack("{s:o, s:o, s:s, s:b, s:o, s:o, s:n, s:n, s:n, s:o, s:n, s:n}", "name",
+                     json_text(path_basename(norm)), "path", json_text(norm), "type", type,
+                     "writable", fd_writable(fd), "created", json_time(st->st_ctim),
+                     "last_modified", json_time(st->st_mtim), "mimetype", "content", "format",
+                     "size", S_ISDIR(st->st_mode) ? json_null() : json_integer(st->st_size), "hash",
+                     "hash_algorithm");
 }
 
 static int model_get(struct op *op, const char *norm, const struct get_opts *g, json_t **model);
 
 /* Fills a directory model's content with children models (no content), skipping hidden
- * names, names that are not UTF-8, special files and symlinks that leave the drive. */
+ * names, special files and symlinks that leave the drive. A name that is not UTF-8 is
+ * listed with U+FFFD for its invalid bytes (base_model), as docs/contents.md says. */
 static int dir_list(struct op *op, const char *norm, json_t *model)
 {
     int fd = fs_open_beneath(op->root_fd, norm, O_RDONLY | O_DIRECTORY, 0);
@@ -763,10 +840,6 @@ static int dir_list(struct op *op, const char *norm, json_t *model)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue; /* ".", "..", and hidden files */
-        json_t *valid = json_string(e->d_name);
-        if (!valid)
-            continue; /* not UTF-8, as jupyter_server skips undecodable names */
-        json_decref(valid);
         struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
@@ -882,8 +955,17 @@ static int model_get(struct op *op, const char *norm, const struct get_opts *g, 
         json_object_set_new(m, "hash_algorithm", json_string("sha256"));
     }
     if (g->content && notebook) {
+        if (op->req->max_notebook > 0 && (int64_t)len > op->req->max_notebook) {
+            status = reply_err(op, 400, NULL,
+                               "%s is over %lld MiB, the largest notebook this server opens "
+                               "(max_notebook_mb): download it instead",
+                               norm, (long long)(op->req->max_notebook >> 20));
+            goto out;
+        }
         json_error_t jerr;
         json_t *nb = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
+        free(data); /* the tree holds it now: not both at once */
+        data = NULL;
         if (!nb) {
             status = reply_err(op, 400, NULL, "Unreadable Notebook: %s: not JSON: %s (line %d)",
                                norm, jerr.text, jerr.line);
@@ -893,7 +975,7 @@ static int model_get(struct op *op, const char *norm, const struct get_opts *g, 
         char *why = nb_validate(nb);
         if (why) {
             char *msg = xasprintf("Notebook validation failed: %s", why);
-            json_object_set_new(m, "message", json_string(msg));
+            json_object_set_new(m, "message", json_text(msg));
             free(msg);
             free(why);
         }
@@ -947,7 +1029,7 @@ static int reply_model(struct op *op, const char *norm, int status, const char *
     if (s != 200)
         return s;
     if (message)
-        json_object_set_new(m, "message", json_string(message));
+        json_object_set_new(m, "message", json_text(message));
     json_decref(*op->out);
     *op->out = m;
     if (status == 201)

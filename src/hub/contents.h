@@ -41,6 +41,7 @@ struct contents_req {
     char **content_decoded;
     size_t content_decoded_len;
     int64_t max_file_size; /* largest file GET will return whole, bytes */
+    int64_t max_notebook;  /* largest notebook opened as one (0: no limit), bytes */
     /* Upload chunks other than the last are answered before their bytes reach the
      * file: a background thread appends them in order, overlapping the client's next
      * chunk. The last chunk waits for them, then writes, syncs and renames. */

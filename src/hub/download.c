@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "common/fsat.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "hub/drive.h"
 #include "hub/http.h"
@@ -312,7 +313,10 @@ static int zip_next_entry(struct zip_stream *z)
     struct stat st;
     if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return 0;
-    char *name = xasprintf("%s%s", top->prefix, e->d_name);
+    /* Zip names are UTF-8: a name on disk that is not gets U+FFFD for its bad bytes. */
+    char *fixed = utf8_lossy(e->d_name, strlen(e->d_name), NULL);
+    char *name = xasprintf("%s%s", top->prefix, fixed);
+    free(fixed);
     struct archive_entry *ent = archive_entry_new();
     archive_entry_set_pathname_utf8(ent, name);
     archive_entry_set_mtime(ent, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "hub/api.h"
 #include "hub/auth.h"
@@ -147,8 +148,9 @@ void http_url_encode(struct buf *b, const char *s, bool keep_slash)
 
 json_t *http_error_body(const char *message, const char *reason)
 {
-    return json_pack("{s:s, s:o}", "message", message, "reason",
-                     reason ? json_string(reason) : json_null());
+    /* Messages quote what the client sent (paths, names): never refused for its bytes. */
+    return json_pack("{s:o, s:o}", "message", json_text(message), "reason",
+                     reason ? json_text(reason) : json_null());
 }
 
 int http_body_json(struct http_req *req, bool allow_empty, json_t **out)

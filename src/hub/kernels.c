@@ -1453,7 +1453,8 @@ struct nbdoc *kernel_doc(struct kernel *k)
         return k->doc;
     k->doc_tried = true;
     char *drive = xasprintf("%s/%s", k->hub->drive_dir, k->owner_name);
-    int r = nbdoc_open(drive, k->session_path, NULL, &k->doc);
+    struct nbdoc_opts o = {.max_file = (size_t)k->hub->cfg.max_notebook};
+    int r = nbdoc_open(drive, k->session_path, &o, &k->doc);
     if (r < 0) {
         char q[300];
         log_debug("kernel %s: not recording outputs into %s: %s", k->id,

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -26,6 +27,10 @@
 #define DEFAULT_MAX_CELL_OUTPUT ((size_t)8 << 20)
 #define MAX_CELL_OUTPUT_LIMIT ((size_t)1 << 30)
 #define DEFAULT_MAX_FILE ((size_t)256 << 20)
+/* A notebook file bigger than this is not kept parsed between saves (its tree costs
+ * several times its size for as long as the kernel runs): it is read again for the
+ * next save, and the memory goes back to the system. */
+#define KEEP_TREE_MAX ((size_t)8 << 20)
 #define DEFAULT_MAX_RUNS 1024
 #define OUT_OVERHEAD 64 /* weight of one output besides its strings */
 #define SAVE_TRIES 3
@@ -258,7 +263,8 @@ static void stream_append(struct buf *text, const char *chunk, size_t n)
             break;
         }
     struct buf in = {0}, fixed = {0};
-    buf_append(&in, text->data + tail, text->len - tail);
+    if (text->len > tail) /* (text->data is NULL while the stream is empty) */
+        buf_append(&in, text->data + tail, text->len - tail);
     buf_append(&in, chunk, n);
     stream_fix(in.data, in.len, &fixed);
     text->len = tail;
@@ -1037,6 +1043,7 @@ int nbdoc_save(struct nbdoc *doc)
 {
     struct snap *s = NULL;
     int dirfd = -1, r = 0;
+    size_t written = 0;
     pthread_mutex_lock(&doc->save_lock);
     size_t n = snaps_take(doc, &s);
     if (!n)
@@ -1066,6 +1073,7 @@ int nbdoc_save(struct nbdoc *doc)
         crypto_generichash(h, sizeof h, (const unsigned char *)text, len, NULL, 0);
         r = memcmp(h, doc->hash, sizeof h) ? replace_file(doc, dirfd, name, text, len) : 0;
         free(text);
+        written = len;
         if (r == 0)
             break;
         /* Our copy no longer matches the file (or the write failed): read it again. */
@@ -1080,6 +1088,11 @@ out:
     if (dirfd >= 0)
         close(dirfd);
     snaps_free(s, n);
+    if (written > KEEP_TREE_MAX) {
+        json_decref(doc->nb);
+        doc->nb = NULL;
+        malloc_trim(0);
+    }
     pthread_mutex_unlock(&doc->save_lock);
     return r;
 }

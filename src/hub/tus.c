@@ -20,6 +20,7 @@
 #include "common/base64.h"
 #include "common/fsat.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/util.h"
 #include "hub/drive.h"
 #include "hub/extract.h"
@@ -402,14 +403,29 @@ static void op_create(struct hub *h, struct http_req *req)
     }
     const char *md = http_header(req, "upload-metadata:");
     char *filename = NULL, *path = NULL, *extract = NULL;
+    if (md && !utf8_valid_str(md)) { /* it is kept in the upload's JSON record */
+        reply_tus_error(req, 400, NULL, "Upload-Metadata is not UTF-8");
+        return;
+    }
     if (!md || tus_metadata_get(md, "filename", &filename) < 0 || !tus_name_ok(filename)) {
         free(filename);
         reply_tus_error(req, 400, NULL,
                         "Upload-Metadata needs a filename: one name, not hidden, no '/'");
         return;
     }
+    if (!utf8_valid_str(filename)) {
+        free(filename);
+        reply_tus_error(req, 400, NULL, "Upload-Metadata filename is not UTF-8");
+        return;
+    }
     char *norm = NULL;
     int r = tus_metadata_get(md, "path", &path);
+    if (r == 0 && !utf8_valid_str(path)) {
+        free(filename);
+        free(path);
+        reply_tus_error(req, 400, NULL, "Upload-Metadata path is not UTF-8");
+        return;
+    }
     if (r == -EINVAL || (r == 0 && fs_path_normalize(path, &norm) < 0) ||
         (norm && drive_path_hidden(norm))) {
         free(filename);

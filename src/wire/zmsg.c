@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 void zmsg_key_init(struct zmsg_key *k, const void *key, size_t len)
 {
     memset(k, 0, sizeof(*k));
@@ -118,6 +120,31 @@ void zmsg_in_close(struct zmsg_in *in)
     in->sig = NULL;
     in->sig_len = 0;
     in->m.nparts = 0;
+}
+
+int zmsg_in_make_text(struct zmsg_in *in)
+{
+    int fixed = 0;
+    for (size_t i = 0; i < 4 && i < in->m.nparts; i++) {
+        size_t f = in->nidents + 2 + i; /* identities, delimiter, signature, parts */
+        if (f >= in->nframes || utf8_valid((const char *)in->m.part[i], in->m.part_len[i]))
+            continue;
+        size_t n;
+        char *text = utf8_lossy((const char *)in->m.part[i], in->m.part_len[i], &n);
+        zmq_msg_t nm;
+        if (zmq_msg_init_size(&nm, n) < 0) {
+            free(text);
+            continue; /* out of memory: left as it came */
+        }
+        memcpy(zmq_msg_data(&nm), text, n);
+        free(text);
+        zmq_msg_move(&in->frames[f], &nm); /* releases what the frame held */
+        zmq_msg_close(&nm);
+        in->m.part[i] = zmq_msg_data(&in->frames[f]);
+        in->m.part_len[i] = n;
+        fixed++;
+    }
+    return fixed;
 }
 
 static bool more(void *sock)

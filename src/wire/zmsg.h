@@ -73,6 +73,14 @@ int zmsg_recv(void *sock, struct zmsg_in *in, int flags);
 /* Releases the frames held by in (in may be empty or half-filled). */
 void zmsg_in_close(struct zmsg_in *in);
 
+/* Makes the four JSON parts of a received message (header, parent_header, metadata,
+ * content) valid UTF-8: a part with bytes that are not (ipykernel encodes its messages
+ * with errors="surrogateescape", so a str holding surrogates goes out raw) is replaced
+ * by a copy with U+FFFD for each such byte (common/utf8.h), and m points at the copy.
+ * Call after zmsg_verify: the signature is over the bytes as sent. Returns how many
+ * parts it replaced. */
+int zmsg_in_make_text(struct zmsg_in *in);
+
 /* Signs m and sends it on sock after nidents identities (borrowed, copied by
  * ZeroMQ). Returns 0 or a negative errno from ZeroMQ. */
 int zmsg_send(void *sock, const struct zmsg_key *k, const uint8_t *const *idents,

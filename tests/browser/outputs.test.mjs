@@ -23,7 +23,7 @@ test('outputs: image, error with colours, progress bar on one line, ANSI colours
     ['code', `import base64\nfrom IPython.display import Image, display\ndisplay(Image(data=base64.b64decode("${PNG}")))`],
     ['code', 'import time\nfor i in range(5):\n    print(f"\\r{i}", end="", flush=True)\n    time.sleep(0.05)\nprint("\\rdone")'],
     ['code', 'print("\\x1b[31mred\\x1b[0m plain")'],
-    ['code', `from IPython.display import HTML\nHTML('<b id="x">bold</b><script>document.getElementById("x").textContent = "ran"; try { parent.document.title = "pwned" } catch (e) {}</script>')`],
+    ['code', `from IPython.display import HTML\nHTML('<a id="home" href="/">home</a> <b id="x">bold</b><script>document.getElementById("x").textContent = "ran"; try { parent.document.title = "pwned" } catch (e) {}</script>')`],
     ['code', '1/0'],
     ['markdown', '# Title\n\nEinstein: $E = mc^2$\n\n<img src="x" onerror="document.title=\'pwned\'">'],
   ]);
@@ -47,8 +47,18 @@ test('outputs: image, error with colours, progress bar on one line, ANSI colours
   const sandbox = await frame.getAttribute('sandbox');
   assert.match(sandbox, /allow-scripts/);
   assert.doesNotMatch(sandbox, /allow-same-origin/);
+  assert.doesNotMatch(sandbox, /allow-popups-to-escape-sandbox/, 'windows it opens keep the sandbox');
   await page.frameLocator('.cell >> nth=3 >> iframe.out-frame').locator('#x', { hasText: 'ran' }).waitFor();
   assert.notEqual(await page.title(), 'pwned');
+  // A link in an output opens a window that is still sandboxed: an opaque origin, not
+  // the hub's, even for the hub's own home page.
+  const [popup] = await Promise.all([
+    page.waitForEvent('popup', { timeout: 15000 }),
+    page.frameLocator('.cell >> nth=3 >> iframe.out-frame').locator('#home').click(),
+  ]);
+  await popup.waitForLoadState('domcontentloaded');
+  assert.equal(await popup.evaluate(() => self.origin), 'null', 'the window an output opened is sandboxed');
+  await popup.close();
 
   const md = page.locator('.cell').nth(5).locator('.rendered');
   await md.locator('.katex').first().waitFor();

@@ -1,10 +1,11 @@
 """Builds test archives, hostile ones included, from a JSON spec on stdin.
 
 {"out": PATH, "format": "zip"|"zip-store"|"tar"|"tar.gz"|"tar.bz2"|"tar.xz"|"tar.zst",
- "entries": [{"name": N, "type": "file"|"dir"|"symlink"|"hardlink"|"chr"|"fifo",
+ "entries": [{"name": N | "name_b64": BASE64 (raw bytes), "type": "file"|"dir"|"symlink"|"hardlink"|"chr"|"fifo",
               "text": S | "zeros": BYTES | "random": BYTES, "mode": INT, "target": T}],
  "many": {"prefix": P, "count": N, "size": BYTES}}   (N files of BYTES random bytes)
 """
+import base64
 import io
 import json
 import os
@@ -26,6 +27,8 @@ def payload(e):
 
 def entries(spec):
     for e in spec.get("entries", []):
+        if "name_b64" in e:  # a name of raw bytes, not necessarily UTF-8
+            e = dict(e, name=base64.b64decode(e["name_b64"]).decode("utf-8", "surrogateescape"))
         yield e
     many = spec.get("many")
     if many:

@@ -290,12 +290,55 @@ static void test_socket_roundtrip(void **state)
     zmsg_key_free(&k2);
 }
 
+/* A kernel's JSON parts with bytes that are not UTF-8 (ipykernel's surrogateescape)
+ * come out with U+FFFD for each; valid parts and binary buffers are left where they lie. */
+static void test_make_text(void **state)
+{
+    (void)state;
+    void *ctx = zmq_ctx_new();
+    void *a = zmq_socket(ctx, ZMQ_PAIR), *b = zmq_socket(ctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(a, "inproc://zmsg-text"), 0);
+    assert_int_equal(zmq_connect(b, "inproc://zmsg-text"), 0);
+    struct zmsg_key k;
+    zmsg_key_init(&k, KEY, strlen(KEY));
+    struct kmsg m = {0};
+    const char *parts[] = {"{\"msg_id\":\"1\"}", "{}", "{}",
+                           "{\"text\":\"a\xff\xfe"
+                           "b\"}",
+                           "buf\xff"};
+    for (int i = 0; i < 5; i++) {
+        m.part[i] = (const uint8_t *)parts[i];
+        m.part_len[i] = strlen(parts[i]);
+    }
+    m.nparts = 5;
+    assert_int_equal(zmsg_send(a, &k, NULL, NULL, 0, &m), 0);
+    struct zmsg_in *in = calloc(1, sizeof(*in));
+    assert_int_equal(zmsg_recv(b, in, 0), 0);
+    assert_int_equal(zmsg_verify(&k, &in->m, in->sig, in->sig_len), 0);
+    const uint8_t *header = in->m.part[0], *buffer = in->m.part[4];
+    assert_int_equal(zmsg_in_make_text(in), 1);
+    assert_ptr_equal(in->m.part[0], header);
+    assert_ptr_equal(in->m.part[4], buffer); /* buffers are bytes, not JSON */
+    const char *want = "{\"text\":\"a\xef\xbf\xbd\xef\xbf\xbd"
+                       "b\"}";
+    assert_int_equal(in->m.part_len[3], strlen(want));
+    assert_memory_equal(in->m.part[3], want, strlen(want));
+    assert_int_equal(zmsg_in_make_text(in), 0); /* now all text */
+    zmsg_in_close(in);
+    free(in);
+    zmsg_key_free(&k);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_vector),  cmocka_unit_test(test_tampered),
         cmocka_unit_test(test_unsigned_key), cmocka_unit_test(test_split),
         cmocka_unit_test(test_v1_prefix),    cmocka_unit_test(test_socket_roundtrip),
+        cmocka_unit_test(test_make_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

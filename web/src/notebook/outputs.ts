@@ -82,7 +82,10 @@ window.addEventListener('message', (e) => {
 function sandboxFrame(html: string): HTMLIFrameElement {
   const f = document.createElement('iframe');
   f.className = 'out-frame';
-  f.setAttribute('sandbox', 'allow-scripts allow-popups allow-popups-to-escape-sandbox allow-forms');
+  // Links open in new windows (frame.html's <base target="_blank">) that keep this
+  // sandbox: without allow-popups-to-escape-sandbox an output cannot open a window on
+  // its own origin, outside the sandbox (docs/ui.md).
+  f.setAttribute('sandbox', 'allow-scripts allow-popups allow-forms');
   f.setAttribute('referrerpolicy', 'no-referrer');
   f.src = document.documentElement.dataset.frame || '/assets/frame.html';
   f.style.height = '24px';
