@@ -59,9 +59,9 @@ struct client {
     size_t off; /* bytes of q.head already sent */
     struct buf in;
     bool in_binary;
-    int64_t user_id;        /* whose: a user's unfinished messages are capped together */
     uint64_t last_progress; /* when a fragment last went out */
-    /* Who opened it and with what: checked again when the accounts change. */
+    /* Who opened it (a user's unfinished messages are capped together) and with what
+     * credential: checked again when the accounts change. */
     int64_t user_id;
     struct store_cred cred;
 };
@@ -515,7 +515,6 @@ struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *
     c->user_id = u->id;
     c->cred = u->cred;
     c->in.cap_max = (size_t)h->cfg.max_ws_message;
-    c->user_id = u->id;
     if (session_id && *session_id && strlen(session_id) < sizeof(c->session)) {
         snprintf(c->session, sizeof(c->session), "%s", session_id);
     } else {
