@@ -30,6 +30,12 @@
 #define OUT_OVERHEAD 64 /* weight of one output besides its strings */
 #define SAVE_TRIES 3
 
+/* A test's hook between a save's write and its last look at the file (the window in which
+ * another save may land); nothing in the server. */
+#ifndef NBDOC_BEFORE_RENAME
+#define NBDOC_BEFORE_RENAME(dirfd, name) ((void)0)
+#endif
+
 /* One output of a cell. Streams keep their text in a buffer (they grow by small appends);
  * the others are nbformat output objects with multiline strings joined. */
 struct out {
@@ -1006,7 +1012,13 @@ static int replace_file(struct nbdoc *doc, int dirfd, const char *name, const ch
         r = -errno;
     if (r < 0)
         goto out;
-    /* Last look before replacing: someone else saved while we wrote? */
+    NBDOC_BEFORE_RENAME(dirfd, name);
+    /* Last look before replacing, after the slow write and fsync: did someone else save
+     * meanwhile? A save acknowledged to its client must never be rolled back. */
+    if (fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) < 0) {
+        r = -errno;
+        goto out;
+    }
     struct ident cur = ident_of(&old);
     if (!ident_eq(&cur, &doc->ident)) {
         r = -EAGAIN;
