@@ -1520,7 +1520,7 @@ void kernels_detach_all(struct hub *h)
         if (k->pooled)
             agent_kill(k, SIGTERM);
         k->life = KERNEL_STOPPING;
-        k->doc_final_save = true;
+        /* doc_final_save stays false: maybe_free saves what was recorded last. */
         channels_kernel_gone(k);
         run_waiters(k, WAIT_READY, -ECANCELED, "the server is restarting");
         if (k->proc_running) {

@@ -1,0 +1,59 @@
+// Nothing lost (issue 11): what a running cell printed reaches its notebook whatever
+// happens to the hub. labbook-only: jupyter_server
+// loses a kernel's output when it is not running.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { useServer, IS_LABBOOK } from './lib/server.mjs';
+import { api, rawKernelSocket, until, makeMsg, sleep } from './lib/clients.mjs';
+
+const skip = IS_LABBOOK ? false : 'server-side recording across restarts is labbook-only';
+const ctx = useServer({ name: 'faults' });
+
+const notebook = (cells) => ({
+  nbformat: 4, nbformat_minor: 5, metadata: { kernelspec: { name: 'python3', display_name: 'Python 3' } },
+  cells: cells.map(([id, source]) => ({ cell_type: 'code', id, source, metadata: {}, outputs: [], execution_count: null })),
+});
+
+function streamText(nb, cellId) {
+  const cell = nb.cells.find((c) => c.id === cellId);
+  return cell.outputs.filter((o) => o.output_type === 'stream' && o.name === 'stdout').map((o) => o.text).join('');
+}
+
+// An orderly stop saves what the hub recorded last before it exits, whether or not a hub
+// comes back (the file is read before the next start).
+test('an orderly stop saves the running cell\'s last lines into the notebook', { skip }, async () => {
+  const s = ctx.server;
+  const file = 'last.ipynb';
+  const stamped = 'import time\nfor i in range(400):\n    print("line", i, "%.3f" % time.time(), flush=True)\n    time.sleep(0.05)';
+  const put = await api(s, 'alice', 'PUT', `/api/contents/${file}`, {
+    type: 'notebook', format: 'json', content: notebook([['c-loop', stamped]]),
+  });
+  assert.ok(put.status === 201 || put.status === 200, JSON.stringify(put.body));
+  const onDisk = path.join(s.drive('alice'), file);
+  const sess = await api(s, 'alice', 'POST', '/api/sessions', { path: file, name: file, type: 'notebook', kernel: { name: 'python3' } });
+  assert.equal(sess.status, 201, JSON.stringify(sess.body));
+  const c = rawKernelSocket(s, 'alice', sess.body.kernel.id);
+  await c.opened;
+  const req = makeMsg('execute_request', { code: stamped, silent: false, store_history: true, user_expressions: {},
+    allow_stdin: false, stop_on_error: true }, { session: c.sessionId });
+  req.metadata = { cellId: 'c-loop' };
+  c.send(req);
+  await c.waitFor((m) => m.header.msg_type === 'stream', { what: 'first line', timeoutMs: 60000 });
+  await c.close();
+  // The recorder saves every 2 s: stop 1.5 s after one of its saves, so that what came
+  // since is only in the hub's memory.
+  const before = fs.statSync(onDisk).mtimeMs;
+  await until(() => fs.statSync(onDisk).mtimeMs !== before, { intervalMs: 10, what: 'a save by the recorder' });
+  await sleep(1500);
+  const stopAt = Date.now() / 1000;
+  await s.kill('SIGTERM');
+  const nb = JSON.parse(fs.readFileSync(onDisk, 'utf8'));
+  await s.start();
+  const times = streamText(nb, 'c-loop').trim().split('\n').map((l) => Number(l.split(' ')[2]));
+  const last = Math.max(...times);
+  assert.ok(last >= stopAt - 0.4, `the notebook's last line was printed ${(stopAt - last).toFixed(2)} s before the stop`);
+  await api(s, 'alice', 'DELETE', `/api/sessions/${sess.body.id}`);
+});
