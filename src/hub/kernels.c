@@ -515,6 +515,49 @@ out:
     json_decref(j);
 }
 
+/* After a restart of the hub, the agent names a request that was running (STREAM_RUN):
+ * the notebook records it again, from its history when the agent kept all of it. */
+static void on_run(struct kernel *k, const uint8_t *p, size_t len)
+{
+    json_t *j = json_loadb((const char *)p, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "msg_id"));
+    const char *cell = json_string_value(json_object_get(j, "cell_id"));
+    const char *code = json_string_value(json_object_get(j, "code"));
+    struct nbdoc *doc = id ? kernel_doc(k) : NULL;
+    if (!doc) {
+        if (id)
+            kernel_recorded(k, id); /* nothing to record it into */
+    } else if (!nbdoc_tracks(doc, id)) {
+        if (json_is_true(json_object_get(j, "whole"))) {
+            nbdoc_request(doc, id, code, cell);
+        } else if (nbdoc_resume(doc, id, code, cell) == 0) {
+            nbdoc_gap(doc, id,
+                      "[labbook] The server restarted while this cell ran; some of its output "
+                      "from before may be missing here.");
+        }
+    }
+    json_decref(j);
+}
+
+/* The agent lost messages while no hub was connected (STREAM_GAP): the notebook and the
+ * clients are told. */
+static void on_gap(struct kernel *k, const uint8_t *p, size_t len)
+{
+    json_t *j = json_loadb((const char *)p, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "msg_id"));
+    json_int_t n = json_integer_value(json_object_get(j, "dropped"));
+    char note[200];
+    snprintf(note, sizeof note,
+             "[labbook] %lld outputs were lost while the server was restarting (the runtime "
+             "keeps at most keep_mb of them).",
+             (long long)n);
+    if (id && k->doc)
+        nbdoc_gap(k->doc, id, note);
+    else if (!id)
+        channels_notice(k, "warning", note + 10);
+    json_decref(j);
+}
+
 static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, size_t len)
 {
     struct agent_conn *a = ctx;
@@ -564,6 +607,18 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
         return 0;
     case STREAM_FILE_REPLY:
         on_file_reply(k, p, len);
+        return 0;
+    case STREAM_RUN:
+        on_run(k, p, len);
+        return 0;
+    case STREAM_HISTORY: {
+        struct kmsg m;
+        if (wsv1_parse(p, len, &m) == 0)
+            channels_record(k, &m);
+        return 0;
+    }
+    case STREAM_GAP:
+        on_gap(k, p, len);
         return 0;
     default:
         return 0;
@@ -776,12 +831,13 @@ static json_t *agent_config(struct kernel *k, const struct kernelspec *ks, const
     if (session_path)
         json_object_set_new(env, "JPY_SESSION_NAME", json_string(session_path));
     const char *im = json_string_value(json_object_get(spec, "interrupt_mode"));
-    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:i, s:s, s:i}", "id", k->id,
-                     "secret", k->secret, "hub_socket", h->sock_path, "runtime_dir", "", "argv",
-                     json_object_get(spec, "argv"), "env", env, "cwd", cwd, "interrupt_mode",
-                     im && !strcmp(im, "message") ? "message" : "signal", "max_frame",
-                     (json_int_t)h->cfg.agent_max_frame, "start_timeout_s", h->cfg.start_timeout_s,
-                     "kernel_name", ks->name, "orphan_timeout_s", h->cfg.orphan_timeout_s);
+    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:i, s:s, s:i, s:i}", "id",
+                     k->id, "secret", k->secret, "hub_socket", h->sock_path, "runtime_dir", "",
+                     "argv", json_object_get(spec, "argv"), "env", env, "cwd", cwd,
+                     "interrupt_mode", im && !strcmp(im, "message") ? "message" : "signal",
+                     "max_frame", (json_int_t)h->cfg.agent_max_frame, "start_timeout_s",
+                     h->cfg.start_timeout_s, "kernel_name", ks->name, "orphan_timeout_s",
+                     h->cfg.orphan_timeout_s, "keep_mb", h->cfg.keep_mb);
 }
 
 /* The kernelspec of that name as last scanned, or NULL. */
@@ -1470,6 +1526,20 @@ static void doc_save_work(uv_work_t *w)
     (void)k;
 }
 
+static void send_recorded(void *ctx, const char *msg_id)
+{
+    kernel_recorded(ctx, msg_id);
+}
+
+void kernel_recorded(struct kernel *k, const char *msg_id)
+{
+    json_t *o = json_pack("{s:s}", "msg_id", msg_id);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    kernel_send_to_agent(k, STREAM_RECORDED, s, strlen(s));
+    free(s);
+}
+
 static void doc_save_done(uv_work_t *w, int status)
 {
     (void)status;
@@ -1477,6 +1547,8 @@ static void doc_save_done(uv_work_t *w, int status)
     int r = (int)(intptr_t)w->data;
     k->saving = false;
     k->last_save_ms = now_ms();
+    if (r == 0)
+        nbdoc_take_recorded(k->doc, send_recorded, k);
     if (r < 0) {
         char q[300];
         log_warn("kernel %s (%s): could not record outputs into %s: %s", k->id, k->owner_name,

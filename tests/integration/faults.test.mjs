@@ -1,5 +1,6 @@
-// Nothing lost (issue 11): what a running cell printed reaches its notebook whatever
-// happens to the hub. labbook-only: jupyter_server
+// Nothing lost (issue 11): a cell that prints while no browser is connected keeps every
+// line in its notebook across a crash (SIGKILL) or an orderly restart (SIGTERM) of the
+// hub, the lines printed while the hub was down included. labbook-only: jupyter_server
 // loses a kernel's output when it is not running.
 
 import { test } from 'node:test';
@@ -12,6 +13,10 @@ import { api, rawKernelSocket, until, makeMsg, sleep } from './lib/clients.mjs';
 const skip = IS_LABBOOK ? false : 'server-side recording across restarts is labbook-only';
 const ctx = useServer({ name: 'faults' });
 
+const LINES = 60; // one every 100 ms: six seconds of printing
+const code = `import time\nfor i in range(${LINES}):\n    print("line", i, flush=True)\n    time.sleep(0.1)`;
+const want = Array.from({ length: LINES }, (_, i) => `line ${i}\n`).join('');
+
 const notebook = (cells) => ({
   nbformat: 4, nbformat_minor: 5, metadata: { kernelspec: { name: 'python3', display_name: 'Python 3' } },
   cells: cells.map(([id, source]) => ({ cell_type: 'code', id, source, metadata: {}, outputs: [], execution_count: null })),
@@ -21,6 +26,50 @@ function streamText(nb, cellId) {
   const cell = nb.cells.find((c) => c.id === cellId);
   return cell.outputs.filter((o) => o.output_type === 'stream' && o.name === 'stdout').map((o) => o.text).join('');
 }
+
+/** Starts the cell from a browser that closes after the first line; returns the session. */
+async function startUnattended(file) {
+  const put = await api(ctx.server, 'alice', 'PUT', `/api/contents/${file}`, {
+    type: 'notebook', format: 'json', content: notebook([['c-loop', code]]),
+  });
+  assert.ok(put.status === 201 || put.status === 200, JSON.stringify(put.body));
+  const sess = await api(ctx.server, 'alice', 'POST', '/api/sessions', { path: file, name: file, type: 'notebook', kernel: { name: 'python3' } });
+  assert.equal(sess.status, 201, JSON.stringify(sess.body));
+  const c = rawKernelSocket(ctx.server, 'alice', sess.body.kernel.id);
+  await c.opened;
+  const req = makeMsg('execute_request', { code, silent: false, store_history: true, user_expressions: {},
+    allow_stdin: false, stop_on_error: true }, { session: c.sessionId });
+  req.metadata = { cellId: 'c-loop' };
+  c.send(req);
+  await c.waitFor((m) => m.header.msg_type === 'stream' && m.parent_header.msg_id === req.header.msg_id, { what: 'first line', timeoutMs: 60000 });
+  await c.close();
+  return sess.body;
+}
+
+async function everyLineAfter(signal, file) {
+  const sess = await startUnattended(file);
+  await sleep(1500); // some lines recorded by the first hub
+  await ctx.server.kill(signal);
+  await sleep(1500); // some lines printed while no hub runs
+  await ctx.server.start();
+  const nb = await until(async () => {
+    const r = await api(ctx.server, 'alice', 'GET', `/api/contents/${file}?content=1`);
+    return r.status === 200 && streamText(r.body.content, 'c-loop').includes(`line ${LINES - 1}\n`) ? r.body.content : null;
+  }, { timeoutMs: 30000, what: 'the last line in the notebook' });
+  const got = streamText(nb, 'c-loop');
+  const lost = want.split('\n').filter((l) => l && !got.includes(`${l}\n`));
+  assert.deepEqual(lost, [], `lines missing from the notebook after ${signal}`);
+  assert.equal(got, want, 'every line once, in order');
+  await api(ctx.server, 'alice', 'DELETE', `/api/sessions/${sess.id}`);
+}
+
+test('a hub crash (SIGKILL) while a cell prints unattended loses no line of it', { skip }, async () => {
+  await everyLineAfter('SIGKILL', 'crash.ipynb');
+});
+
+test('an orderly restart (SIGTERM) while a cell prints unattended loses no line of it', { skip }, async () => {
+  await everyLineAfter('SIGTERM', 'restart.ipynb');
+});
 
 // An orderly stop saves what the hub recorded last before it exits, whether or not a hub
 // comes back (the file is read before the next start).
