@@ -282,8 +282,6 @@ static void start_granted(struct hub *h, struct sched_grant *grants, size_t n);
 /* Writes what a restarted hub needs to take the runtime back. */
 static void kernel_persist(struct kernel *k)
 {
-    if (k->pooled)
-        return; /* nobody's: a restarted hub starts its own pool */
     json_t *gpus = json_array();
     for (unsigned i = 0; i < k->ngpus; i++)
         json_array_append_new(gpus, json_integer(k->gpus[i]));
@@ -295,6 +293,8 @@ static void kernel_persist(struct kernel *k)
     json_object_set_new(o, "id_slot", json_integer(k->id_slot));
     if (k->session_path)
         json_object_set_new(o, "session_path", json_string(k->session_path));
+    if (k->pooled) /* nobody's: the next hub takes it into its pool */
+        json_object_set_new(o, "pooled", json_true());
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (store_state_put(k->hub->store, "runtime", k->id, text) < 0)
@@ -569,7 +569,9 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
         const char *id = json_string_value(json_object_get(j, "id"));
         const char *secret = json_string_value(json_object_get(j, "secret"));
         int r = -EACCES;
+        bool known = false;
         for (struct kernel *k = h->kernels; id && secret && k; k = k->next) {
+            known |= !strcmp(k->id, id);
             if (strcmp(k->id, id) || k->agent || strlen(secret) != strlen(k->secret) ||
                 sodium_memcmp(secret, k->secret, strlen(k->secret)))
                 continue;
@@ -588,8 +590,20 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
             break;
         }
         json_decref(j);
-        if (r < 0)
-            log_warn("agent socket: refused a connection with an unknown runtime or secret");
+        if (r < 0 && known) {
+            log_warn("agent socket: refused a connection for runtime %s (a wrong secret, or "
+                     "its agent is connected already)",
+                     id);
+        } else if (r < 0) {
+            /* No runtime of this hub: whatever it runs is nobody's now. It is told to end
+             * rather than left dialling for orphan_timeout_s. */
+            log_warn("agent socket: refused a connection with an unknown runtime; telling it "
+                     "to shut down");
+            uint8_t hdr[STREAM_HEADER_LEN];
+            stream_header(hdr, STREAM_SHUTDOWN, 0);
+            uv_buf_t b = uv_buf_init((char *)hdr, sizeof hdr);
+            uv_try_write((uv_stream_t *)&a->pipe, &b, 1);
+        }
         return r;
     }
     struct kernel *k = a->k;
@@ -1188,16 +1202,21 @@ static bool pool_serves(struct hub *h, const struct kernelspec *ks, const struct
 static void pool_fill(struct hub *h)
 {
     const struct profile *prof = &h->cfg.profiles[0];
-    if (h->cfg.pool <= 0 || h->stopping || now_ms() < h->pool_retry_ms)
+    if (h->stopping)
+        return;
+    int have = 0;
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        if (k->pooled && k->life != KERNEL_STOPPING && k->life != KERNEL_DEAD &&
+            ++have > h->cfg.pool) {
+            kernel_shutdown(k, NULL, NULL); /* adopted from a hub with a bigger pool */
+            have--;
+        }
+    if (h->cfg.pool <= 0 || now_ms() < h->pool_retry_ms)
         return;
     /* Once a second: no rescan of the kernelspec folders from here. */
     const struct kernelspec *ks = spec_named(h, h->cfg.default_kernel);
     if (!ks || !pool_serves(h, ks, prof))
         return;
-    int have = 0;
-    for (struct kernel *k = h->kernels; k; k = k->next)
-        if (k->pooled && k->life != KERNEL_STOPPING && k->life != KERNEL_DEAD)
-            have++;
     for (; have < h->cfg.pool; have++) {
         char *err = NULL;
         struct kernel *k = kernel_alloc(h, ks->name, ks->name, prof->name, "/content", NULL, &err);
@@ -1586,11 +1605,9 @@ void kernels_detach_all(struct hub *h)
         next = k->next;
         if (k->life == KERNEL_STOPPING)
             continue; /* being shut down: let that finish */
-        /* A queued kernel has nothing running: it just ends; a pooled one is nobody's:
-         * its agent is told to end, and the next hub starts its own pool. */
-        k->detaching = !k->queued && !k->pooled;
-        if (k->pooled)
-            agent_kill(k, SIGTERM);
+        /* A queued kernel has nothing running: it just ends. The others, pooled ones
+         * included, wait for the next hub, which adopts them. */
+        k->detaching = !k->queued;
         k->life = KERNEL_STOPPING;
         /* doc_final_save stays false: maybe_free saves what was recorded last. */
         channels_kernel_gone(k);
@@ -1642,6 +1659,7 @@ static void adopt_one(void *ctx, const char *id, const char *text)
     json_t *g = json_object_get(o, "gpus");
     for (size_t i = 0; i < json_array_size(g) && i < 64; i++)
         k->gpus[k->ngpus++] = (unsigned)json_integer_value(json_array_get(g, i));
+    k->pooled = json_is_true(json_object_get(o, "pooled"));
     json_decref(o);
     k->adopted = true;
     k->proc_closed = true; /* not our child */
@@ -1654,7 +1672,8 @@ static void adopt_one(void *ctx, const char *id, const char *text)
                             .profile = k->profile,
                             .ngpus = k->ngpus,
                             .max_per_user = p ? (unsigned)p->max_per_user : 0};
-    if (scheduler_adopt(h->sched, &ask, k->gpus) < 0)
+    /* A pooled runtime holds no grant until it is claimed. */
+    if (!k->pooled && scheduler_adopt(h->sched, &ask, k->gpus) < 0)
         log_warn("runtime %s: its GPUs could not be taken back", k->id);
     uv_timer_init(h->loop, &k->timer);
     k->timer.data = k;

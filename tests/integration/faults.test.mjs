@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { useServer, IS_LABBOOK } from './lib/server.mjs';
 import { api, rawKernelSocket, until, makeMsg, sleep } from './lib/clients.mjs';
 
@@ -105,4 +106,26 @@ test('an orderly stop saves the running cell\'s last lines into the notebook', {
   const last = Math.max(...times);
   assert.ok(last >= stopAt - 0.4, `the notebook's last line was printed ${(stopAt - last).toFixed(2)} s before the stop`);
   await api(s, 'alice', 'DELETE', `/api/sessions/${sess.body.id}`);
+});
+
+// A runtime the hub has no record of (its database restored from a backup, say) is told
+// to end when its agent dials in, instead of redialling for orphan_timeout_s.
+test('an agent the restarted hub does not know is told to shut down', { skip }, async () => {
+  const s = ctx.server;
+  const k = await api(s, 'alice', 'POST', '/api/kernels', { name: 'python3' });
+  assert.equal(k.status, 201, k.text);
+  const agentOf = () => s.runtimeProcs().filter((pid) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return argv[1] === 'agent' && argv[2].includes(k.body.id);
+    } catch { return false; }
+  });
+  await until(() => agentOf().length === 1, { what: 'its agent' });
+  await s.kill('SIGKILL');
+  execFileSync('/usr/bin/python3', ['-c',
+    'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("DELETE FROM hub_state WHERE id = ?", (sys.argv[2],)); c.commit()',
+    path.join(s.dataDir, 'labbook.db'), k.body.id]);
+  await s.start();
+  await until(() => agentOf().length === 0, { timeoutMs: 15000, what: 'the unknown agent to end' });
+  assert.match(s.log(), /unknown runtime; telling it to shut down/);
 });
