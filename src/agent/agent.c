@@ -24,6 +24,7 @@
 
 #include "agent/files.h"
 #include "agent/kernel.h"
+#include "agent/runlog.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "sandbox/sandbox.h"
@@ -55,6 +56,7 @@ struct agent_config {
     int start_timeout_s;
     int orphan_timeout_s; /* 0: the kernel goes when the hub does; else how long the agent
                              waits for the hub to come back (a hub restart) */
+    size_t keep_bytes;    /* the run log's budget (runlog.h); 0: its default */
     /* "sandbox": present when sandboxed; its strings are owned here. */
     bool sandboxed;
     struct sandbox_spec sbx;
@@ -290,6 +292,14 @@ static int config_load(const char *path, struct agent_config *c, char **err)
         }
         c->orphan_timeout_s = (int)json_integer_value(ot);
     }
+    json_t *km = json_object_get(o, "keep_mb");
+    if (km) {
+        if (!json_is_integer(km) || json_integer_value(km) < 1 || json_integer_value(km) > 4096) {
+            *err = xstrdup("\"keep_mb\" must be an integer from 1 to 4096");
+            goto out;
+        }
+        c->keep_bytes = (size_t)json_integer_value(km) << 20;
+    }
     json_t *sb = json_object_get(o, "sandbox");
     if (sb && !json_is_object(sb)) {
         *err = xstrdup("\"sandbox\" must be an object");
@@ -372,6 +382,8 @@ struct agent {
     char last_state[16];
     char *last_reason;
     char exec_state[16];
+    /* Runs in flight and what no hub has seen yet, for the next hub (runlog.h). */
+    struct runlog *runlog;
 };
 
 /* ---- hub output ---- */
@@ -518,6 +530,14 @@ static void hub_send_kmsg(struct agent *a, struct zmsg_in *in, enum chan ch)
     for (size_t i = 0; i < m->nparts; i++)
         it->iov[2 + i] = (struct iovec){(void *)m->part[i], m->part_len[i]};
     it->niov = 2 + m->nparts;
+    /* No hub (it is restarting): the next one gets it. */
+    if (a->hub_fd < 0) {
+        if (!runlog_spool(a->runlog, m, it->iov, it->niov))
+            log_debug("agent: no hub and the spool is full: dropped a %s message", chan_name[ch]);
+        out_free(it);
+        return;
+    }
+    runlog_delivered(a->runlog, m, it->iov, it->niov);
     hub_push(a, it);
 }
 
@@ -976,6 +996,8 @@ static void relay_to_kernel(struct agent *a, const uint8_t *p, size_t len)
         log_debug("agent: no kernel; dropped a %s message", chan_name[ch]);
         return;
     }
+    if (ch == CH_SHELL)
+        runlog_request(a->runlog, &m);
     int r = zmsg_send(a->sock[ch], &a->key, NULL, NULL, 0, &m);
     if (r < 0)
         log_warn("agent: sending on %s: %s", chan_name[ch], zmq_strerror(-r));
@@ -1085,6 +1107,14 @@ static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size
     case STREAM_FILE:
         serve_file(a, p, len);
         break;
+    case STREAM_RECORDED: {
+        json_t *o = json_loadb((const char *)p, len, 0, NULL);
+        json_t *id = json_object_get(o, "msg_id");
+        if (json_is_string(id))
+            runlog_recorded(a->runlog, json_string_value(id), json_string_length(id));
+        json_decref(o);
+        break;
+    }
     default:
         log_warn("agent: ignored a frame of unknown type %d from the hub", (int)type);
         break;
@@ -1131,6 +1161,16 @@ static void hub_redial(struct agent *a)
         if (a->exec_state[0])
             json_object_set_new(o, "execution_state", json_string(a->exec_state));
         hub_send_json(a, STREAM_STATE, o);
+    }
+    /* What the last hub may not have saved, and what no hub has seen. */
+    size_t n;
+    uint8_t *replay = runlog_replay(a->runlog, &n);
+    if (replay) {
+        struct out_item *it = xcalloc(1, sizeof(*it));
+        it->owned = (char *)replay;
+        it->iov[0] = (struct iovec){replay, n};
+        it->niov = 1;
+        hub_push(a, it);
     }
 }
 
@@ -1375,6 +1415,7 @@ int agent_main(int argc, char **argv)
     a->dec.max_frame = a->cfg.max_frame;
     a->dec.in.cap_max = a->cfg.max_frame + STREAM_HEADER_LEN;
     a->rbuf = xmalloc(HUB_READ_SIZE);
+    a->runlog = runlog_new(a->cfg.keep_bytes);
 
     uint8_t raw[32];
     randombytes_buf(raw, sizeof(raw));
@@ -1441,6 +1482,7 @@ out:
     free(a->rbuf);
     free(a->conn_path);
     free(a->last_reason);
+    runlog_free(a->runlog);
     free(err);
     sodium_memzero(a->keyhex, sizeof(a->keyhex));
     zmsg_key_free(&a->key);

@@ -181,6 +181,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
         } else if (!strcmp(name, "orphan_timeout_s")) {
             r = set_int(&v, value, 0, 86400 * 30, 1);
             cfg->orphan_timeout_s = (int)v;
+        } else if (!strcmp(name, "keep_mb")) {
+            r = set_int(&v, value, 1, 4096, 1);
+            cfg->keep_mb = (int)v;
         } else if (!strcmp(name, "pool")) {
             r = set_int(&v, value, 0, 64, 1);
             cfg->pool = (int)v;
@@ -263,6 +266,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->gpu_provider = xstrdup("nvml");
     cfg->sandbox = 1;
     cfg->orphan_timeout_s = 3600;
+    cfg->keep_mb = 64;
     cfg->pool = 1;
     cfg->user = xstrdup("labbook");
     cfg->python_path = xstrdup(LABBOOK_PYTHON_DIR);

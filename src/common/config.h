@@ -52,6 +52,8 @@ struct config {
     int sandbox;          /* sandbox = 1 (0: run kernels unsandboxed, with a warning) */
     int orphan_timeout_s; /* orphan_timeout_s = 3600: how long a runtime waits for a
                              restarted hub (0: runtimes end with the hub) */
+    int keep_mb;          /* keep_mb = 64: what an agent keeps of running cells' output
+                             for a restarted hub (docs/reliability.md) */
     int pool;             /* pool = 1: pre-started runtimes of the default type and kernel,
                              handed to the next user who asks (sandboxed hubs only) */
     char *python_path;    /* python_path = the source tree's python/: the google.colab

@@ -378,16 +378,36 @@ void channels_deliver(struct kernel *k, const uint8_t *data, size_t len, const s
     blob_unref(v1);
 }
 
-/* Hands a kernel message to the kernel's notebook document, if it records one. */
+/* Hands a kernel message to the kernel's notebook document, if it records one. When an
+ * execute request ends (its status idle) and the notebook does not record it, the agent
+ * may forget it at once; recorded ones are forgotten once saved (kernels.c). */
 static void record(struct kernel *k, const struct kmsg *m, const char *type)
 {
     struct nbdoc *doc = k->doc;
-    if (!doc)
+    char parent[80], ptype[32], st[16];
+    bool ended = !strcmp(type, "status") &&
+                 part_string(m->part[3], m->part_len[3], "execution_state", st, sizeof(st)) &&
+                 !strcmp(st, "idle");
+    if ((!doc && !ended) ||
+        !part_string(m->part[1], m->part_len[1], "msg_id", parent, sizeof(parent)))
         return;
-    char parent[80];
-    if (!part_string(m->part[1], m->part_len[1], "msg_id", parent, sizeof(parent)))
+    if (doc)
+        nbdoc_message(doc, type, parent, (const char *)m->part[3], m->part_len[3]);
+    if (ended && (!doc || !nbdoc_tracks(doc, parent)) &&
+        part_string(m->part[1], m->part_len[1], "msg_type", ptype, sizeof(ptype)) &&
+        !strcmp(ptype, "execute_request"))
+        kernel_recorded(k, parent);
+}
+
+void channels_record(struct kernel *k, const struct kmsg *m)
+{
+    char type[32];
+    if (!part_string(m->part[0], m->part_len[0], "msg_type", type, sizeof(type)))
         return;
-    nbdoc_message(doc, type, parent, (const char *)m->part[3], m->part_len[3]);
+    bool iopub = m->channel_len == 5 && !memcmp(m->channel, "iopub", 5);
+    bool shell = m->channel_len == 5 && !memcmp(m->channel, "shell", 5);
+    if (iopub || (shell && !strcmp(type, "execute_reply")))
+        record(k, m, type);
 }
 
 void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg *m)

@@ -43,6 +43,9 @@ struct blob;
 struct blob *channels_blob_new(size_t len, uint8_t **data);
 void channels_blob_unref(struct blob *b);
 void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg *m);
+/* Records a kernel message into the kernel's notebook only, without sending it to any
+ * client: one the previous hub had already delivered (STREAM_HISTORY after a restart). */
+void channels_record(struct kernel *k, const struct kmsg *m);
 /* Sends every client an iopub status message with execution_state (and reason). */
 void channels_status(struct kernel *k, const char *state, const char *reason);
 /* Sends every client an iopub labbook_notice {level, text}: clients that do not know

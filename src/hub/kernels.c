@@ -282,8 +282,6 @@ static void start_granted(struct hub *h, struct sched_grant *grants, size_t n);
 /* Writes what a restarted hub needs to take the runtime back. */
 static void kernel_persist(struct kernel *k)
 {
-    if (k->pooled)
-        return; /* nobody's: a restarted hub starts its own pool */
     json_t *gpus = json_array();
     for (unsigned i = 0; i < k->ngpus; i++)
         json_array_append_new(gpus, json_integer(k->gpus[i]));
@@ -295,6 +293,8 @@ static void kernel_persist(struct kernel *k)
     json_object_set_new(o, "id_slot", json_integer(k->id_slot));
     if (k->session_path)
         json_object_set_new(o, "session_path", json_string(k->session_path));
+    if (k->pooled) /* nobody's: the next hub takes it into its pool */
+        json_object_set_new(o, "pooled", json_true());
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (store_state_put(k->hub->store, "runtime", k->id, text) < 0)
@@ -515,6 +515,49 @@ out:
     json_decref(j);
 }
 
+/* After a restart of the hub, the agent names a request that was running (STREAM_RUN):
+ * the notebook records it again, from its history when the agent kept all of it. */
+static void on_run(struct kernel *k, const uint8_t *p, size_t len)
+{
+    json_t *j = json_loadb((const char *)p, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "msg_id"));
+    const char *cell = json_string_value(json_object_get(j, "cell_id"));
+    const char *code = json_string_value(json_object_get(j, "code"));
+    struct nbdoc *doc = id ? kernel_doc(k) : NULL;
+    if (!doc) {
+        if (id)
+            kernel_recorded(k, id); /* nothing to record it into */
+    } else if (!nbdoc_tracks(doc, id)) {
+        if (json_is_true(json_object_get(j, "whole"))) {
+            nbdoc_request(doc, id, code, cell);
+        } else if (nbdoc_resume(doc, id, code, cell) == 0) {
+            nbdoc_gap(doc, id,
+                      "[labbook] The server restarted while this cell ran; some of its output "
+                      "from before may be missing here.");
+        }
+    }
+    json_decref(j);
+}
+
+/* The agent lost messages while no hub was connected (STREAM_GAP): the notebook and the
+ * clients are told. */
+static void on_gap(struct kernel *k, const uint8_t *p, size_t len)
+{
+    json_t *j = json_loadb((const char *)p, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "msg_id"));
+    json_int_t n = json_integer_value(json_object_get(j, "dropped"));
+    char note[200];
+    snprintf(note, sizeof note,
+             "[labbook] %lld outputs were lost while the server was restarting (the runtime "
+             "keeps at most keep_mb of them).",
+             (long long)n);
+    if (id && k->doc)
+        nbdoc_gap(k->doc, id, note);
+    else if (!id)
+        channels_notice(k, "warning", note + 10);
+    json_decref(j);
+}
+
 static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, size_t len)
 {
     struct agent_conn *a = ctx;
@@ -526,7 +569,9 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
         const char *id = json_string_value(json_object_get(j, "id"));
         const char *secret = json_string_value(json_object_get(j, "secret"));
         int r = -EACCES;
+        bool known = false;
         for (struct kernel *k = h->kernels; id && secret && k; k = k->next) {
+            known |= !strcmp(k->id, id);
             if (strcmp(k->id, id) || k->agent || strlen(secret) != strlen(k->secret) ||
                 sodium_memcmp(secret, k->secret, strlen(k->secret)))
                 continue;
@@ -545,8 +590,20 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
             break;
         }
         json_decref(j);
-        if (r < 0)
-            log_warn("agent socket: refused a connection with an unknown runtime or secret");
+        if (r < 0 && known) {
+            log_warn("agent socket: refused a connection for runtime %s (a wrong secret, or "
+                     "its agent is connected already)",
+                     id);
+        } else if (r < 0) {
+            /* No runtime of this hub: whatever it runs is nobody's now. It is told to end
+             * rather than left dialling for orphan_timeout_s. */
+            log_warn("agent socket: refused a connection with an unknown runtime; telling it "
+                     "to shut down");
+            uint8_t hdr[STREAM_HEADER_LEN];
+            stream_header(hdr, STREAM_SHUTDOWN, 0);
+            uv_buf_t b = uv_buf_init((char *)hdr, sizeof hdr);
+            uv_try_write((uv_stream_t *)&a->pipe, &b, 1);
+        }
         return r;
     }
     struct kernel *k = a->k;
@@ -564,6 +621,18 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
         return 0;
     case STREAM_FILE_REPLY:
         on_file_reply(k, p, len);
+        return 0;
+    case STREAM_RUN:
+        on_run(k, p, len);
+        return 0;
+    case STREAM_HISTORY: {
+        struct kmsg m;
+        if (wsv1_parse(p, len, &m) == 0)
+            channels_record(k, &m);
+        return 0;
+    }
+    case STREAM_GAP:
+        on_gap(k, p, len);
         return 0;
     default:
         return 0;
@@ -776,12 +845,13 @@ static json_t *agent_config(struct kernel *k, const struct kernelspec *ks, const
     if (session_path)
         json_object_set_new(env, "JPY_SESSION_NAME", json_string(session_path));
     const char *im = json_string_value(json_object_get(spec, "interrupt_mode"));
-    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:i, s:s, s:i}", "id", k->id,
-                     "secret", k->secret, "hub_socket", h->sock_path, "runtime_dir", "", "argv",
-                     json_object_get(spec, "argv"), "env", env, "cwd", cwd, "interrupt_mode",
-                     im && !strcmp(im, "message") ? "message" : "signal", "max_frame",
-                     (json_int_t)h->cfg.agent_max_frame, "start_timeout_s", h->cfg.start_timeout_s,
-                     "kernel_name", ks->name, "orphan_timeout_s", h->cfg.orphan_timeout_s);
+    return json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:I, s:i, s:s, s:i, s:i}", "id",
+                     k->id, "secret", k->secret, "hub_socket", h->sock_path, "runtime_dir", "",
+                     "argv", json_object_get(spec, "argv"), "env", env, "cwd", cwd,
+                     "interrupt_mode", im && !strcmp(im, "message") ? "message" : "signal",
+                     "max_frame", (json_int_t)h->cfg.agent_max_frame, "start_timeout_s",
+                     h->cfg.start_timeout_s, "kernel_name", ks->name, "orphan_timeout_s",
+                     h->cfg.orphan_timeout_s, "keep_mb", h->cfg.keep_mb);
 }
 
 /* The kernelspec of that name as last scanned, or NULL. */
@@ -1132,16 +1202,21 @@ static bool pool_serves(struct hub *h, const struct kernelspec *ks, const struct
 static void pool_fill(struct hub *h)
 {
     const struct profile *prof = &h->cfg.profiles[0];
-    if (h->cfg.pool <= 0 || h->stopping || now_ms() < h->pool_retry_ms)
+    if (h->stopping)
+        return;
+    int have = 0;
+    for (struct kernel *k = h->kernels; k; k = k->next)
+        if (k->pooled && k->life != KERNEL_STOPPING && k->life != KERNEL_DEAD &&
+            ++have > h->cfg.pool) {
+            kernel_shutdown(k, NULL, NULL); /* adopted from a hub with a bigger pool */
+            have--;
+        }
+    if (h->cfg.pool <= 0 || now_ms() < h->pool_retry_ms)
         return;
     /* Once a second: no rescan of the kernelspec folders from here. */
     const struct kernelspec *ks = spec_named(h, h->cfg.default_kernel);
     if (!ks || !pool_serves(h, ks, prof))
         return;
-    int have = 0;
-    for (struct kernel *k = h->kernels; k; k = k->next)
-        if (k->pooled && k->life != KERNEL_STOPPING && k->life != KERNEL_DEAD)
-            have++;
     for (; have < h->cfg.pool; have++) {
         char *err = NULL;
         struct kernel *k = kernel_alloc(h, ks->name, ks->name, prof->name, "/content", NULL, &err);
@@ -1487,6 +1562,20 @@ static void doc_save_work(uv_work_t *w)
     (void)k;
 }
 
+static void send_recorded(void *ctx, const char *msg_id)
+{
+    kernel_recorded(ctx, msg_id);
+}
+
+void kernel_recorded(struct kernel *k, const char *msg_id)
+{
+    json_t *o = json_pack("{s:s}", "msg_id", msg_id);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    kernel_send_to_agent(k, STREAM_RECORDED, s, strlen(s));
+    free(s);
+}
+
 static void doc_save_done(uv_work_t *w, int status)
 {
     (void)status;
@@ -1494,6 +1583,8 @@ static void doc_save_done(uv_work_t *w, int status)
     int r = (int)(intptr_t)w->data;
     k->saving = false;
     k->last_save_ms = now_ms();
+    if (r == 0)
+        nbdoc_take_recorded(k->doc, send_recorded, k);
     if (r < 0) {
         char q[300];
         log_warn("kernel %s (%s): could not record outputs into %s: %s", k->id, k->owner_name,
@@ -1531,13 +1622,11 @@ void kernels_detach_all(struct hub *h)
         next = k->next;
         if (k->life == KERNEL_STOPPING)
             continue; /* being shut down: let that finish */
-        /* A queued kernel has nothing running: it just ends; a pooled one is nobody's:
-         * its agent is told to end, and the next hub starts its own pool. */
-        k->detaching = !k->queued && !k->pooled;
-        if (k->pooled)
-            agent_kill(k, SIGTERM);
+        /* A queued kernel has nothing running: it just ends. The others, pooled ones
+         * included, wait for the next hub, which adopts them. */
+        k->detaching = !k->queued;
         k->life = KERNEL_STOPPING;
-        k->doc_final_save = true;
+        /* doc_final_save stays false: maybe_free saves what was recorded last. */
         channels_kernel_gone(k);
         run_waiters(k, WAIT_READY, -ECANCELED, "the server is restarting");
         if (k->proc_running) {
@@ -1587,6 +1676,7 @@ static void adopt_one(void *ctx, const char *id, const char *text)
     json_t *g = json_object_get(o, "gpus");
     for (size_t i = 0; i < json_array_size(g) && i < 64; i++)
         k->gpus[k->ngpus++] = (unsigned)json_integer_value(json_array_get(g, i));
+    k->pooled = json_is_true(json_object_get(o, "pooled"));
     json_decref(o);
     k->adopted = true;
     k->proc_closed = true; /* not our child */
@@ -1599,7 +1689,8 @@ static void adopt_one(void *ctx, const char *id, const char *text)
                             .profile = k->profile,
                             .ngpus = k->ngpus,
                             .max_per_user = p ? (unsigned)p->max_per_user : 0};
-    if (scheduler_adopt(h->sched, &ask, k->gpus) < 0)
+    /* A pooled runtime holds no grant until it is claimed. */
+    if (!k->pooled && scheduler_adopt(h->sched, &ask, k->gpus) < 0)
         log_warn("runtime %s: its GPUs could not be taken back", k->id);
     uv_timer_init(h->loop, &k->timer);
     k->timer.data = k;

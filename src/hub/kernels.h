@@ -129,6 +129,9 @@ int kernel_queue_position(const struct kernel *k);
 /* The notebook document of a kernel started for a notebook session (opened on first
  * use), or NULL. */
 struct nbdoc *kernel_doc(struct kernel *k);
+/* Tells the kernel's agent that the notebook has (or does not record) what the execute
+ * request msg_id produced, so it need not keep it for a restarted hub. */
+void kernel_recorded(struct kernel *k, const char *msg_id);
 /* The session's notebook was renamed. */
 void kernel_set_session_path(struct kernel *k, const char *path);
 /* Once a second: idle culling, maximum lifetime, and their warnings. */

@@ -35,6 +35,12 @@
 #define OUT_OVERHEAD 64 /* weight of one output besides its strings */
 #define SAVE_TRIES 3
 
+/* A test's hook between a save's write and its last look at the file (the window in which
+ * another save may land); nothing in the server. */
+#ifndef NBDOC_BEFORE_RENAME
+#define NBDOC_BEFORE_RENAME(dirfd, name) ((void)0)
+#endif
+
 /* One output of a cell. Streams keep their text in a buffer (they grow by small appends);
  * the others are nbformat output objects with multiline strings joined. */
 struct out {
@@ -55,6 +61,11 @@ struct run {
     size_t n, alloc;
     size_t weight;
     bool started, done, truncated, clear_next;
+    bool reported; /* nbdoc_take_recorded has named it */
+    /* Resumed without its first outputs (nbdoc_resume): the cell keeps what the file had
+     * (base, taken at the first save), then a note, then what came after. */
+    bool keep_file;
+    json_t *base;
     uint64_t seq;            /* order of starting, for runs landing in the same cell */
     uint64_t gen, saved_gen; /* changes made, and the change the file has */
 };
@@ -88,6 +99,8 @@ struct nbdoc {
 struct snap {
     char *msg_id, *cell_id, *code;
     json_t *outputs, *count;
+    bool keep_file;
+    json_t *base; /* keep_file: the file's outputs before the run (NULL: not taken yet) */
     uint64_t seq, gen;
     char *resolved_id; /* the id of the cell found by code */
     bool applied;
@@ -323,6 +336,7 @@ static void run_free(struct nbdoc *doc, struct run *r)
     free(r->cell_id);
     free(r->code);
     json_decref(r->count);
+    json_decref(r->base);
     free(r);
 }
 
@@ -407,6 +421,7 @@ static void run_before_output(struct nbdoc *doc, struct run *r)
     if (r->clear_next) {
         run_clear(doc, r);
         r->clear_next = false;
+        r->keep_file = false; /* the cell was cleared: what the file had goes too */
     }
     r->gen++;
 }
@@ -638,6 +653,58 @@ out:
     return r;
 }
 
+int nbdoc_resume(struct nbdoc *doc, const char *msg_id, const char *code, const char *cell_id)
+{
+    int r = nbdoc_request(doc, msg_id, code, cell_id);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&doc->lock);
+    struct run *run = run_find(doc, msg_id);
+    run_start(doc, run);
+    run->keep_file = true;
+    pthread_mutex_unlock(&doc->lock);
+    return 0;
+}
+
+void nbdoc_gap(struct nbdoc *doc, const char *msg_id, const char *note)
+{
+    pthread_mutex_lock(&doc->lock);
+    struct run *run = run_find(doc, msg_id);
+    if (run && !run->truncated) {
+        run_before_output(doc, run);
+        struct out *o = run_push(run);
+        o->name = xstrdup("stderr");
+        buf_printf(&o->text, "%s\n", note);
+        o->weight = OUT_OVERHEAD + o->text.len;
+        run->weight += o->weight;
+    }
+    pthread_mutex_unlock(&doc->lock);
+}
+
+bool nbdoc_tracks(struct nbdoc *doc, const char *msg_id)
+{
+    pthread_mutex_lock(&doc->lock);
+    bool t = run_find(doc, msg_id) != NULL;
+    pthread_mutex_unlock(&doc->lock);
+    return t;
+}
+
+size_t nbdoc_take_recorded(struct nbdoc *doc, void (*cb)(void *ctx, const char *msg_id), void *ctx)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&doc->lock);
+    for (size_t i = 0; i < doc->nruns; i++) {
+        struct run *r = doc->runs[i];
+        if (r->done && !r->reported && run_clean(r)) {
+            r->reported = true;
+            cb(ctx, r->msg_id);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return n;
+}
+
 int nbdoc_message(struct nbdoc *doc, const char *msg_type, const char *parent_msg_id,
                   const char *content, size_t content_len)
 {
@@ -685,6 +752,7 @@ int nbdoc_message(struct nbdoc *doc, const char *msg_type, const char *parent_ms
         } else {
             run_clear(doc, run);
             run->clear_next = false;
+            run->keep_file = false;
             run->gen++;
         }
     } else if (output) {
@@ -795,6 +863,8 @@ static size_t snaps_take(struct nbdoc *doc, struct snap **out)
         for (size_t k = 0; k < r->n; k++)
             json_array_append_new(p->outputs, out_to_disk(&r->outs[k]));
         p->count = json_incref(r->count);
+        p->keep_file = r->keep_file;
+        p->base = json_incref(r->base);
         p->seq = r->seq;
         p->gen = r->gen;
     }
@@ -824,6 +894,12 @@ static void snaps_done(struct nbdoc *doc, struct snap *s, size_t n)
             r->saved_gen = s[i].gen;
         if (s[i].resolved_id && !r->cell_id)
             r->cell_id = xstrdup(s[i].resolved_id);
+        if (r->keep_file && !r->base && s[i].base)
+            r->base = json_incref(s[i].base);
+        if (r->keep_file && json_is_null(r->count) && !json_is_null(s[i].count)) {
+            json_decref(r->count); /* the file's count: nothing new to save */
+            r->count = json_incref(s[i].count);
+        }
     }
     pthread_mutex_unlock(&doc->lock);
 }
@@ -837,6 +913,7 @@ static void snaps_free(struct snap *s, size_t n)
         free(s[i].resolved_id);
         json_decref(s[i].outputs);
         json_decref(s[i].count);
+        json_decref(s[i].base);
     }
     free(s);
 }
@@ -907,7 +984,24 @@ static size_t apply(json_t *nb, struct snap *s, size_t n)
         json_t *cell = find_cell(cells, &s[i]);
         if (!cell || !is_code_cell(cell))
             continue;
-        json_object_set(cell, "outputs", s[i].outputs);
+        if (s[i].keep_file) {
+            /* What the file had before the run resumed, the note, then what came since. */
+            if (!s[i].base) {
+                json_t *had = json_object_get(cell, "outputs");
+                s[i].base = json_is_array(had) ? json_deep_copy(had) : json_array();
+                if (json_is_null(s[i].count)) {
+                    json_decref(s[i].count);
+                    s[i].count = json_incref(json_object_get(cell, "execution_count"));
+                    if (!s[i].count)
+                        s[i].count = json_null();
+                }
+            }
+            json_t *all = json_deep_copy(s[i].base);
+            json_array_extend(all, s[i].outputs);
+            json_object_set_new(cell, "outputs", all);
+        } else {
+            json_object_set(cell, "outputs", s[i].outputs);
+        }
         json_object_set(cell, "execution_count", s[i].count);
         const char *id = json_string_value(json_object_get(cell, "id"));
         if (!s[i].cell_id && id && !s[i].resolved_id)
@@ -1012,7 +1106,13 @@ static int replace_file(struct nbdoc *doc, int dirfd, const char *name, const ch
         r = -errno;
     if (r < 0)
         goto out;
-    /* Last look before replacing: someone else saved while we wrote? */
+    NBDOC_BEFORE_RENAME(dirfd, name);
+    /* Last look before replacing, after the slow write and fsync: did someone else save
+     * meanwhile? A save acknowledged to its client must never be rolled back. */
+    if (fstatat(dirfd, name, &old, AT_SYMLINK_NOFOLLOW) < 0) {
+        r = -errno;
+        goto out;
+    }
     struct ident cur = ident_of(&old);
     if (!ident_eq(&cur, &doc->ident)) {
         r = -EAGAIN;

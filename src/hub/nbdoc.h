@@ -45,6 +45,23 @@ int nbdoc_request(struct nbdoc *doc, const char *msg_id, const char *code, const
 int nbdoc_request_msg(struct nbdoc *doc, const char *msg_id, const char *content,
                       size_t content_len, const char *metadata, size_t metadata_len);
 
+/* A hub that restarted learns from the runtime's agent of a request that was running
+ * before, without the outputs it produced first (the agent could not keep them all). The
+ * run counts as started: its cell keeps the outputs the file has, and what follows is
+ * added after them. Same returns as nbdoc_request. */
+int nbdoc_resume(struct nbdoc *doc, const char *msg_id, const char *code, const char *cell_id);
+
+/* Adds note (one line, without its newline) as a stderr output of the run msg_id, where
+ * outputs were lost: the notebook marks the gap. Does nothing for an unknown run. */
+void nbdoc_gap(struct nbdoc *doc, const char *msg_id, const char *note);
+
+/* Whether the request msg_id is one this document records. */
+bool nbdoc_tracks(struct nbdoc *doc, const char *msg_id);
+
+/* Calls cb with the msg_id of each finished run whose outputs are all in the file now,
+ * once per run; returns how many. The hub tells the agent it may forget them. */
+size_t nbdoc_take_recorded(struct nbdoc *doc, void (*cb)(void *ctx, const char *msg_id), void *ctx);
+
 /* Applies one message from the kernel (iopub, or shell's execute_reply) whose
  * parent_header.msg_id is parent_msg_id; content is its content part as JSON text. Messages
  * for requests that nbdoc_request did not see are ignored without being parsed. Returns 1

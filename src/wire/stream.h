@@ -20,6 +20,13 @@
  *                                   then the bytes of a "write"
  *   STREAM_FILE_REPLY agent -> hub  the same layout: JSON {"req": N, "status": HTTP-like,
  *                                   "message"?, "type"?, "entries"?}, then a file's bytes
+ *   STREAM_RUN       agent -> hub   after a reconnect: JSON {"msg_id", "cell_id"?, "code"?,
+ *                                   "whole": bool}, an execute request still kept
+ *   STREAM_HISTORY   agent -> hub   a message of that run the previous hub had: recorded
+ *                                   into the notebook, not sent to clients (as STREAM_MSG)
+ *   STREAM_GAP       agent -> hub   JSON {"msg_id"?, "dropped": N}: messages lost while no
+ *                                   hub was connected (the agent's budget was spent)
+ *   STREAM_RECORDED  hub -> agent   JSON {"msg_id"}: the notebook has that run; forget it
  */
 #ifndef LABBOOK_WIRE_STREAM_H
 #define LABBOOK_WIRE_STREAM_H
@@ -39,6 +46,10 @@ enum stream_type {
     STREAM_CLAIM = 7,
     STREAM_FILE = 8,
     STREAM_FILE_REPLY = 9,
+    STREAM_RUN = 10,
+    STREAM_HISTORY = 11,
+    STREAM_GAP = 12,
+    STREAM_RECORDED = 13,
 };
 
 #define STREAM_HEADER_LEN 5

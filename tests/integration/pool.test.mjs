@@ -90,4 +90,26 @@ describe('pool', { skip }, () => {
     assert.match(k3.body.message, /2/);
     for (const id of [o.body.id, k1.body.id, k2.body.id]) await api(ctx.server, 'alice', 'DELETE', `/api/kernels/${id}`);
   });
+
+  test('a hub crash orphans no pooled runtime: the next hub takes it into its pool', async (t) => {
+    if (needSandbox(t)) return;
+    const agents = () => ctx.server.runtimeProcs().filter((pid) => {
+      try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[1] === 'agent'; } catch { return false; }
+    });
+    const pooledId = await until(() => readyUnclaimed(), { timeoutMs: 30000, what: 'a pooled runtime ready' });
+    await until(() => agents().length === 1, { timeoutMs: 15000, what: 'one agent, the pooled one' });
+    await ctx.server.kill('SIGKILL');
+    await ctx.server.start();
+    // The same runtime is ready again, and no second one is started beside it.
+    await until(() => new RegExp(`pool: runtime ${pooledId} ready[\\s\\S]*`).test(ctx.server.log().split('=== ').pop()),
+      { timeoutMs: 30000, what: 'the pooled runtime back in the new pool' });
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(agents().length, 1, 'one agent: the adopted pooled runtime');
+    const a = await api(ctx.server, 'alice', 'POST', '/api/kernels', { name: 'python3' });
+    assert.equal(a.status, 201, a.text);
+    assert.equal(a.body.id, pooledId, 'served by the adopted runtime');
+    const A = await probe(ctx.server, 'alice', a.body.id, "import os\nR['drive'] = os.path.isdir('/content/drive/MyDrive')");
+    assert.equal(A.drive, true);
+    await api(ctx.server, 'alice', 'DELETE', `/api/kernels/${a.body.id}`);
+  });
 });

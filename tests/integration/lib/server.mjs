@@ -219,6 +219,23 @@ export async function startServer({ users = ['alice', 'bob'], name = 'server', p
       await server.stop({ keepRuntimes: true });
       await launch(server.port);
     },
+    /**
+     * Sends the server process `signal` (a crash: SIGKILL) and waits for it to exit,
+     * leaving its runtimes running; start() brings it back on the same port.
+     */
+    async kill(signal = 'SIGKILL') {
+      const p = server.proc;
+      if (!p) throw new Error('server is not running');
+      server.proc = null;
+      if (p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill(signal);
+      await exited;
+    },
+    /** Starts the server again on the same data dir and port after kill(). */
+    async start() {
+      await launch(server.port);
+    },
   };
 
   async function launch(port) {

@@ -874,6 +874,86 @@ static void test_save_while_recording(void **state)
     nbdoc_close(doc);
 }
 
+/* A hub restarted while a cell ran, and the agent could not keep the run's first outputs:
+ * the cell keeps what the file has, a note marks the gap, what follows comes after it. */
+static void test_resume_keeps_file_outputs(void **state)
+{
+    struct fx *f = *state;
+    put_raw(f->root, "nb.ipynb", NB_BASIC);
+    /* The first hub recorded two lines, then died. */
+    struct nbdoc *doc = open_doc(f, "nb.ipynb", 0);
+    start(doc, "m1", "a", NULL, 7);
+    stream(doc, "m1", "stdout", "0\n1\n");
+    assert_int_equal(nbdoc_save(doc), 0);
+    nbdoc_close(doc);
+
+    doc = open_doc(f, "nb.ipynb", 0);
+    assert_false(nbdoc_tracks(doc, "m1"));
+    assert_int_equal(nbdoc_resume(doc, "m1", NULL, "a"), 0);
+    assert_true(nbdoc_tracks(doc, "m1"));
+    nbdoc_gap(doc, "m1", "[labbook] gap");
+    stream(doc, "m1", "stdout", "5\n");
+    assert_int_equal(nbdoc_save(doc), 0);
+    stream(doc, "m1", "stdout", "6\n");
+    finish(doc, "m1", 7);
+    assert_int_equal(nbdoc_save(doc), 0);
+    json_t *nb = load_nb(f, "nb.ipynb");
+    json_t *outs = outputs_of(nb, "a");
+    assert_int_equal(json_array_size(outs), 3);
+    assert_stream(json_array_get(outs, 0), "stdout", "0\n1\n");
+    assert_stream(json_array_get(outs, 1), "stderr", "[labbook] gap\n");
+    assert_stream(json_array_get(outs, 2), "stdout", "5\n6\n");
+    assert_int_equal(count_of(nb, "a"), 7);
+    json_decref(nb);
+    nbdoc_close(doc);
+
+    /* A clear_output after the resume clears what the file had too. */
+    doc = open_doc(f, "nb.ipynb", 0);
+    assert_int_equal(nbdoc_resume(doc, "m2", NULL, "a"), 0);
+    assert_int_equal(msg(doc, "clear_output", "m2", "{\"wait\": false}"), 0);
+    stream(doc, "m2", "stdout", "fresh\n");
+    assert_int_equal(nbdoc_save(doc), 0);
+    nb = load_nb(f, "nb.ipynb");
+    outs = outputs_of(nb, "a");
+    assert_int_equal(json_array_size(outs), 1);
+    assert_stream(json_array_get(outs, 0), "stdout", "fresh\n");
+    json_decref(nb);
+    nbdoc_close(doc);
+}
+
+static void note_id(void *ctx, const char *msg_id)
+{
+    struct buf *b = ctx;
+    buf_printf(b, "%s;", msg_id);
+}
+
+/* The hub tells the agent which runs it may forget: finished ones the file has, once. */
+static void test_take_recorded(void **state)
+{
+    struct fx *f = *state;
+    put_raw(f->root, "nb.ipynb", NB_BASIC);
+    struct nbdoc *doc = open_doc(f, "nb.ipynb", 0);
+    struct buf b = {0};
+    start(doc, "m1", "a", NULL, 1);
+    stream(doc, "m1", "stdout", "x\n");
+    finish(doc, "m1", 1);
+    start(doc, "m2", "b", NULL, 2);
+    stream(doc, "m2", "stdout", "y\n");
+    assert_int_equal(nbdoc_take_recorded(doc, note_id, &b), 0); /* nothing saved yet */
+    assert_int_equal(nbdoc_save(doc), 0);
+    assert_int_equal(nbdoc_take_recorded(doc, note_id, &b), 1); /* m2 still runs */
+    stream(doc, "m2", "stdout", "z\n");
+    finish(doc, "m2", 2);
+    assert_int_equal(nbdoc_take_recorded(doc, note_id, &b), 0); /* its last line is not saved */
+    assert_int_equal(nbdoc_save(doc), 0);
+    assert_int_equal(nbdoc_take_recorded(doc, note_id, &b), 1);
+    assert_int_equal(nbdoc_take_recorded(doc, note_id, &b), 0);
+    buf_append(&b, "", 0);
+    assert_string_equal(b.data, "m1;m2;");
+    buf_free(&b);
+    nbdoc_close(doc);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -896,6 +976,8 @@ int main(void)
         T(test_size_cap),
         T(test_many_runs_capped),
         T(test_save_while_recording),
+        T(test_resume_keeps_file_outputs),
+        T(test_take_recorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
