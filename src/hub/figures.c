@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/fsat.h"
 #include "common/config.h"
 #include "hub/channels.h"
 #include "hub/hub.h"
@@ -335,32 +336,6 @@ uint64_t figures_disk_usage(const char *path, long *budget, bool *partial)
         return 0;
     }
     return (uint64_t)st.st_blocks * 512 + walk(fd, st.st_dev, 0, budget, partial);
-}
-
-/* Removes a tree (no links followed, no other file systems), making folders writable
- * first (rootless overlays hold read-only ones). */
-static void remove_tree_at(int at, const char *name, int depth)
-{
-    struct stat st;
-    if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return;
-    if (S_ISDIR(st.st_mode) && depth < DISK_MAX_DEPTH) {
-        fchmodat(at, name, 0700, 0);
-        int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d && fd >= 0)
-            close(fd);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)))
-                if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-                    remove_tree_at(dirfd(d), e->d_name, depth + 1);
-            closedir(d);
-        }
-        unlinkat(at, name, AT_REMOVEDIR);
-    } else {
-        unlinkat(at, name, 0);
-    }
 }
 
 /* ---- one sample ---- */
@@ -855,7 +830,9 @@ struct wipe_job {
 void figures_remove_now(const char *path)
 {
     disk_detach(path); /* a runtime's folder: its disk first */
-    remove_tree_at(AT_FDCWD, path, 0);
+    /* Unprivileged, folders a rootless overlay made read-only are opened up first; as
+     * root there is no need, so nothing is ever chmodded as root. */
+    fs_remove_path(path, FS_RM_ONE_FS | (geteuid() ? FS_RM_WRITABLE : 0));
 }
 
 static void wipe_work(uv_work_t *w)
