@@ -5,14 +5,17 @@
 #include "agent/agent.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -24,8 +27,11 @@
 
 #include "agent/files.h"
 #include "agent/kernel.h"
+#include "common/fsat.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "hub/launcher.h"
+#include "sandbox/disk.h"
 #include "sandbox/sandbox.h"
 #include "wire/stream.h"
 #include "wire/wsframe.h"
@@ -59,6 +65,10 @@ struct agent_config {
     bool sandboxed;
     struct sandbox_spec sbx;
     char **sbx_masks, **sbx_devices;
+    char *data_dir; /* "sandbox.data_dir": where drive/<user> is looked up */
+    /* The user's drive, DATA/drive/<user> opened O_PATH by the agent itself (no link
+     * followed), or -1; sbx.drive_dir is then "/proc/self/fd/N", that very folder. */
+    int drive_fd;
 };
 
 static void str_list_free(char **v, size_t n)
@@ -90,7 +100,11 @@ static void config_free(struct agent_config *c)
     free((char *)c->sbx.python_dir);
     str_list_free(c->sbx_masks, c->sbx.nmask);
     str_list_free(c->sbx_devices, c->sbx.ndevices);
+    free(c->data_dir);
+    if (c->drive_fd >= 0)
+        close(c->drive_fd);
     memset(c, 0, sizeof(*c));
+    c->drive_fd = -1;
 }
 
 static int get_str(json_t *o, const char *key, bool required, char **out, char **err)
@@ -144,24 +158,60 @@ static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *out, cha
     return 0;
 }
 
+/* Opens DATA/drive/<user> itself (launcher_open_drive: a valid user name, no link
+ * followed beneath the data folder) and makes it the sandbox's drive, by fd as root. */
+static int use_drive(struct agent_config *c, const char *user, char **err)
+{
+    int fd = launcher_open_drive(c->data_dir, user);
+    if (fd < 0) {
+        char q[80];
+        *err = xasprintf("no drive for user %s: %s", log_quote(user, q, sizeof(q)),
+                         fd == -EINVAL ? "not a user name" : strerror(-fd));
+        return fd;
+    }
+    if (c->drive_fd >= 0)
+        close(c->drive_fd);
+    c->drive_fd = fd;
+    free((char *)c->sbx.drive_dir);
+    /* As root, that very folder (the sandbox clones it in this mount namespace). An
+     * unprivileged agent can do nothing the hub's user cannot: its path serves, and is
+     * what a bind mount in a new user namespace needs. */
+    c->sbx.drive_dir = geteuid() == 0 ? xasprintf("/proc/self/fd/%d", fd)
+                                      : xasprintf("%s/drive/%s", c->data_dir, user);
+    return 0;
+}
+
 /* The "sandbox" object (docs/sandbox.md). */
 static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
 {
     struct sandbox_spec *s = &c->sbx;
-    char *state = NULL, *root = NULL, *drive = NULL, *cg = NULL, *cwd = NULL, *py = NULL;
+    char *state = NULL, *root = NULL, *user = NULL, *cg = NULL, *cwd = NULL, *py = NULL;
     uint64_t mem = 0, pids = 0, weight = 0, base = 0, disk = 0;
     c->sandboxed = true;
     int r;
+    if (json_object_get(o, "drive_dir")) {
+        *err = xstrdup("\"sandbox.drive_dir\" is gone: the drive is named by \"drive_user\"");
+        return -EINVAL;
+    }
     if ((r = get_str(o, "state_dir", true, &state, err)) < 0 ||
         (r = get_str(o, "root_image", false, &root, err)) < 0 ||
-        (r = get_str(o, "drive_dir", false, &drive, err)) < 0 ||
+        (r = get_str(o, "drive_user", false, &user, err)) < 0 ||
+        (r = get_str(o, "data_dir", false, &c->data_dir, err)) < 0 ||
         (r = get_str(o, "cgroup", false, &cg, err)) < 0 ||
         (r = get_str(o, "cwd", false, &cwd, err)) < 0 ||
         (r = get_str(o, "python_dir", false, &py, err)) < 0)
         goto out;
-    s->state_dir = state, s->root_image = root, s->drive_dir = drive, s->cgroup_name = cg;
+    s->state_dir = state, s->root_image = root, s->cgroup_name = cg;
     s->cwd = cwd, s->python_dir = py;
-    state = root = drive = cg = cwd = py = NULL; /* owned by the config now */
+    state = root = cg = cwd = py = NULL; /* owned by the config now */
+    if ((user || json_is_true(json_object_get(o, "drive_later"))) &&
+        (!c->data_dir || c->data_dir[0] != '/')) {
+        *err = xstrdup("\"sandbox.data_dir\" must be an absolute path");
+        r = -EINVAL;
+        goto out;
+    }
+    if (user && (r = use_drive(c, user, err)) < 0)
+        goto out;
     if (s->python_dir && s->python_dir[0] != '/') {
         *err = xstrdup("\"sandbox.python_dir\" must be an absolute path");
         r = -EINVAL;
@@ -198,7 +248,7 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
 out:
     free(state);
     free(root);
-    free(drive);
+    free(user);
     free(cg);
     free(cwd);
     free(py);
@@ -317,7 +367,7 @@ static const int chan_port[CH_COUNT] = {KPORT_SHELL, KPORT_CONTROL, KPORT_STDIN,
                                         KPORT_HB};
 
 enum kstate { K_NONE, K_STARTING, K_RUNNING, K_STOPPING };
-enum after_stop { AFTER_DEAD, AFTER_RESTART, AFTER_EXIT };
+enum after_stop { AFTER_DEAD, AFTER_RESTART, AFTER_RESET, AFTER_EXIT };
 
 /* One frame on its way to the hub. Kernel messages are written straight from the
  * ZeroMQ frames they arrived in (in), agent frames from owned. */
@@ -751,6 +801,50 @@ static int kernel_started(struct agent *a, const int ports[KPORT_COUNT], char **
     return 0;
 }
 
+/* Factory reset, the old kernel gone (its sandbox released): the overlay's upper layer,
+ * its work folder and /content move into reset-<ms> beside them (on the runtime's disk
+ * when it has one), and a child removes that, never through a link. Names are resolved
+ * here, beneath the state folder, with no link followed. */
+static void reset_files(struct agent *a)
+{
+    static const char *const sub[] = {"upper", "work", "content"};
+    if (!a->cfg.sandboxed)
+        return;
+    const char *state = a->cfg.sbx.state_dir;
+    int sfd = open(state, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), wd = -1, tfd = -1;
+    if (sfd >= 0)
+        wd = disk_is_mounted(state)
+                 ? fs_open_beneath(sfd, "disk", O_PATH | O_DIRECTORY | O_NOFOLLOW,
+                                   RESOLVE_NO_SYMLINKS)
+                 : dup(sfd);
+    char trash[48];
+    snprintf(trash, sizeof(trash), "reset-%" PRIu64, now_ms());
+    if (wd < 0 || mkdirat(wd, trash, 0700) < 0 ||
+        (tfd = openat(wd, trash, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        log_error("agent: factory reset: cannot make %s/%s: %s", state, trash, strerror(errno));
+        goto out;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(sub); i++)
+        if (renameat(wd, sub[i], tfd, sub[i]) < 0 && errno != ENOENT)
+            log_error("agent: factory reset: cannot move %s aside: %s", sub[i], strerror(errno));
+    pid_t pid = fork(); /* reaped by reap(), as any child that is not the kernel */
+    if (pid == 0) {
+        if (wd > 3)
+            close_range(3, (unsigned)wd - 1, 0);
+        close_range((unsigned)wd + 1, ~0U, 0);
+        fs_remove_tree(wd, trash, FS_RM_ONE_FS | (geteuid() ? FS_RM_WRITABLE : 0));
+        _exit(0);
+    }
+    if (pid < 0)
+        fs_remove_tree(wd, trash, FS_RM_ONE_FS | (geteuid() ? FS_RM_WRITABLE : 0));
+    log_info("agent: factory reset: the old files were moved aside");
+out:
+    int fds[] = {sfd, wd, tfd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 /* Starts a kernel, telling the hub it is dead where that fails. */
 static void kernel_start_or_die(struct agent *a)
 {
@@ -773,10 +867,13 @@ static void kernel_stop(struct agent *a, enum after_stop after)
     }
     if (a->pid <= 0) {
         a->kstate = K_NONE;
-        if (after == AFTER_EXIT)
+        if (after == AFTER_EXIT) {
             a->done = true;
-        else if (after == AFTER_RESTART)
+        } else if (after == AFTER_RESTART || after == AFTER_RESET) {
+            if (after == AFTER_RESET)
+                reset_files(a);
             kernel_start_or_die(a);
+        }
         return;
     }
     a->kstate = K_STOPPING;
@@ -819,10 +916,13 @@ static void on_kernel_exit(struct agent *a, const siginfo_t *si)
     a->kstate = K_NONE;
     if (was == K_STOPPING) {
         log_info("agent: kernel stopped (%s)", how);
-        if (a->after == AFTER_EXIT)
+        if (a->after == AFTER_EXIT) {
             a->done = true;
-        else if (a->after == AFTER_RESTART)
+        } else if (a->after == AFTER_RESTART || a->after == AFTER_RESET) {
+            if (a->after == AFTER_RESET)
+                reset_files(a); /* only now: the old kernel never sees its files go */
             kernel_start_or_die(a);
+        }
         return;
     }
     /* It died on its own: restart it unless that keeps happening. */
@@ -995,25 +1095,38 @@ static void interrupt(struct agent *a)
 static void claim(struct agent *a, const uint8_t *p, size_t len)
 {
     json_t *o = json_loadb((const char *)p, len, 0, NULL);
-    const char *drive = json_string_value(json_object_get(o, "drive_dir"));
-    char *why = NULL;
-    if (!a->cfg.sandboxed || !a->cfg.sbx.drive_later || !drive || drive[0] != '/') {
+    const char *user = json_string_value(json_object_get(o, "user"));
+    char *why = NULL, *err = NULL;
+    if (!a->cfg.sandboxed || !a->cfg.sbx.drive_later || !user) {
         why = xstrdup("this runtime cannot be claimed");
     } else {
-        struct sandbox_error err;
-        if (a->sbx.pid > 0 && sandbox_attach_drive(&a->cfg.sbx, &a->sbx, drive, &err) < 0)
-            why = xasprintf("cannot bind the drive: %s", err.msg);
+        /* The name is the hub's; the folder is found here, as for a config's drive. */
+        struct agent_config c = {.data_dir = a->cfg.data_dir, .drive_fd = -1};
+        struct sandbox_error se;
+        if (use_drive(&c, user, &err) < 0)
+            why = xasprintf("cannot bind the drive: %s", err);
+        else if (a->sbx.pid > 0 &&
+                 sandbox_attach_drive(&a->cfg.sbx, &a->sbx, c.sbx.drive_dir, &se) < 0)
+            why = xasprintf("cannot bind the drive: %s", se.msg);
         if (!why) {
-            a->cfg.sbx.drive_dir = xstrdup(drive);
+            a->cfg.drive_fd = c.drive_fd;
+            a->cfg.sbx.drive_dir = c.sbx.drive_dir; /* owned by the config now */
             a->cfg.sbx.drive_later = false;
+        } else {
+            if (c.drive_fd >= 0)
+                close(c.drive_fd);
+            free((char *)c.sbx.drive_dir);
         }
     }
-    log_info("agent: claimed%s%s", why ? ", but " : "", why ? why : "");
+    char q[80];
+    log_info("agent: claimed%s%s%s%s", user ? " for " : "",
+             user ? log_quote(user, q, sizeof(q)) : "", why ? ", but " : "", why ? why : "");
     json_t *st = json_pack("{s:s}", "state", "claimed");
     if (why)
         json_object_set_new(st, "reason", json_string(why));
     hub_send_json(a, STREAM_STATE, st);
     free(why);
+    free(err);
     json_decref(o);
 }
 
@@ -1074,6 +1187,13 @@ static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size
         send_state(a, "restarting", "restart requested");
         a->nrestarts = 0;
         kernel_stop(a, AFTER_RESTART);
+        break;
+    case STREAM_RESET:
+        if (a->kstate == K_STOPPING && a->after == AFTER_EXIT)
+            break;
+        send_state(a, "restarting", "factory reset");
+        a->nrestarts = 0;
+        kernel_stop(a, AFTER_RESET);
         break;
     case STREAM_SHUTDOWN:
         kernel_stop(a, AFTER_EXIT);
@@ -1336,6 +1456,7 @@ int agent_main(int argc, char **argv)
         return 2;
     }
     struct agent *a = xcalloc(1, sizeof(*a));
+    a->cfg.drive_fd = -1;
     a->hub_fd = a->sig_fd = -1;
     a->outq_tail = &a->outq;
     a->sbx.status_fd = -1;

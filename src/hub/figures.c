@@ -860,40 +860,10 @@ void figures_remove_tree(struct hub *h, char *path)
     }
 }
 
-int figures_files_aside(const char *runtime_dir, char **trash_out)
+void figures_runtime_forget(struct hub *h, const char *id)
 {
-    /* With a disk of its own, its files are there, and the trash too (no copy). */
-    char *dir = disk_is_mounted(runtime_dir) ? disk_mount_dir(runtime_dir) : xstrdup(runtime_dir);
-    char *trash = xasprintf("%s/reset-%" PRIu64, dir, now_ms());
-    static const char *const sub[] = {"upper", "work", "content"};
-    int r = 0;
-    *trash_out = NULL;
-    if (mkdir(trash, 0700) < 0) {
-        r = -errno;
-        free(trash);
-        goto out;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
-        char *from = xasprintf("%s/%s", dir, sub[i]);
-        char *to = xasprintf("%s/%s", trash, sub[i]);
-        if (rename(from, to) < 0 && errno != ENOENT && r == 0)
-            r = -errno;
-        free(from);
-        free(to);
-    }
-    *trash_out = trash; /* the caller's now, even on error: remove it */
-out:
-    free(dir);
-    return r;
-}
-
-int figures_runtime_wipe(struct hub *h, const char *id, char **trash_out)
-{
-    char *rdir = xasprintf("%s/%s", h->runtimes_dir, id);
-    int r = figures_files_aside(rdir, trash_out);
-    free(rdir);
+    (void)h;
     struct fig_entry *e = entry_find(id);
     if (e)
         e->disk_ms = 0; /* walk it again next time */
-    return r;
 }

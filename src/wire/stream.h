@@ -12,14 +12,18 @@
  *   STREAM_INTERRUPT hub -> agent   empty
  *   STREAM_RESTART   hub -> agent   empty
  *   STREAM_SHUTDOWN  hub -> agent   empty: shut the kernel down, then exit
- *   STREAM_CLAIM     hub -> agent   JSON {"drive_dir": ...}: a pre-started runtime becomes
- *                                   a user's; the agent binds the drive and answers with
+ *   STREAM_CLAIM     hub -> agent   JSON {"user": name}: a pre-started runtime becomes
+ *                                   a user's; the agent binds DATA/drive/<name> (found
+ *                                   by itself, no link followed) and answers with
  *                                   STATE {"state": "claimed"[, "reason": why it failed]}
  *   STREAM_FILE      hub -> agent   a file request on the runtime's /content: u32 LE n,
  *                                   n bytes of JSON {"req": N, "op": ..., "path": ...},
  *                                   then the bytes of a "write"
  *   STREAM_FILE_REPLY agent -> hub  the same layout: JSON {"req": N, "status": HTTP-like,
  *                                   "message"?, "type"?, "entries"?}, then a file's bytes
+ *   STREAM_RESET     hub -> agent   empty: factory reset; as STREAM_RESTART, but once the
+ *                                   old kernel has exited its overlay and /content are
+ *                                   moved aside (and removed) before the new one starts
  */
 #ifndef LABBOOK_WIRE_STREAM_H
 #define LABBOOK_WIRE_STREAM_H
@@ -39,6 +43,7 @@ enum stream_type {
     STREAM_CLAIM = 7,
     STREAM_FILE = 8,
     STREAM_FILE_REPLY = 9,
+    STREAM_RESET = 10,
 };
 
 #define STREAM_HEADER_LEN 5

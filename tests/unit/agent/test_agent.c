@@ -672,6 +672,117 @@ static void test_sandboxed_kernel(void **state)
     hub_free(&h);
 }
 
+/* Claims the runtime with json; want is NULL for success, else part of the reason. */
+static void claim_as(struct hub *h, const char *json, const char *want)
+{
+    hub_send(h, STREAM_CLAIM, json, strlen(json));
+    json_t *st = expect_state(h, "claimed", 10000);
+    const char *reason = json_string_value(json_object_get(st, "reason"));
+    if (!want && reason)
+        fail_msg("claim %s: %s", json, reason);
+    if (want && (!reason || !strstr(reason, want)))
+        fail_msg("claim %s: reason \"%s\" does not say \"%s\"", json, reason ? reason : "", want);
+}
+
+/* A pre-started sandboxed runtime claimed by a hostile hub: a path, "..", an absolute
+ * name, a link and a missing user are refused, and only DATA/drive/<user> is bound, by
+ * the folder the agent opened (a link swapped in later is not followed at a restart).
+ * Then a factory reset: the old kernel exits (its atexit handlers still see its files)
+ * before its files move, and the new one starts on an empty /content. Root only. */
+static void test_sandboxed_claim_and_reset(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: sandboxed kernels need root\n");
+        skip();
+    }
+    struct hub h = {0};
+    hub_listen(&h);
+    char *sbx = xasprintf("%s/sbx", h.dir), *data = xasprintf("%s/data", h.dir);
+    char *victim = xasprintf("%s/victim", h.dir), *alice = xasprintf("%s/drive/alice", data);
+    char *cmd = xasprintf("mkdir -p '%s' '%s/drive/alice' && echo s > '%s/secret.txt' && "
+                          "echo a > '%s/alice.txt' && ln -s '%s' '%s/drive/evil'",
+                          victim, data, victim, alice, victim, data);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    next_sandbox = json_pack("{s:s, s:[s], s:b, s:s, s:b}", "state_dir", sbx, "mask_paths", h.dir,
+                             "network", 0, "data_dir", data, "drive_later", 1);
+    hub_start_agent(&h, kernel_argv(), "signal");
+    expect_state(&h, "running", 60000);
+    char *bad = xasprintf("{\"drive_dir\": \"%s\"}", victim);
+    claim_as(&h, bad, "cannot be claimed");
+    free(bad);
+    claim_as(&h, "{\"user\": \"../victim\"}", "not a user name");
+    claim_as(&h, "{\"user\": \"/etc\"}", "not a user name");
+    claim_as(&h, "{\"user\": \"evil\"}", "cannot bind the drive");
+    claim_as(&h, "{\"user\": \"nobody\"}", "cannot bind the drive");
+    claim_as(&h, "{\"user\": \"alice\"}", NULL);
+    claim_as(&h, "{\"user\": \"alice\"}", "cannot be claimed"); /* once only */
+    const char *id =
+        execute(&h, "import os; print(sorted(os.listdir('/content/drive/MyDrive')))", false);
+    char *out = stream_text(&h, id, 10000);
+    assert_string_equal(out, "['alice.txt']\n");
+    free(out);
+
+    /* The hub's user swaps alice's drive for a link to the victim. */
+    char *old = xasprintf("%s/drive/alice.old", data);
+    assert_int_equal(rename(alice, old), 0);
+    assert_int_equal(symlink(victim, alice), 0);
+    id = execute(&h,
+                 "import atexit, os, time\n"
+                 "open('/content/x', 'w').write('x')\n"
+                 "def bye():\n"
+                 "    time.sleep(0.3)\n"
+                 "    open('/content/drive/MyDrive/atexit.txt', 'w').write(\n"
+                 "        str(os.path.exists('/content/x')))\n"
+                 "atexit.register(bye)\n",
+                 false);
+    out = stream_text(&h, id, 10000);
+    free(out);
+    hub_send(&h, STREAM_RESET, NULL, 0);
+    json_t *st = expect_state(&h, "restarting", 10000);
+    assert_string_equal(str(st, "reason"), "factory reset");
+    expect_state(&h, "running", 60000);
+    id = execute(&h,
+                 "import os; print(os.path.exists('/content/x'), "
+                 "sorted(os.listdir('/content/drive/MyDrive')))",
+                 false);
+    out = stream_text(&h, id, 10000);
+    assert_string_equal(out, "False ['alice.txt', 'atexit.txt']\n");
+    free(out);
+    char *said = xasprintf("%s/atexit.txt", old), *text = NULL;
+    size_t n;
+    assert_int_equal(read_file(said, 1 << 20, &text, &n), 0);
+    assert_string_equal(text, "True"); /* the old kernel had its files until it ended */
+    free(text);
+    free(said);
+    char *vs = xasprintf("%s/atexit.txt", victim);
+    assert_int_equal(access(vs, F_OK), -1);
+    free(vs);
+    /* The old files go (a child of the agent removes them). */
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; i++) {
+        char *ls = xasprintf("ls '%s' | grep -q '^reset-'", sbx);
+        gone = system(ls) != 0;
+        free(ls);
+        if (!gone)
+            usleep(50000);
+    }
+    assert_true(gone);
+    close(h.fd);
+    h.fd = -1;
+    assert_int_equal(hub_wait_agent(&h, 10000), 0);
+    char *rm = xasprintf("rm -rf '%s' '%s' '%s'", sbx, data, victim);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+    free(sbx);
+    free(data);
+    free(victim);
+    free(alice);
+    free(old);
+    hub_free(&h);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -682,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_kernel_lifecycle),
         cmocka_unit_test(test_interrupt_message),
         cmocka_unit_test(test_sandboxed_kernel),
+        cmocka_unit_test(test_sandboxed_claim_and_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
