@@ -25,6 +25,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "agent/agentlog.h"
 #include "agent/files.h"
 #include "agent/kernel.h"
 #include "common/fsat.h"
@@ -59,8 +60,9 @@ struct agent_config {
     bool interrupt_message;
     size_t max_frame;
     int start_timeout_s;
-    int orphan_timeout_s; /* 0: the kernel goes when the hub does; else how long the agent
-                             waits for the hub to come back (a hub restart) */
+    int orphan_timeout_s;       /* 0: the kernel goes when the hub does; else how long the agent
+                                   waits for the hub to come back (a hub restart) */
+    struct agentlog_limits log; /* "log_max_bytes", "log_kernel_bytes_per_s": 0 = defaults */
     /* "sandbox": present when sandboxed; its strings are owned here. */
     bool sandboxed;
     struct sandbox_spec sbx;
@@ -340,6 +342,16 @@ static int config_load(const char *path, struct agent_config *c, char **err)
         }
         c->orphan_timeout_s = (int)json_integer_value(ot);
     }
+    json_t *lm = json_object_get(o, "log_max_bytes");
+    json_t *lk = json_object_get(o, "log_kernel_bytes_per_s");
+    if ((lm && (!json_is_integer(lm) || json_integer_value(lm) < 4096)) ||
+        (lk && (!json_is_integer(lk) || json_integer_value(lk) < 1))) {
+        *err = xstrdup("\"log_max_bytes\" (4096 or more) and \"log_kernel_bytes_per_s\" must "
+                       "be positive integers");
+        goto out;
+    }
+    c->log.max_bytes = lm ? (uint64_t)json_integer_value(lm) : 0;
+    c->log.kernel_bytes_per_s = lk ? (uint64_t)json_integer_value(lk) : 0;
     json_t *sb = json_object_get(o, "sandbox");
     if (sb && !json_is_object(sb)) {
         *err = xstrdup("\"sandbox\" must be an object");
@@ -384,6 +396,8 @@ struct agent {
     struct agent_config cfg;
     int hub_fd;
     int sig_fd;
+    int kout_fd;    /* read end of the pipe that is the kernel's stdout and stderr (and ours) */
+    int old_stdout; /* fd 1 as it was, put back at the end */
     struct stream_decoder dec;
     uint8_t *rbuf;
     struct out_item *outq, **outq_tail;
@@ -1339,6 +1353,45 @@ static long next_timeout(const struct agent *a)
     return at <= now ? 0 : (long)(at - now);
 }
 
+/* What the kernel (or anything of ours) wrote to stdout or stderr: into the capped log. */
+static void kernel_output(struct agent *a)
+{
+    static char b[65536];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = read(a->kout_fd, b, sizeof(b));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        agentlog_kernel(b, (size_t)n);
+    }
+}
+
+/* From here on, every line the agent logs and every byte its kernel writes to stdout or
+ * stderr reaches agent.log through the capped writer (agentlog.h): fd 2 (the log the
+ * launcher opened) becomes the writer's, and fds 1 and 2, which the kernel inherits,
+ * a pipe this loop reads. */
+static void capture_output(struct agent *a)
+{
+    int p[2];
+    int logfd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (logfd < 0 || pipe2(p, O_CLOEXEC) < 0) {
+        if (logfd >= 0)
+            close(logfd);
+        return; /* uncapped, as before */
+    }
+    int dirfd = open(a->cfg.runtime_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    a->old_stdout = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    agentlog_start(logfd, dirfd, "agent.log", &a->cfg.log);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(p[1], 1);
+    dup2(p[1], 2);
+    close(p[1]);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    a->kout_fd = p[0];
+}
+
 static int loop(struct agent *a)
 {
     while (!a->done) {
@@ -1358,8 +1411,8 @@ static int loop(struct agent *a)
         }
         /* Item i of rev[] is the hub, the signalfd, then the channels; absent ones
          * are left out of the poll set. */
-        zmq_pollitem_t items[2 + CH_COUNT];
-        int map[2 + CH_COUNT], m = 0;
+        zmq_pollitem_t items[3 + CH_COUNT];
+        int map[3 + CH_COUNT], m = 0;
         memset(items, 0, sizeof(items));
         if (a->hub_fd >= 0) {
             items[m].fd = a->hub_fd;
@@ -1369,6 +1422,11 @@ static int loop(struct agent *a)
         items[m].fd = a->sig_fd;
         items[m].events = ZMQ_POLLIN;
         map[m++] = 1;
+        if (a->kout_fd >= 0) {
+            items[m].fd = a->kout_fd;
+            items[m].events = ZMQ_POLLIN;
+            map[m++] = 2 + CH_COUNT;
+        }
         for (int c = 0; c < CH_COUNT; c++) {
             if (!a->sock[c])
                 continue;
@@ -1377,16 +1435,21 @@ static int loop(struct agent *a)
             items[m].events = c == CH_HB || !a->outq ? ZMQ_POLLIN : 0;
             map[m++] = 2 + c;
         }
-        int r = zmq_poll(items, m, next_timeout(a));
+        long t = next_timeout(a), lt = agentlog_tick();
+        if (lt >= 0 && (t < 0 || lt < t))
+            t = lt;
+        int r = zmq_poll(items, m, t);
         if (r < 0 && zmq_errno() != EINTR) {
             log_error("agent: zmq_poll: %s", zmq_strerror(zmq_errno()));
             return -zmq_errno();
         }
-        short rev[2 + CH_COUNT] = {0};
+        short rev[3 + CH_COUNT] = {0};
         for (int i = 0; r > 0 && i < m; i++)
             rev[map[i]] = items[i].revents;
         if (rev[1] & ZMQ_POLLIN)
             on_signal(a);
+        if (rev[2 + CH_COUNT] & (ZMQ_POLLIN | ZMQ_POLLERR))
+            kernel_output(a);
         if (a->hub_fd >= 0 && (rev[0] & ZMQ_POLLOUT)) {
             int w = hub_flush(a);
             if (w < 0) {
@@ -1457,7 +1520,7 @@ int agent_main(int argc, char **argv)
     }
     struct agent *a = xcalloc(1, sizeof(*a));
     a->cfg.drive_fd = -1;
-    a->hub_fd = a->sig_fd = -1;
+    a->hub_fd = a->sig_fd = a->kout_fd = a->old_stdout = -1;
     a->outq_tail = &a->outq;
     a->sbx.status_fd = -1;
     int rc = 1;
@@ -1477,6 +1540,7 @@ int agent_main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    capture_output(a);
     if (sodium_init() < 0) {
         fprintf(stderr, "labbook agent: libsodium failed to initialise\n");
         goto out;
@@ -1564,6 +1628,15 @@ out:
     free(err);
     sodium_memzero(a->keyhex, sizeof(a->keyhex));
     zmsg_key_free(&a->key);
+    if (a->kout_fd >= 0) {
+        kernel_output(a); /* the last of it */
+        agentlog_stop();
+        close(a->kout_fd);
+        if (a->old_stdout >= 0) {
+            dup2(a->old_stdout, 1);
+            close(a->old_stdout);
+        }
+    }
     config_free(&a->cfg);
     free(a);
     sigprocmask(SIG_SETMASK, &old, NULL);

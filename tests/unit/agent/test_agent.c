@@ -307,6 +307,10 @@ static void hub_listen(struct hub *h)
 
 /* A "sandbox" object for the next hub_start_agent (stolen), or NULL. */
 static json_t *next_sandbox;
+/* Keys merged into the next config (stolen), or NULL. */
+static json_t *next_extra;
+/* The next agent's stdout and stderr are DIR/rt/agent.log, as the launcher opens it. */
+static bool next_log_file;
 
 /* Writes the config, forks the agent and accepts its connection. */
 static void hub_start_agent(struct hub *h, json_t *argv, const char *interrupt_mode)
@@ -321,6 +325,12 @@ static void hub_start_agent(struct hub *h, json_t *argv, const char *interrupt_m
     if (next_sandbox)
         json_object_set_new(cfg, "sandbox", next_sandbox);
     next_sandbox = NULL;
+    if (next_extra)
+        json_object_update(cfg, next_extra);
+    json_decref(next_extra);
+    next_extra = NULL;
+    bool log_file = next_log_file;
+    next_log_file = false;
     assert_int_equal(json_dump_file(cfg, h->cfg_path, 0), 0);
     json_decref(cfg);
     free(rt);
@@ -329,6 +339,16 @@ static void hub_start_agent(struct hub *h, json_t *argv, const char *interrupt_m
     assert_true(h->agent >= 0);
     if (h->agent == 0) {
         close(h->lfd);
+        if (log_file) {
+            char *rtd = xasprintf("%s/rt", h->dir), *lp = xasprintf("%s/rt/agent.log", h->dir);
+            mkdir(rtd, 0700);
+            int lfd = open(lp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            dup2(lfd, 1);
+            dup2(lfd, 2);
+            close(lfd);
+            free(rtd);
+            free(lp);
+        }
         char *av[] = {"agent", h->cfg_path, NULL};
         exit(agent_main(2, av));
     }
@@ -672,6 +692,74 @@ static void test_sandboxed_kernel(void **state)
     hub_free(&h);
 }
 
+static off_t size_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* A kernel that floods the agent with badly signed messages on iopub and then writes
+ * 200 MiB to its stderr leaves agent.log and agent.log.1 each under the cap, with the
+ * floods counted, and what it says afterwards still gets through. */
+static void test_log_is_bounded(void **state)
+{
+    (void)state;
+    struct hub h = {0};
+    hub_listen(&h);
+    next_extra =
+        json_pack("{s:i, s:i}", "log_max_bytes", 256 << 10, "log_kernel_bytes_per_s", 64 << 10);
+    next_log_file = true;
+    json_t *argv =
+        json_pack("[s, s, s, s]", PYKERNEL, "-c",
+                  "import json, os, sys, time, zmq\n"
+                  "c = json.load(open(sys.argv[1]))\n"
+                  "pub = zmq.Context().socket(zmq.PUB)\n"
+                  "pub.bind('tcp://127.0.0.1:%d' % c['iopub_port'])\n"
+                  "time.sleep(1)\n"
+                  "for i in range(30000):\n"
+                  "    pub.send_multipart([b'<IDS|MSG>', b'0' * 64, b'{}', b'{}', b'{}', b'{}'])\n"
+                  "block = b'x' * (1 << 20)\n"
+                  "for i in range(200):\n"
+                  "    os.write(2, block)\n"
+                  "time.sleep(2.5)\n"
+                  "os.write(2, b'kernel-done\\n')\n"
+                  "time.sleep(60)\n",
+                  "{connection_file}");
+    hub_start_agent(&h, argv, "signal");
+    char *logp = xasprintf("%s/rt/agent.log", h.dir), *old = xasprintf("%s/rt/agent.log.1", h.dir);
+    /* Until the kernel's last words and the count of the repeated bad signatures (written
+     * 5 s after the first repeat) are in, the files never pass the cap. */
+    bool done = false;
+    for (int i = 0; i < 600 && !done; i++) {
+        assert_true(size_of(logp) <= 256 << 10);
+        assert_true(size_of(old) <= 256 << 10);
+        char *t1 = NULL, *t2 = NULL;
+        size_t n;
+        read_file(old, 1 << 20, &t1, &n);
+        read_file(logp, 1 << 20, &t2, &n);
+        char *both = xasprintf("%s%s", t1 ? t1 : "", t2 ? t2 : "");
+        done = strstr(both, "kernel-done") &&
+               strstr(both, "bytes of the kernel's output dropped") &&
+               (strstr(both, "last message repeated") || strstr(both, "messages suppressed"));
+        free(both);
+        free(t1);
+        free(t2);
+        if (!done)
+            usleep(50000);
+    }
+    print_message("agent.log %lld, agent.log.1 %lld bytes\n", (long long)size_of(logp),
+                  (long long)size_of(old));
+    assert_true(done);
+    assert_true(size_of(old) > 0); /* it was rotated */
+    hub_send(&h, STREAM_SHUTDOWN, NULL, 0);
+    assert_int_equal(hub_wait_agent(&h, 10000), 0);
+    unlink(logp);
+    unlink(old);
+    free(logp);
+    free(old);
+    hub_free(&h);
+}
+
 /* Claims the runtime with json; want is NULL for success, else part of the reason. */
 static void claim_as(struct hub *h, const char *json, const char *want)
 {
@@ -794,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_interrupt_message),
         cmocka_unit_test(test_sandboxed_kernel),
         cmocka_unit_test(test_sandboxed_claim_and_reset),
+        cmocka_unit_test(test_log_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
