@@ -733,19 +733,13 @@ static int kernel_start(struct agent *a, char **reason)
     if (a->cfg.sandboxed) {
         for (int i = 0; i < KPORT_COUNT; i++)
             ports[i] = i + 1;
+        /* In run/, which the kernel can write: never through a link it planted. */
+        uid_t owner = geteuid() == 0 ? sandbox_root_uid(&a->cfg.sbx) : (uid_t)-1;
         int r = kernel_write_connection(a->conn_path, "ipc", SANDBOX_RUN_DIR "/k", ports, a->keyhex,
-                                        a->cfg.kernel_name);
+                                        a->cfg.kernel_name, owner);
         if (r < 0) {
             *reason =
                 xasprintf("failed to start kernel: writing %s: %s", a->conn_path, strerror(-r));
-            return r;
-        }
-        uid_t owner = sandbox_root_uid(&a->cfg.sbx);
-        if (chown(a->conn_path, owner, owner) < 0) {
-            r = -errno;
-            *reason =
-                xasprintf("failed to start kernel: chown %s: %s", a->conn_path, strerror(errno));
-            remove_conn_file(a);
             return r;
         }
         if ((r = sandbox_start(a, ports, reason)) < 0) {

@@ -53,6 +53,15 @@ describe('privilege separation', { skip }, () => {
     assert.equal(uidOf(launchers[0]), 0, 'the launcher keeps root');
     const st = fs.statSync(path.join(server.dataDir, 'labbook.db'));
     assert.equal(st.uid, labbookUid, "the database is the hub's");
+    // The data folder stays root's (sticky, the hub's group may write): the hub's user can
+    // make its own files there but cannot rename runtimes/ away to put its own in place.
+    const data = fs.statSync(server.dataDir);
+    assert.equal(data.uid, 0);
+    assert.equal(data.mode & 0o7777, 0o1770);
+    const asHub = (cmd) => { try { execFileSync('runuser', ['-u', 'labbook', '--', 'sh', '-c', cmd], { stdio: 'pipe' }); return true; } catch { return false; } };
+    assert.ok(asHub(`touch '${server.dataDir}/made-by-hub' && rm '${server.dataDir}/made-by-hub'`), 'the hub can make and remove its files');
+    assert.ok(!asHub(`mv '${server.dataDir}/runtimes' '${server.dataDir}/elsewhere'`), 'but not move runtimes/');
+    assert.ok(fs.statSync(path.join(server.dataDir, 'runtimes')).isDirectory());
   });
 
   test("runtimes start through the launcher; the kernel's files in the drive are the hub user's; deleting removes the folder", async () => {
