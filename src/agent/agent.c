@@ -5,14 +5,17 @@
 #include "agent/agent.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -22,11 +25,15 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "agent/agentlog.h"
 #include "agent/files.h"
 #include "agent/kernel.h"
 #include "agent/runlog.h"
+#include "common/fsat.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "hub/launcher.h"
+#include "sandbox/disk.h"
 #include "sandbox/sandbox.h"
 #include "wire/stream.h"
 #include "wire/wsframe.h"
@@ -54,13 +61,18 @@ struct agent_config {
     bool interrupt_message;
     size_t max_frame;
     int start_timeout_s;
-    int orphan_timeout_s; /* 0: the kernel goes when the hub does; else how long the agent
-                             waits for the hub to come back (a hub restart) */
-    size_t keep_bytes;    /* the run log's budget (runlog.h); 0: its default */
+    int orphan_timeout_s;       /* 0: the kernel goes when the hub does; else how long the agent
+                                   waits for the hub to come back (a hub restart) */
+    size_t keep_bytes;          /* the run log's budget (runlog.h); 0: its default */
+    struct agentlog_limits log; /* "log_max_bytes", "log_kernel_bytes_per_s": 0 = defaults */
     /* "sandbox": present when sandboxed; its strings are owned here. */
     bool sandboxed;
     struct sandbox_spec sbx;
     char **sbx_masks, **sbx_devices;
+    char *data_dir; /* "sandbox.data_dir": where drive/<user> is looked up */
+    /* The user's drive, DATA/drive/<user> opened O_PATH by the agent itself (no link
+     * followed), or -1; sbx.drive_dir is then "/proc/self/fd/N", that very folder. */
+    int drive_fd;
 };
 
 static void str_list_free(char **v, size_t n)
@@ -92,7 +104,11 @@ static void config_free(struct agent_config *c)
     free((char *)c->sbx.python_dir);
     str_list_free(c->sbx_masks, c->sbx.nmask);
     str_list_free(c->sbx_devices, c->sbx.ndevices);
+    free(c->data_dir);
+    if (c->drive_fd >= 0)
+        close(c->drive_fd);
     memset(c, 0, sizeof(*c));
+    c->drive_fd = -1;
 }
 
 static int get_str(json_t *o, const char *key, bool required, char **out, char **err)
@@ -146,24 +162,60 @@ static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *out, cha
     return 0;
 }
 
+/* Opens DATA/drive/<user> itself (launcher_open_drive: a valid user name, no link
+ * followed beneath the data folder) and makes it the sandbox's drive, by fd as root. */
+static int use_drive(struct agent_config *c, const char *user, char **err)
+{
+    int fd = launcher_open_drive(c->data_dir, user);
+    if (fd < 0) {
+        char q[80];
+        *err = xasprintf("no drive for user %s: %s", log_quote(user, q, sizeof(q)),
+                         fd == -EINVAL ? "not a user name" : strerror(-fd));
+        return fd;
+    }
+    if (c->drive_fd >= 0)
+        close(c->drive_fd);
+    c->drive_fd = fd;
+    free((char *)c->sbx.drive_dir);
+    /* As root, that very folder (the sandbox clones it in this mount namespace). An
+     * unprivileged agent can do nothing the hub's user cannot: its path serves, and is
+     * what a bind mount in a new user namespace needs. */
+    c->sbx.drive_dir = geteuid() == 0 ? xasprintf("/proc/self/fd/%d", fd)
+                                      : xasprintf("%s/drive/%s", c->data_dir, user);
+    return 0;
+}
+
 /* The "sandbox" object (docs/sandbox.md). */
 static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
 {
     struct sandbox_spec *s = &c->sbx;
-    char *state = NULL, *root = NULL, *drive = NULL, *cg = NULL, *cwd = NULL, *py = NULL;
+    char *state = NULL, *root = NULL, *user = NULL, *cg = NULL, *cwd = NULL, *py = NULL;
     uint64_t mem = 0, pids = 0, weight = 0, base = 0, disk = 0;
     c->sandboxed = true;
     int r;
+    if (json_object_get(o, "drive_dir")) {
+        *err = xstrdup("\"sandbox.drive_dir\" is gone: the drive is named by \"drive_user\"");
+        return -EINVAL;
+    }
     if ((r = get_str(o, "state_dir", true, &state, err)) < 0 ||
         (r = get_str(o, "root_image", false, &root, err)) < 0 ||
-        (r = get_str(o, "drive_dir", false, &drive, err)) < 0 ||
+        (r = get_str(o, "drive_user", false, &user, err)) < 0 ||
+        (r = get_str(o, "data_dir", false, &c->data_dir, err)) < 0 ||
         (r = get_str(o, "cgroup", false, &cg, err)) < 0 ||
         (r = get_str(o, "cwd", false, &cwd, err)) < 0 ||
         (r = get_str(o, "python_dir", false, &py, err)) < 0)
         goto out;
-    s->state_dir = state, s->root_image = root, s->drive_dir = drive, s->cgroup_name = cg;
+    s->state_dir = state, s->root_image = root, s->cgroup_name = cg;
     s->cwd = cwd, s->python_dir = py;
-    state = root = drive = cg = cwd = py = NULL; /* owned by the config now */
+    state = root = cg = cwd = py = NULL; /* owned by the config now */
+    if ((user || json_is_true(json_object_get(o, "drive_later"))) &&
+        (!c->data_dir || c->data_dir[0] != '/')) {
+        *err = xstrdup("\"sandbox.data_dir\" must be an absolute path");
+        r = -EINVAL;
+        goto out;
+    }
+    if (user && (r = use_drive(c, user, err)) < 0)
+        goto out;
     if (s->python_dir && s->python_dir[0] != '/') {
         *err = xstrdup("\"sandbox.python_dir\" must be an absolute path");
         r = -EINVAL;
@@ -200,7 +252,7 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
 out:
     free(state);
     free(root);
-    free(drive);
+    free(user);
     free(cg);
     free(cwd);
     free(py);
@@ -300,6 +352,16 @@ static int config_load(const char *path, struct agent_config *c, char **err)
         }
         c->keep_bytes = (size_t)json_integer_value(km) << 20;
     }
+    json_t *lm = json_object_get(o, "log_max_bytes");
+    json_t *lk = json_object_get(o, "log_kernel_bytes_per_s");
+    if ((lm && (!json_is_integer(lm) || json_integer_value(lm) < 4096)) ||
+        (lk && (!json_is_integer(lk) || json_integer_value(lk) < 1))) {
+        *err = xstrdup("\"log_max_bytes\" (4096 or more) and \"log_kernel_bytes_per_s\" must "
+                       "be positive integers");
+        goto out;
+    }
+    c->log.max_bytes = lm ? (uint64_t)json_integer_value(lm) : 0;
+    c->log.kernel_bytes_per_s = lk ? (uint64_t)json_integer_value(lk) : 0;
     json_t *sb = json_object_get(o, "sandbox");
     if (sb && !json_is_object(sb)) {
         *err = xstrdup("\"sandbox\" must be an object");
@@ -327,7 +389,7 @@ static const int chan_port[CH_COUNT] = {KPORT_SHELL, KPORT_CONTROL, KPORT_STDIN,
                                         KPORT_HB};
 
 enum kstate { K_NONE, K_STARTING, K_RUNNING, K_STOPPING };
-enum after_stop { AFTER_DEAD, AFTER_RESTART, AFTER_EXIT };
+enum after_stop { AFTER_DEAD, AFTER_RESTART, AFTER_RESET, AFTER_EXIT };
 
 /* One frame on its way to the hub. Kernel messages are written straight from the
  * ZeroMQ frames they arrived in (in), agent frames from owned. */
@@ -344,6 +406,8 @@ struct agent {
     struct agent_config cfg;
     int hub_fd;
     int sig_fd;
+    int kout_fd;    /* read end of the pipe that is the kernel's stdout and stderr (and ours) */
+    int old_stdout; /* fd 1 as it was, put back at the end */
     struct stream_decoder dec;
     uint8_t *rbuf;
     struct out_item *outq, **outq_tail;
@@ -689,19 +753,13 @@ static int kernel_start(struct agent *a, char **reason)
     if (a->cfg.sandboxed) {
         for (int i = 0; i < KPORT_COUNT; i++)
             ports[i] = i + 1;
+        /* In run/, which the kernel can write: never through a link it planted. */
+        uid_t owner = geteuid() == 0 ? sandbox_root_uid(&a->cfg.sbx) : (uid_t)-1;
         int r = kernel_write_connection(a->conn_path, "ipc", SANDBOX_RUN_DIR "/k", ports, a->keyhex,
-                                        a->cfg.kernel_name);
+                                        a->cfg.kernel_name, owner);
         if (r < 0) {
             *reason =
                 xasprintf("failed to start kernel: writing %s: %s", a->conn_path, strerror(-r));
-            return r;
-        }
-        uid_t owner = sandbox_root_uid(&a->cfg.sbx);
-        if (chown(a->conn_path, owner, owner) < 0) {
-            r = -errno;
-            *reason =
-                xasprintf("failed to start kernel: chown %s: %s", a->conn_path, strerror(errno));
-            remove_conn_file(a);
             return r;
         }
         if ((r = sandbox_start(a, ports, reason)) < 0) {
@@ -771,6 +829,50 @@ static int kernel_started(struct agent *a, const int ports[KPORT_COUNT], char **
     return 0;
 }
 
+/* Factory reset, the old kernel gone (its sandbox released): the overlay's upper layer,
+ * its work folder and /content move into reset-<ms> beside them (on the runtime's disk
+ * when it has one), and a child removes that, never through a link. Names are resolved
+ * here, beneath the state folder, with no link followed. */
+static void reset_files(struct agent *a)
+{
+    static const char *const sub[] = {"upper", "work", "content"};
+    if (!a->cfg.sandboxed)
+        return;
+    const char *state = a->cfg.sbx.state_dir;
+    int sfd = open(state, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), wd = -1, tfd = -1;
+    if (sfd >= 0)
+        wd = disk_is_mounted(state)
+                 ? fs_open_beneath(sfd, "disk", O_PATH | O_DIRECTORY | O_NOFOLLOW,
+                                   RESOLVE_NO_SYMLINKS)
+                 : dup(sfd);
+    char trash[48];
+    snprintf(trash, sizeof(trash), "reset-%" PRIu64, now_ms());
+    if (wd < 0 || mkdirat(wd, trash, 0700) < 0 ||
+        (tfd = openat(wd, trash, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        log_error("agent: factory reset: cannot make %s/%s: %s", state, trash, strerror(errno));
+        goto out;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(sub); i++)
+        if (renameat(wd, sub[i], tfd, sub[i]) < 0 && errno != ENOENT)
+            log_error("agent: factory reset: cannot move %s aside: %s", sub[i], strerror(errno));
+    pid_t pid = fork(); /* reaped by reap(), as any child that is not the kernel */
+    if (pid == 0) {
+        if (wd > 3)
+            close_range(3, (unsigned)wd - 1, 0);
+        close_range((unsigned)wd + 1, ~0U, 0);
+        fs_remove_tree(wd, trash, FS_RM_ONE_FS | (geteuid() ? FS_RM_WRITABLE : 0));
+        _exit(0);
+    }
+    if (pid < 0)
+        fs_remove_tree(wd, trash, FS_RM_ONE_FS | (geteuid() ? FS_RM_WRITABLE : 0));
+    log_info("agent: factory reset: the old files were moved aside");
+out:
+    int fds[] = {sfd, wd, tfd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 /* Starts a kernel, telling the hub it is dead where that fails. */
 static void kernel_start_or_die(struct agent *a)
 {
@@ -793,10 +895,13 @@ static void kernel_stop(struct agent *a, enum after_stop after)
     }
     if (a->pid <= 0) {
         a->kstate = K_NONE;
-        if (after == AFTER_EXIT)
+        if (after == AFTER_EXIT) {
             a->done = true;
-        else if (after == AFTER_RESTART)
+        } else if (after == AFTER_RESTART || after == AFTER_RESET) {
+            if (after == AFTER_RESET)
+                reset_files(a);
             kernel_start_or_die(a);
+        }
         return;
     }
     a->kstate = K_STOPPING;
@@ -839,10 +944,13 @@ static void on_kernel_exit(struct agent *a, const siginfo_t *si)
     a->kstate = K_NONE;
     if (was == K_STOPPING) {
         log_info("agent: kernel stopped (%s)", how);
-        if (a->after == AFTER_EXIT)
+        if (a->after == AFTER_EXIT) {
             a->done = true;
-        else if (a->after == AFTER_RESTART)
+        } else if (a->after == AFTER_RESTART || a->after == AFTER_RESET) {
+            if (a->after == AFTER_RESET)
+                reset_files(a); /* only now: the old kernel never sees its files go */
             kernel_start_or_die(a);
+        }
         return;
     }
     /* It died on its own: restart it unless that keeps happening. */
@@ -1018,25 +1126,38 @@ static void interrupt(struct agent *a)
 static void claim(struct agent *a, const uint8_t *p, size_t len)
 {
     json_t *o = json_loadb((const char *)p, len, 0, NULL);
-    const char *drive = json_string_value(json_object_get(o, "drive_dir"));
-    char *why = NULL;
-    if (!a->cfg.sandboxed || !a->cfg.sbx.drive_later || !drive || drive[0] != '/') {
+    const char *user = json_string_value(json_object_get(o, "user"));
+    char *why = NULL, *err = NULL;
+    if (!a->cfg.sandboxed || !a->cfg.sbx.drive_later || !user) {
         why = xstrdup("this runtime cannot be claimed");
     } else {
-        struct sandbox_error err;
-        if (a->sbx.pid > 0 && sandbox_attach_drive(&a->cfg.sbx, &a->sbx, drive, &err) < 0)
-            why = xasprintf("cannot bind the drive: %s", err.msg);
+        /* The name is the hub's; the folder is found here, as for a config's drive. */
+        struct agent_config c = {.data_dir = a->cfg.data_dir, .drive_fd = -1};
+        struct sandbox_error se;
+        if (use_drive(&c, user, &err) < 0)
+            why = xasprintf("cannot bind the drive: %s", err);
+        else if (a->sbx.pid > 0 &&
+                 sandbox_attach_drive(&a->cfg.sbx, &a->sbx, c.sbx.drive_dir, &se) < 0)
+            why = xasprintf("cannot bind the drive: %s", se.msg);
         if (!why) {
-            a->cfg.sbx.drive_dir = xstrdup(drive);
+            a->cfg.drive_fd = c.drive_fd;
+            a->cfg.sbx.drive_dir = c.sbx.drive_dir; /* owned by the config now */
             a->cfg.sbx.drive_later = false;
+        } else {
+            if (c.drive_fd >= 0)
+                close(c.drive_fd);
+            free((char *)c.sbx.drive_dir);
         }
     }
-    log_info("agent: claimed%s%s", why ? ", but " : "", why ? why : "");
+    char q[80];
+    log_info("agent: claimed%s%s%s%s", user ? " for " : "",
+             user ? log_quote(user, q, sizeof(q)) : "", why ? ", but " : "", why ? why : "");
     json_t *st = json_pack("{s:s}", "state", "claimed");
     if (why)
         json_object_set_new(st, "reason", json_string(why));
     hub_send_json(a, STREAM_STATE, st);
     free(why);
+    free(err);
     json_decref(o);
 }
 
@@ -1097,6 +1218,13 @@ static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size
         send_state(a, "restarting", "restart requested");
         a->nrestarts = 0;
         kernel_stop(a, AFTER_RESTART);
+        break;
+    case STREAM_RESET:
+        if (a->kstate == K_STOPPING && a->after == AFTER_EXIT)
+            break;
+        send_state(a, "restarting", "factory reset");
+        a->nrestarts = 0;
+        kernel_stop(a, AFTER_RESET);
         break;
     case STREAM_SHUTDOWN:
         kernel_stop(a, AFTER_EXIT);
@@ -1260,6 +1388,45 @@ static long next_timeout(const struct agent *a)
     return at <= now ? 0 : (long)(at - now);
 }
 
+/* What the kernel (or anything of ours) wrote to stdout or stderr: into the capped log. */
+static void kernel_output(struct agent *a)
+{
+    static char b[65536];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = read(a->kout_fd, b, sizeof(b));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        agentlog_kernel(b, (size_t)n);
+    }
+}
+
+/* From here on, every line the agent logs and every byte its kernel writes to stdout or
+ * stderr reaches agent.log through the capped writer (agentlog.h): fd 2 (the log the
+ * launcher opened) becomes the writer's, and fds 1 and 2, which the kernel inherits,
+ * a pipe this loop reads. */
+static void capture_output(struct agent *a)
+{
+    int p[2];
+    int logfd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (logfd < 0 || pipe2(p, O_CLOEXEC) < 0) {
+        if (logfd >= 0)
+            close(logfd);
+        return; /* uncapped, as before */
+    }
+    int dirfd = open(a->cfg.runtime_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    a->old_stdout = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    agentlog_start(logfd, dirfd, "agent.log", &a->cfg.log);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(p[1], 1);
+    dup2(p[1], 2);
+    close(p[1]);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    a->kout_fd = p[0];
+}
+
 static int loop(struct agent *a)
 {
     while (!a->done) {
@@ -1279,8 +1446,8 @@ static int loop(struct agent *a)
         }
         /* Item i of rev[] is the hub, the signalfd, then the channels; absent ones
          * are left out of the poll set. */
-        zmq_pollitem_t items[2 + CH_COUNT];
-        int map[2 + CH_COUNT], m = 0;
+        zmq_pollitem_t items[3 + CH_COUNT];
+        int map[3 + CH_COUNT], m = 0;
         memset(items, 0, sizeof(items));
         if (a->hub_fd >= 0) {
             items[m].fd = a->hub_fd;
@@ -1290,6 +1457,11 @@ static int loop(struct agent *a)
         items[m].fd = a->sig_fd;
         items[m].events = ZMQ_POLLIN;
         map[m++] = 1;
+        if (a->kout_fd >= 0) {
+            items[m].fd = a->kout_fd;
+            items[m].events = ZMQ_POLLIN;
+            map[m++] = 2 + CH_COUNT;
+        }
         for (int c = 0; c < CH_COUNT; c++) {
             if (!a->sock[c])
                 continue;
@@ -1298,16 +1470,21 @@ static int loop(struct agent *a)
             items[m].events = c == CH_HB || !a->outq ? ZMQ_POLLIN : 0;
             map[m++] = 2 + c;
         }
-        int r = zmq_poll(items, m, next_timeout(a));
+        long t = next_timeout(a), lt = agentlog_tick();
+        if (lt >= 0 && (t < 0 || lt < t))
+            t = lt;
+        int r = zmq_poll(items, m, t);
         if (r < 0 && zmq_errno() != EINTR) {
             log_error("agent: zmq_poll: %s", zmq_strerror(zmq_errno()));
             return -zmq_errno();
         }
-        short rev[2 + CH_COUNT] = {0};
+        short rev[3 + CH_COUNT] = {0};
         for (int i = 0; r > 0 && i < m; i++)
             rev[map[i]] = items[i].revents;
         if (rev[1] & ZMQ_POLLIN)
             on_signal(a);
+        if (rev[2 + CH_COUNT] & (ZMQ_POLLIN | ZMQ_POLLERR))
+            kernel_output(a);
         if (a->hub_fd >= 0 && (rev[0] & ZMQ_POLLOUT)) {
             int w = hub_flush(a);
             if (w < 0) {
@@ -1377,7 +1554,8 @@ int agent_main(int argc, char **argv)
         return 2;
     }
     struct agent *a = xcalloc(1, sizeof(*a));
-    a->hub_fd = a->sig_fd = -1;
+    a->cfg.drive_fd = -1;
+    a->hub_fd = a->sig_fd = a->kout_fd = a->old_stdout = -1;
     a->outq_tail = &a->outq;
     a->sbx.status_fd = -1;
     int rc = 1;
@@ -1397,6 +1575,7 @@ int agent_main(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    capture_output(a);
     if (sodium_init() < 0) {
         fprintf(stderr, "labbook agent: libsodium failed to initialise\n");
         goto out;
@@ -1486,6 +1665,15 @@ out:
     free(err);
     sodium_memzero(a->keyhex, sizeof(a->keyhex));
     zmsg_key_free(&a->key);
+    if (a->kout_fd >= 0) {
+        kernel_output(a); /* the last of it */
+        agentlog_stop();
+        close(a->kout_fd);
+        if (a->old_stdout >= 0) {
+            dup2(a->old_stdout, 1);
+            close(a->old_stdout);
+        }
+    }
     config_free(&a->cfg);
     free(a);
     sigprocmask(SIG_SETMASK, &old, NULL);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "common/util.h"
 
@@ -50,11 +51,12 @@ out:
 int kernel_write_connection_file(const char *path, const int ports[KPORT_COUNT], const char *key,
                                  const char *kernel_name)
 {
-    return kernel_write_connection(path, "tcp", "127.0.0.1", ports, key, kernel_name);
+    return kernel_write_connection(path, "tcp", "127.0.0.1", ports, key, kernel_name, (uid_t)-1);
 }
 
 int kernel_write_connection(const char *path, const char *transport, const char *ip,
-                            const int ports[KPORT_COUNT], const char *key, const char *kernel_name)
+                            const int ports[KPORT_COUNT], const char *key, const char *kernel_name,
+                            uid_t owner)
 {
     json_t *o =
         json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s}", "shell_port",
@@ -68,7 +70,29 @@ int kernel_write_connection(const char *path, const char *transport, const char 
     json_decref(o);
     if (!s)
         return -ENOMEM;
-    int r = write_file_atomic(path, s, strlen(s), 0600);
+    unsigned char rnd[8];
+    randombytes_buf(rnd, sizeof(rnd));
+    char *tmp = xasprintf("%s.~%02x%02x%02x%02x%02x%02x%02x%02x", path, rnd[0], rnd[1], rnd[2],
+                          rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    int r = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    r = write_all(fd, s, strlen(s));
+    if (!r && owner != (uid_t)-1 && fchown(fd, owner, owner) < 0)
+        r = -errno;
+    if (!r && fsync(fd) < 0)
+        r = -errno;
+    if (close(fd) < 0 && !r)
+        r = -errno;
+    if (!r && rename(tmp, path) < 0) /* rename never follows a link at either name */
+        r = -errno;
+    if (r)
+        unlink(tmp);
+out:
+    free(tmp);
     free(s);
     return r;
 }

@@ -20,9 +20,13 @@ int kernel_write_connection_file(const char *path, const int ports[KPORT_COUNT],
                                  const char *kernel_name);
 
 /* The same with any transport: "tcp" with an address, or "ipc" with a path prefix (the
- * kernel binds ipc://<ip>-<port>). Returns 0 or a negative errno. */
+ * kernel binds ipc://<ip>-<port>), owned by owner:owner ((uid_t)-1: as made). The
+ * folder may be one the kernel can write (a sandbox's run/): the temporary file gets a
+ * fresh name, is made O_EXCL|O_NOFOLLOW and fchowned before the rename, so no link the
+ * kernel planted is followed. Returns 0 or a negative errno. */
 int kernel_write_connection(const char *path, const char *transport, const char *ip,
-                            const int ports[KPORT_COUNT], const char *key, const char *kernel_name);
+                            const int ports[KPORT_COUNT], const char *key, const char *kernel_name,
+                            uid_t owner);
 
 /* What to run: argv (argc entries, "{connection_file}" not yet substituted), extra
  * environment entries "NAME=value" merged over the caller's environment, and the

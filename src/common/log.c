@@ -8,6 +8,12 @@
 #include <time.h>
 
 static enum log_level min_level = LOG_INFO;
+static log_sink_fn sink;
+
+void log_set_sink(log_sink_fn fn)
+{
+    sink = fn;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -34,7 +40,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_end(ap);
     size_t len = strlen(line);
     line[len++] = '\n';
-    fwrite(line, 1, len, stderr);
+    if (sink)
+        sink(line, len, (size_t)n);
+    else
+        fwrite(line, 1, len, stderr);
 }
 
 const char *log_quote(const char *s, char *out, size_t n)

@@ -9,6 +9,11 @@
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_set_level(enum log_level level);
+/* Where lines go instead of stderr (NULL: stderr again): line is one whole line with
+ * its '\n', its first prefix bytes the timestamp (so a sink can tell repeats). The agent
+ * uses this for its capped log (agent/agentlog.h). */
+typedef void (*log_sink_fn)(const char *line, size_t len, size_t prefix);
+void log_set_sink(log_sink_fn sink);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)

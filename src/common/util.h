@@ -73,8 +73,9 @@ void proc_title_set(const char *title);
 int mkdir_p(const char *path, int mode);
 
 /* As root, becomes the owner of path (uid, gid, no supplementary groups) when that is
- * not root: the CLI then writes a data folder owned by the hub's user as that user.
- * Does nothing otherwise. Returns 0 or a negative errno. */
+ * not root (or, for a data folder that is root's, as a separated hub leaves it, the
+ * owner of path/labbook.db): the CLI then writes a data folder owned by the hub's user
+ * as that user. Does nothing otherwise. Returns 0 or a negative errno. */
 int become_owner_of(const char *path);
 
 #endif

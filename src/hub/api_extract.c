@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +81,7 @@ static void prune(struct drive *d)
 }
 
 /* How much of the folder path rel exists already: the length of its longest
- * existing prefix of whole components. */
+ * existing prefix of whole components, each reached beneath rootfd without a link. */
 static size_t existing_prefix(int rootfd, const char *rel)
 {
     size_t len = strlen(rel), best = 0;
@@ -89,32 +90,15 @@ static size_t existing_prefix(int rootfd, const char *rel)
         if (rel[i] != '/' && rel[i] != '\0')
             continue;
         p[i] = '\0';
-        struct stat st;
-        if (fstatat(rootfd, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        int fd = fs_open_beneath(rootfd, p, O_PATH | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+        if (fd < 0)
             break;
+        close(fd);
         best = i;
         p[i] = rel[i];
     }
     free(p);
     return best;
-}
-
-/* Removes the folders of rel past its first `existing` bytes, deepest first, each
- * only if empty: those a failed extraction made for itself. */
-static void remove_made(int rootfd, const char *rel, size_t existing)
-{
-    char *p = xstrdup(rel);
-    size_t len = strlen(p);
-    while (len > existing) {
-        if (unlinkat(rootfd, p, AT_REMOVEDIR) < 0)
-            break;
-        while (len > 0 && p[len - 1] != '/')
-            len--;
-        if (len > 0)
-            len--;
-        p[len] = '\0';
-    }
-    free(p);
 }
 
 static void job_work(uv_work_t *w)
@@ -148,8 +132,8 @@ static void job_work(uv_work_t *w)
         j->final = rc < 0 ? JOB_FAILED : JOB_DONE;
         close(tofd);
     }
-    if (j->final == JOB_FAILED)
-        remove_made(rootfd, j->to, existing);
+    if (j->final == JOB_FAILED) /* the folders it made, never through a link */
+        fs_remove_empty_dirs(rootfd, j->to, existing);
     close(rootfd);
     free(root);
 }

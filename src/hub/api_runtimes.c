@@ -13,7 +13,6 @@
 #include "hub/http.h"
 #include "hub/hub.h"
 #include "hub/kernels.h"
-#include "hub/launcher.h"
 #include "hub/runtime_files.h"
 
 #define FRESH_MS 2000 /* answers use figures at most this old */
@@ -85,15 +84,11 @@ static void on_gone(void *ctx, struct kernel *k, int err, const char *reason)
 struct reset_ctx {
     struct hub *h;
     struct http_pending *p;
-    char *trash;
-    char id[40];
 };
 
 static void on_reset(void *vctx, struct kernel *k, int err, const char *reason)
 {
     struct reset_ctx *c = vctx;
-    if (c->trash)
-        figures_remove_tree(c->h, c->trash);
     if (err < 0)
         http_pending_reply_error(c->p, 500, "the runtime failed to start again: %s",
                                  reason ? reason : "unknown reason");
@@ -102,26 +97,10 @@ static void on_reset(void *vctx, struct kernel *k, int err, const char *reason)
     free(c);
 }
 
-/* The launcher has moved the runtime's files aside (it removes them): restart. */
-static void on_launcher_reset(void *vctx, int result, const char *message)
-{
-    struct reset_ctx *c = vctx;
-    struct kernel *k;
-    for (k = c->h->kernels; k && strcmp(k->id, c->id); k = k->next)
-        ;
-    if (result < 0 || !k || k->life == KERNEL_STOPPING) {
-        http_pending_reply_error(c->p, result < 0 ? 500 : 409, "cannot reset the runtime: %s",
-                                 result < 0 ? (message ? message : strerror(-result))
-                                            : "it is shutting down");
-        free(c);
-        return;
-    }
-    log_info("kernel %s (%s): factory reset", k->id, k->owner_name);
-    kernel_restart(k, on_reset, c);
-}
-
-/* Factory reset: the overlay and /content are moved aside and the kernel restarted;
- * the agent builds the new sandbox on fresh, empty folders (docs/figures.md). */
+/* Factory reset: the agent ends the kernel (and waits for it), moves the overlay and
+ * /content aside, and starts a new kernel on fresh, empty folders (docs/figures.md). The
+ * old files are the agent's to move: the hub may be unprivileged, and the old kernel must
+ * not see them go. */
 static void runtime_reset(struct hub *h, struct http_req *req, struct kernel *k)
 {
     if (k->queued) {
@@ -134,26 +113,9 @@ static void runtime_reset(struct hub *h, struct http_req *req, struct kernel *k)
     }
     struct reset_ctx *c = xcalloc(1, sizeof(*c));
     c->h = h;
-    if (h->launcher) { /* the runtime's files are root's: the launcher moves them */
-        snprintf(c->id, sizeof(c->id), "%s", k->id);
-        c->p = http_defer(req);
-        if (launcher_reset(h, k->id, on_launcher_reset, c) < 0) {
-            http_pending_reply_error(c->p, 500, "cannot reach the launcher to reset the runtime");
-            free(c);
-        }
-        return;
-    }
-    int r = figures_runtime_wipe(h, k->id, &c->trash);
-    if (r < 0) {
-        if (c->trash)
-            figures_remove_tree(h, c->trash);
-        free(c);
-        http_reply_error(req, 500, "cannot reset the runtime's files: %s", strerror(-r));
-        return;
-    }
-    log_info("kernel %s (%s): factory reset", k->id, k->owner_name);
     c->p = http_defer(req);
-    kernel_restart(k, on_reset, c);
+    figures_runtime_forget(h, k->id);
+    kernel_reset(k, on_reset, c);
 }
 
 void runtimes_api(struct hub *h, struct http_req *req, const char *rest)

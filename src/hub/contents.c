@@ -30,7 +30,6 @@
 #define CHECKPOINT_DIR ".ipynb_checkpoints"
 #define CHECKPOINT_ID "checkpoint"
 #define MAX_LINK_HOPS 8
-#define MAX_DELETE_DEPTH 256
 #define MAX_NAME_TRIES 10000
 #define MAX_LIST_ENTRIES 100000
 #define CONTENTS_DEFAULT_MAX_FILE ((int64_t)256 << 20) /* when the request gives none */
@@ -2050,44 +2049,6 @@ out:
     return status;
 }
 
-/* Removes dirfd/name and everything below it without ever following a symlink. */
-static int remove_tree(int dirfd, const char *name, int depth)
-{
-    if (depth > MAX_DELETE_DEPTH)
-        return -ELOOP;
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -errno;
-    }
-    int r = 0;
-    bool removed = true;
-    while (r == 0 && removed) {
-        removed = false;
-        rewinddir(d);
-        struct dirent *e;
-        while (r == 0 && (e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            struct stat st;
-            if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                continue;
-            if (S_ISDIR(st.st_mode))
-                r = remove_tree(fd, e->d_name, depth + 1);
-            else if (unlinkat(fd, e->d_name, 0) < 0 && errno != ENOENT)
-                r = -errno;
-            removed = true;
-        }
-    }
-    closedir(d);
-    if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
-        r = -errno;
-    return r;
-}
-
 static int op_delete(struct op *op, const char *norm)
 {
     if (!norm[0])
@@ -2105,7 +2066,7 @@ static int op_delete(struct op *op, const char *norm)
         return reply_err(op, 404, NULL, "File or directory does not exist: %s", norm);
     }
     if (S_ISDIR(st.st_mode)) {
-        r = remove_tree(pfd, name, 0);
+        r = fs_remove_tree(pfd, name, 0);
     } else {
         r = unlinkat(pfd, name, 0) < 0 ? -errno : 0;
         if (r == 0)

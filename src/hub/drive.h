@@ -49,9 +49,6 @@ void drive_human(int64_t bytes, char out[32]);
 /* Opens the folder rel beneath rootfd, creating missing components (0755); no
  * symlink is followed on the way. Returns an O_DIRECTORY fd or a negative errno. */
 int drive_mkdirs(int rootfd, const char *rel);
-/* Removes name beneath dirfd and everything in it, never following a symlink.
- * Returns 0 or a negative errno. */
-int drive_remove_tree(int dirfd, const char *name);
 /* True when a component of the normalized path starts with '.'. */
 bool drive_path_hidden(const char *norm);
 

@@ -16,8 +16,6 @@
 #include "common/fsat.h"
 #include "common/util.h"
 
-#define MAX_DEPTH 256
-
 void drive_human(int64_t bytes, char out[32])
 {
     if (bytes >= (int64_t)1 << 30)
@@ -62,42 +60,6 @@ int drive_mkdirs(int rootfd, const char *rel)
             p++;
     }
     return fd;
-}
-
-static int remove_tree(int dirfd, const char *name, int depth)
-{
-    if (depth > MAX_DEPTH)
-        return -ELOOP;
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOTDIR || errno == ELOOP)
-            return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
-        return -errno;
-    }
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -errno;
-    }
-    int r = 0;
-    struct dirent *e;
-    while (r == 0 && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN)
-            r = remove_tree(fd, e->d_name, depth + 1);
-        else if (unlinkat(fd, e->d_name, 0) < 0 && errno != ENOENT)
-            r = -errno;
-    }
-    closedir(d);
-    if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-        r = -errno;
-    return r;
-}
-
-int drive_remove_tree(int dirfd, const char *name)
-{
-    return remove_tree(dirfd, name, 0);
 }
 
 bool drive_path_hidden(const char *norm)

@@ -429,7 +429,7 @@ int extract_run(int archive_fd, int to_fd, const char *tmp_name, const struct ex
         archive_read_free(r.a);
     if (r.tmpfd >= 0) {
         close(r.tmpfd);
-        drive_remove_tree(to_fd, tmp_name);
+        fs_remove_tree(to_fd, tmp_name, 0);
     }
     if (loc) {
         uselocale(old);

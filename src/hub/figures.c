@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/fsat.h"
 #include "common/config.h"
 #include "hub/channels.h"
 #include "hub/hub.h"
@@ -335,32 +336,6 @@ uint64_t figures_disk_usage(const char *path, long *budget, bool *partial)
         return 0;
     }
     return (uint64_t)st.st_blocks * 512 + walk(fd, st.st_dev, 0, budget, partial);
-}
-
-/* Removes a tree (no links followed, no other file systems), making folders writable
- * first (rootless overlays hold read-only ones). */
-static void remove_tree_at(int at, const char *name, int depth)
-{
-    struct stat st;
-    if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return;
-    if (S_ISDIR(st.st_mode) && depth < DISK_MAX_DEPTH) {
-        fchmodat(at, name, 0700, 0);
-        int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d && fd >= 0)
-            close(fd);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d)))
-                if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-                    remove_tree_at(dirfd(d), e->d_name, depth + 1);
-            closedir(d);
-        }
-        unlinkat(at, name, AT_REMOVEDIR);
-    } else {
-        unlinkat(at, name, 0);
-    }
 }
 
 /* ---- one sample ---- */
@@ -855,7 +830,9 @@ struct wipe_job {
 void figures_remove_now(const char *path)
 {
     disk_detach(path); /* a runtime's folder: its disk first */
-    remove_tree_at(AT_FDCWD, path, 0);
+    /* Unprivileged, folders a rootless overlay made read-only are opened up first; as
+     * root there is no need, so nothing is ever chmodded as root. */
+    fs_remove_path(path, FS_RM_ONE_FS | (geteuid() ? FS_RM_WRITABLE : 0));
 }
 
 static void wipe_work(uv_work_t *w)
@@ -883,40 +860,10 @@ void figures_remove_tree(struct hub *h, char *path)
     }
 }
 
-int figures_files_aside(const char *runtime_dir, char **trash_out)
+void figures_runtime_forget(struct hub *h, const char *id)
 {
-    /* With a disk of its own, its files are there, and the trash too (no copy). */
-    char *dir = disk_is_mounted(runtime_dir) ? disk_mount_dir(runtime_dir) : xstrdup(runtime_dir);
-    char *trash = xasprintf("%s/reset-%" PRIu64, dir, now_ms());
-    static const char *const sub[] = {"upper", "work", "content"};
-    int r = 0;
-    *trash_out = NULL;
-    if (mkdir(trash, 0700) < 0) {
-        r = -errno;
-        free(trash);
-        goto out;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
-        char *from = xasprintf("%s/%s", dir, sub[i]);
-        char *to = xasprintf("%s/%s", trash, sub[i]);
-        if (rename(from, to) < 0 && errno != ENOENT && r == 0)
-            r = -errno;
-        free(from);
-        free(to);
-    }
-    *trash_out = trash; /* the caller's now, even on error: remove it */
-out:
-    free(dir);
-    return r;
-}
-
-int figures_runtime_wipe(struct hub *h, const char *id, char **trash_out)
-{
-    char *rdir = xasprintf("%s/%s", h->runtimes_dir, id);
-    int r = figures_files_aside(rdir, trash_out);
-    free(rdir);
+    (void)h;
     struct fig_entry *e = entry_find(id);
     if (e)
         e->disk_ms = 0; /* walk it again next time */
-    return r;
 }

@@ -50,15 +50,8 @@ json_t *figures_status_json(struct hub *h);
  * DATA/run/status.json atomically (from the thread pool). */
 void figures_write_status(struct hub *h);
 
-/* Moves runtime id's overlay upper layer, work folder and /content aside into a trash
- * folder DATA/runtimes/<id>/reset-<n>, so that the next kernel start of that runtime
- * gets fresh ones. *trash (caller's; NULL when it could not be made) is that folder,
- * to be removed with figures_remove_tree once the old kernel is gone. Returns 0 or a
- * negative errno. */
-int figures_runtime_wipe(struct hub *h, const char *id, char **trash);
-/* The part of figures_runtime_wipe that touches files, for a runtime folder given by
- * path (the launcher's reset uses it too). */
-int figures_files_aside(const char *runtime_dir, char **trash);
+/* After a factory reset of runtime id: its disk use is walked again at the next sample. */
+void figures_runtime_forget(struct hub *h, const char *id);
 /* Removes a folder tree on the thread pool; takes path. */
 void figures_remove_tree(struct hub *h, char *path);
 /* Removes a runtime's folder (its disk unmounted first) or a trash folder, now. */

@@ -141,14 +141,16 @@ static int chown_entry(const char *p, const struct stat *st, int flag, struct FT
     return FTW_CONTINUE;
 }
 
-/* The data folder becomes the hub user's, except runtimes/ (root's, 0711). The first
- * time (the folder is someone else's) every file is handed over; after that only what
- * the CLI, run as root, may have made: the database files and run/. */
+/* The data folder's files become the hub user's, except runtimes/ (root's, 0711). The
+ * first time (drive/ is someone else's) every file is handed over; after that only what
+ * the CLI, run as root, may have made: the database files and run/. The folder itself
+ * stays root's, group the hub's, 01770: the hub can make and remove its own files in it,
+ * but, sticky, cannot rename runtimes/ away and put a folder of its own there. */
 static void take_ownership(struct hub *h, uid_t uid, gid_t gid)
 {
     struct stat st;
     own_uid = uid, own_gid = gid, own_skip = h->runtimes_dir;
-    if (stat(h->data_dir, &st) == 0 && st.st_uid != uid) {
+    if (stat(h->drive_dir, &st) == 0 && st.st_uid != uid) {
         log_info("handing the data folder %s over to uid %u", h->data_dir, (unsigned)uid);
         nftw(h->data_dir, chown_entry, 64, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
     } else {
@@ -162,6 +164,8 @@ static void take_ownership(struct hub *h, uid_t uid, gid_t gid)
     }
     chown(h->runtimes_dir, 0, 0);
     chmod(h->runtimes_dir, 0711);
+    chown(h->data_dir, 0, gid);
+    chmod(h->data_dir, 01770);
 }
 
 /* Whether uid:gid may reach dir: search permission on every folder above it. */

@@ -990,7 +990,6 @@ static int spawn_agent(struct kernel *k, char **err)
     }
     colab_env(k, env);
     if (h->sandboxed) {
-        char *drive = xasprintf("%s/%s", h->drive_dir, k->owner_name);
         json_t *mask = json_pack("[s]", h->data_dir);
         if (h->config_path)
             json_array_append_new(mask, json_string(h->config_path));
@@ -1011,17 +1010,17 @@ static int spawn_agent(struct kernel *k, char **err)
         int weight = prof->cpu_shares * 100 / 1024;
         json_object_set_new(
             cfg, "sandbox",
-            json_pack("{s:s, s:s, s:o, s:b, s:I, s:i, s:i, s:s, s:o, s:s, s:s}", "state_dir", dir,
-                      "drive_dir", drive, "mask_paths", mask, "network", prof->network,
-                      "memory_limit", (json_int_t)prof->memory, "pids_limit", prof->pids,
-                      "cpu_weight",
+            json_pack("{s:s, s:s, s:s, s:o, s:b, s:I, s:i, s:i, s:s, s:o, s:s, s:s}", "state_dir",
+                      dir, "data_dir", h->data_dir, "drive_user", k->owner_name, "mask_paths", mask,
+                      "network", prof->network, "memory_limit", (json_int_t)prof->memory,
+                      "pids_limit", prof->pids, "cpu_weight",
                       weight < 1       ? 1
                       : weight > 10000 ? 10000
                                        : weight,
                       "cgroup", k->id, "devices", devices, "root_image", "/", "cwd", "/content"));
         json_t *sbx = json_object_get(cfg, "sandbox");
         if (k->pooled) {
-            json_object_del(sbx, "drive_dir");
+            json_object_del(sbx, "drive_user");
             json_object_set_new(sbx, "drive_later", json_true());
         }
         if (prof->disk > 0)
@@ -1030,7 +1029,6 @@ static int spawn_agent(struct kernel *k, char **err)
                             json_integer(KERNEL_ID_BASE + (json_int_t)k->id_slot * 65536));
         if (h->cfg.python_path && *h->cfg.python_path)
             json_object_set_new(sbx, "python_dir", json_string(h->cfg.python_path));
-        free(drive);
     }
     char *text = json_dumps(cfg, JSON_INDENT(1));
     json_decref(cfg);
@@ -1261,11 +1259,10 @@ static int pool_claim(struct hub *h, const struct user *u, const struct profile 
     int r = scheduler_request(h->sched, &ask, none, err);
     if (r < 0)
         return r;
-    char *drive = hub_user_drive(h, u);
-    json_t *msg = json_pack("{s:s}", "drive_dir", drive);
+    /* A name, not a path: the agent finds drive/<name> itself, beneath the data folder. */
+    json_t *msg = json_pack("{s:s}", "user", u->name);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
-    free(drive);
     r = kernel_send_to_agent(k, STREAM_CLAIM, text, strlen(text));
     free(text);
     if (r < 0) {
@@ -1357,25 +1354,36 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
     return 0;
 }
 
-void kernel_restart(struct kernel *k, kernel_cb cb, void *ctx)
+static void restart_as(struct kernel *k, enum stream_type type, kernel_cb cb, void *ctx)
 {
     if (k->life == KERNEL_STOPPING) {
         if (cb)
             cb(ctx, k, -ECANCELED, "the kernel is shutting down");
         return;
     }
-    if (kernel_send_to_agent(k, STREAM_RESTART, NULL, 0) < 0) {
+    if (kernel_send_to_agent(k, type, NULL, 0) < 0) {
         if (cb)
             cb(ctx, k, -ENOTCONN, "the runtime agent is not connected");
         return;
     }
-    log_info("kernel %s (%s): restart requested", k->id, k->owner_name);
+    log_info("kernel %s (%s): %s requested", k->id, k->owner_name,
+             type == STREAM_RESET ? "factory reset" : "restart");
     k->life = KERNEL_RESTARTING;
     snprintf(k->execution_state, sizeof(k->execution_state), "restarting");
     channels_status(k, "restarting", NULL);
     add_wait(k, WAIT_READY, cb, ctx);
     uv_timer_start(&k->timer, on_start_timeout, (uint64_t)(k->hub->cfg.start_timeout_s + 10) * 1000,
                    0);
+}
+
+void kernel_restart(struct kernel *k, kernel_cb cb, void *ctx)
+{
+    restart_as(k, STREAM_RESTART, cb, ctx);
+}
+
+void kernel_reset(struct kernel *k, kernel_cb cb, void *ctx)
+{
+    restart_as(k, STREAM_RESET, cb, ctx);
 }
 
 void kernel_interrupt(struct kernel *k)

@@ -118,6 +118,10 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
                  const char *session_path, kernel_cb cb, void *ctx, struct kernel **out,
                  char **err);
 void kernel_restart(struct kernel *k, kernel_cb cb, void *ctx);
+/* Factory reset: as kernel_restart, but the agent moves the runtime's overlay and
+ * /content aside (and removes them) once the old kernel has exited, before the new one
+ * starts on fresh folders. */
+void kernel_reset(struct kernel *k, kernel_cb cb, void *ctx);
 void kernel_interrupt(struct kernel *k);
 /* Shuts the kernel down; cb (may be NULL) runs when it is gone, after which k is freed. */
 void kernel_shutdown(struct kernel *k, kernel_cb cb, void *ctx);

@@ -1,12 +1,16 @@
 /* The launcher (launcher.h): the root half of a root hub. One process, one socket pair
  * (SOCK_SEQPACKET, one message per record) to the hub; it starts runtime agents, signals
- * them, and removes or resets runtime folders, after checking every request. */
+ * them, and removes runtime folders, after checking every request. Every name it touches
+ * is resolved by itself beneath the runtimes folder it opened at start, with no link
+ * followed: whatever the hub's user made in the data folder, root acts only on
+ * runtimes/<id>. */
 #include "hub/launcher.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,11 +24,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/fsat.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "hub/figures.h"
 #include "hub/hub.h"
 #include "hub/kernels.h"
+#include "sandbox/disk.h"
 
 /* ---- the launcher process ---------------------------------------------------------- */
 
@@ -38,6 +44,9 @@ struct child {
 
 static struct child *children;
 static size_t nchildren;
+/* DATA/runtimes, opened at start (root's, 0711; the hub's user cannot swap what is in
+ * it), or -1 when it could not be: then nothing is done. */
+static int runtimes_fd = -1;
 
 static void send_msg(int fd, uint16_t type, uint32_t seq, const void *p, size_t n)
 {
@@ -73,16 +82,86 @@ static void track(pid_t pid, const char *id, bool agent)
     nchildren++;
 }
 
-/* A worker child removes path (a runtime folder or a trash folder), its disk first. */
-static void remove_in_child(const char *path, const char *id)
+/* Opens runtimes/<id> (O_PATH), never through a link. */
+static int open_runtime(const char *id)
+{
+    if (runtimes_fd < 0)
+        return -ENOENT;
+    return fs_open_beneath(runtimes_fd, id, O_PATH | O_DIRECTORY | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+}
+
+/* A worker child unmounts runtime id's disk and removes its folder. */
+static void remove_in_child(const char *id)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        figures_remove_now(path);
+        int dfd = open_runtime(id);
+        if (dfd >= 0) {
+            char self[64];
+            snprintf(self, sizeof(self), "/proc/self/fd/%d", dfd);
+            disk_detach(self); /* that very folder's disk, by its fd */
+            close(dfd);
+        }
+        if (runtimes_fd >= 0)
+            fs_remove_tree(runtimes_fd, id, FS_RM_ONE_FS);
         _exit(0);
     }
     if (pid > 0)
         track(pid, id, false);
+}
+
+/* Writes name in folder dfd atomically (a temporary file of a fresh name, made O_EXCL
+ * and O_NOFOLLOW, owned by uid:gid before it takes the name). Returns 0 or -errno. */
+static int write_at_atomic(int dfd, const char *name, const char *data, size_t len, uid_t uid,
+                           gid_t gid)
+{
+    char tmp[64];
+    unsigned char rnd[8];
+    int fd = -1, r = 0;
+    for (int tries = 0; fd < 0 && tries < 8; tries++) {
+        int rf = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (rf < 0 || read(rf, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd))
+            memset(rnd, tries, sizeof(rnd));
+        if (rf >= 0)
+            close(rf);
+        snprintf(tmp, sizeof(tmp), ".%s.%02x%02x%02x%02x%02x%02x%02x%02x", name, rnd[0], rnd[1],
+                 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            return -errno;
+    }
+    if (fd < 0)
+        return -EEXIST;
+    r = write_all(fd, data, len);
+    if (!r && fchown(fd, uid, gid) < 0)
+        r = -errno;
+    if (!r && fsync(fd) < 0)
+        r = -errno;
+    if (close(fd) < 0 && !r)
+        r = -errno;
+    if (!r && renameat(dfd, tmp, dfd, name) < 0)
+        r = -errno;
+    if (r)
+        unlinkat(dfd, tmp, 0);
+    return r;
+}
+
+/* Opens the agent's log in folder dfd for appending: a regular file of one link, never
+ * through a symlink, owned by uid:gid. Returns an fd or -errno. */
+static int open_log_at(int dfd, const char *name, uid_t uid, gid_t gid)
+{
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                    0600);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        fchown(fd, uid, gid) < 0) {
+        close(fd);
+        return -EPERM;
+    }
+    fcntl(fd, F_SETFL, O_WRONLY | O_APPEND);
+    return fd;
 }
 
 /* Whether pid is the agent of runtime dir (its command line names dir/agent.json). */
@@ -117,20 +196,33 @@ static void do_spawn(const struct launcher_conf *c, int fd, uint32_t seq, const 
     }
     char *dir = xasprintf("%s/%s", c->runtimes_dir, id);
     char *cfg = xasprintf("%s/agent.json", dir);
-    char *logp = xasprintf("%s/agent.log", dir);
-    int r = mkdir(dir, 0711) < 0 && errno != EEXIST ? -errno : 0;
     bool as_hub = !c->sandboxed; /* an unsandboxed agent runs as the hub's user */
-    if (!r && as_hub && chown(dir, c->hub_uid, c->hub_gid) < 0)
+    uid_t uid = as_hub ? c->hub_uid : 0;
+    gid_t gid = as_hub ? c->hub_gid : 0;
+    int logfd = -1, dfd = -1, r = 0;
+    if (runtimes_fd < 0)
+        r = -ENOENT;
+    else if (mkdirat(runtimes_fd, id, 0711) < 0 && errno != EEXIST)
+        r = -errno;
+    if (!r && (r = dfd = open_runtime(id)) >= 0)
+        r = 0;
+    struct stat st;
+    if (!r && fstat(dfd, &st) < 0)
+        r = -errno;
+    /* A sandboxed agent works in it as root: it must be root's, and so have been root's
+     * all along (the hub's user cannot have planted links in it). */
+    if (!r && !as_hub && st.st_uid != 0) {
+        char *m = xasprintf("the runtime folder %s is not root's", dir);
+        reply(fd, seq, -EPERM, m);
+        free(m);
+        goto out;
+    }
+    if (!r && as_hub && fchownat(dfd, "", uid, gid, AT_EMPTY_PATH) < 0)
         r = -errno;
     if (!r)
-        r = write_file_atomic(cfg, json, len, 0600);
-    if (!r && as_hub && chown(cfg, c->hub_uid, c->hub_gid) < 0)
-        r = -errno;
-    int logfd = r ? -1 : open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (logfd >= 0 && as_hub)
-        fchown(logfd, c->hub_uid, c->hub_gid);
-    if (!r && logfd < 0)
-        r = -errno;
+        r = write_at_atomic(dfd, "agent.json", json, len, uid, gid);
+    if (!r && (r = logfd = open_log_at(dfd, "agent.log", uid, gid)) >= 0)
+        r = 0;
     if (r < 0) {
         char *m = xasprintf("cannot prepare the runtime folder %s: %s", dir, strerror(-r));
         reply(fd, seq, r, m);
@@ -163,21 +255,10 @@ static void do_spawn(const struct launcher_conf *c, int fd, uint32_t seq, const 
 out:
     if (logfd >= 0)
         close(logfd);
+    if (dfd >= 0)
+        close(dfd);
     free(dir);
     free(cfg);
-    free(logp);
-}
-
-static void do_reset(const struct launcher_conf *c, int fd, uint32_t seq, const char *id)
-{
-    char *rdir = xasprintf("%s/%s", c->runtimes_dir, id);
-    char *trash = NULL;
-    int r = figures_files_aside(rdir, &trash);
-    reply(fd, seq, r, r ? strerror(-r) : NULL);
-    if (trash)
-        remove_in_child(trash, id);
-    free(rdir);
-    free(trash);
 }
 
 static void handle(const struct launcher_conf *c, int fd, const char *buf, size_t n)
@@ -227,15 +308,13 @@ static void handle(const struct launcher_conf *c, int fd, const char *buf, size_
             reply(fd, h.seq, -ESRCH, "no such agent");
         return;
     }
-    case LAUNCHER_REMOVE: {
-        char *dir = xasprintf("%s/%s", c->runtimes_dir, id);
-        remove_in_child(dir, id);
-        free(dir);
+    case LAUNCHER_REMOVE:
+        if (plen != 0) {
+            reply(fd, h.seq, -EPROTO, "bad remove message");
+            return;
+        }
+        remove_in_child(id);
         reply(fd, h.seq, 0, NULL);
-        return;
-    }
-    case LAUNCHER_RESET:
-        do_reset(c, fd, h.seq, id);
         return;
     default:
         reply(fd, h.seq, -EPROTO, "unknown message type");
@@ -270,6 +349,23 @@ static void __attribute__((noreturn)) launcher_main(const struct launcher_conf *
     proc_title_set("labbook launcher");
     prctl(PR_SET_NAME, "lb-launcher", 0, 0, 0);
     children = xcalloc(MAX_CHILDREN, sizeof(*children));
+    /* The data folder's path is the administrator's; below it, only names resolved
+     * here. runtimes/ must be root's (the hub made it so before it dropped root). */
+    int data_fd = open(c->data_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (data_fd >= 0)
+        runtimes_fd = fs_open_beneath(data_fd, "runtimes", O_PATH | O_DIRECTORY | O_NOFOLLOW,
+                                      RESOLVE_NO_SYMLINKS);
+    if (runtimes_fd >= 0 && (fstat(runtimes_fd, &st) < 0 || st.st_uid != 0)) {
+        close(runtimes_fd);
+        runtimes_fd = -1;
+    }
+    if (runtimes_fd < 0)
+        log_error("launcher: cannot open the runtimes folder beneath %s (or it is not root's); "
+                  "no runtime can be started",
+                  c->data_dir);
+    if (data_fd >= 0)
+        close(data_fd);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -501,9 +597,4 @@ int launcher_signal(struct hub *h, const char *id, int pid, int sig)
 int launcher_remove(struct hub *h, const char *id)
 {
     return request(h, LAUNCHER_REMOVE, id, NULL, 0, NULL, NULL);
-}
-
-int launcher_reset(struct hub *h, const char *id, launcher_cb cb, void *ctx)
-{
-    return request(h, LAUNCHER_RESET, id, NULL, 0, cb, ctx);
 }

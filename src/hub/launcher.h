@@ -1,6 +1,6 @@
 /* Privilege separation. Started as root, the hub forks the launcher, a small process
  * that stays root and does only what needs root: start runtime agents (which build
- * sandboxes), signal them, and remove or reset runtime folders. The hub then drops to
+ * sandboxes), signal them, and remove runtime folders. The hub then drops to
  * an unprivileged user and asks the launcher for these over a socket pair, in typed,
  * versioned, size-checked messages; the launcher checks each (an agent's config must
  * describe a sandbox in this data folder) and refuses anything else. docs/launcher.md. */
@@ -23,7 +23,8 @@ enum launcher_type {
     LAUNCHER_SPAWN = 1,  /* id, then the agent's config (JSON): start its agent */
     LAUNCHER_SIGNAL = 2, /* id, i32 pid, i32 signal: signal that runtime's agent */
     LAUNCHER_REMOVE = 3, /* id: unmount its disk and remove its folder */
-    LAUNCHER_RESET = 4,  /* id: move its files aside (answered), then remove them */
+    /* 4 was RESET: a factory reset is the agent's now (STREAM_RESET), done once the old
+       kernel has exited */
     /* launcher -> hub */
     LAUNCHER_REPLY = 100,  /* i32 result (a pid, 0, or a negative errno), then a message */
     LAUNCHER_EXITED = 101, /* id, i32 pid, i32 wait status: an agent it started ended */
@@ -46,10 +47,18 @@ struct launcher_conf {
 };
 
 /* Checks an agent config for runtime id against conf: a sandbox in the runtime's own
- * folder, the drive of one user of this data folder, the data folder masked, GPU
- * device nodes only. Returns 0, or -EINVAL with *why (caller frees). */
+ * folder, the drive of one user of this data folder (by name: "drive_user", a user name
+ * whose drive/<name> is a real folder beneath conf->data_dir, resolved here without
+ * following a link), the data folder masked, GPU device nodes only. Returns 0, or
+ * -EINVAL with *why (caller frees). */
 int launcher_check_config(const struct launcher_conf *conf, const char *id, const char *json,
                           size_t len, char **why);
+
+/* Opens DATA/drive/<user> (O_PATH) as the root side does: user must pass the user-name
+ * rule, and each name is resolved beneath data_dir with no link followed, so it is a
+ * real folder of this data folder. Returns an fd or a negative errno.
+ * The agent binds a drive through such an fd, never through a path it was sent. */
+int launcher_open_drive(const char *data_dir, const char *user);
 
 /* Whether s is a runtime id (a lowercase UUID). */
 bool launcher_valid_id(const char *s);
@@ -70,6 +79,5 @@ int launcher_spawn(struct hub *h, const char *id, const char *config_json, launc
                    void *ctx);
 int launcher_signal(struct hub *h, const char *id, int pid, int sig);
 int launcher_remove(struct hub *h, const char *id);
-int launcher_reset(struct hub *h, const char *id, launcher_cb cb, void *ctx);
 
 #endif

@@ -1,13 +1,18 @@
 /* What the launcher will do for the hub (launcher.h): the checks on a runtime id and
  * on an agent's config, apart from the rest so that a fuzz target can link them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/fsat.h"
 #include "common/util.h"
 #include "hub/kernels.h"
 #include "hub/launcher.h"
+#include "store/store.h"
 
 bool launcher_valid_id(const char *s)
 {
@@ -20,6 +25,20 @@ bool launcher_valid_id(const char *s)
             return false;
     }
     return true;
+}
+
+int launcher_open_drive(const char *data_dir, const char *user)
+{
+    if (!user || !store_user_name_valid(user))
+        return -EINVAL;
+    int data = open(data_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (data < 0)
+        return -errno;
+    char *rel = xasprintf("drive/%s", user);
+    int fd = fs_open_beneath(data, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW, RESOLVE_NO_SYMLINKS);
+    free(rel);
+    close(data);
+    return fd;
 }
 
 static int reject(char **why, const char *fmt, const char *what)
@@ -75,15 +94,26 @@ int launcher_check_config(const struct launcher_conf *conf, const char *id, cons
         r = reject(why, "the sandbox's root image must be /, not %s", s);
         goto out;
     }
-    s = json_string_value(json_object_get(sbx, "drive_dir"));
     if (json_object_get(sbx, "drive_dir")) {
-        size_t dl = strlen(conf->drive_dir);
-        const char *name =
-            s && !strncmp(s, conf->drive_dir, dl) && s[dl] == '/' ? s + dl + 1 : NULL;
-        if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
+        r = reject(why, "%s", "the sandbox's drive is named by its user (drive_user), not a path");
+        goto out;
+    }
+    json_t *du = json_object_get(sbx, "drive_user");
+    bool later = json_is_true(json_object_get(sbx, "drive_later"));
+    if (du || later) {
+        s = json_string_value(json_object_get(sbx, "data_dir"));
+        if (!s || strcmp(s, conf->data_dir)) {
+            r = reject(why, "the sandbox's data_dir must be %s", conf->data_dir);
+            goto out;
+        }
+    }
+    if (du) {
+        int dfd = launcher_open_drive(conf->data_dir, json_string_value(du));
+        if (dfd < 0) {
             r = reject(why, "the sandbox's drive must be a user's folder in %s", conf->drive_dir);
             goto out;
         }
+        close(dfd);
     }
     bool masked = false;
     json_t *m;

@@ -148,6 +148,9 @@ struct child_ctx {
     int sync_fd, status_fd;
     int userns_fd;       /* root: the kernel's user namespace, already mapped */
     int drive_userns_fd; /* root, a drive not root's: maps its owner to root inside */
+    int drive_tree_fd;   /* root: a detached clone of the drive, made in the caller's mount
+                            namespace (drive_dir may be /proc/self/fd/N, a folder the caller
+                            opened, which a new mount namespace cannot clone) */
     uid_t id_base;       /* root: the host uid of root inside */
     const char *upper, *work, *merged, *lower, *content, *run;
     const char *root_image;
@@ -317,11 +320,9 @@ static void wait_go(const struct child_ctx *c)
 
 /* A detached clone of path, id-mapped through userns_fd (host uid k is k inside), then
  * attached at target. Returns 0 or a negative errno. */
-static int attach_idmapped(const char *path, int userns_fd, bool rdonly, const char *target)
+/* Id-maps the detached mount fd and attaches it at target; closes fd. */
+static int attach_idmapped_tree(int fd, int userns_fd, bool rdonly, const char *target)
 {
-    int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (fd < 0)
-        return -errno;
     struct mount_attr a = {.attr_set = MOUNT_ATTR_IDMAP | (rdonly ? MOUNT_ATTR_RDONLY : 0),
                            .userns_fd = (uint64_t)userns_fd};
     int r = 0;
@@ -330,6 +331,14 @@ static int attach_idmapped(const char *path, int userns_fd, bool rdonly, const c
         r = -errno;
     close(fd);
     return r;
+}
+
+static int attach_idmapped(const char *path, int userns_fd, bool rdonly, const char *target)
+{
+    int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    return attach_idmapped_tree(fd, userns_fd, rdonly, target);
 }
 
 static void drop_caps(void)
@@ -601,9 +610,12 @@ built:
     if (sp->drive_dir) {
         int r = 0;
         if (c->root)
-            r = attach_idmapped(sp->drive_dir,
-                                c->drive_userns_fd >= 0 ? c->drive_userns_fd : c->userns_fd, false,
-                                "content/drive/MyDrive");
+            r = c->drive_tree_fd < 0
+                    ? -EBADF
+                    : attach_idmapped_tree(c->drive_tree_fd,
+                                           c->drive_userns_fd >= 0 ? c->drive_userns_fd
+                                                                   : c->userns_fd,
+                                           false, "content/drive/MyDrive");
         else if (mount(sp->drive_dir, "content/drive/MyDrive", NULL, MS_BIND | MS_REC, NULL) < 0)
             r = -errno;
         if (r < 0)
@@ -793,7 +805,8 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
                           .prog = &prog,
                           .root = root,
                           .userns_fd = -1,
-                          .drive_userns_fd = -1};
+                          .drive_userns_fd = -1,
+                          .drive_tree_fd = -1};
     c.id_base = base;
     /* With a quota (as root), what the runtime writes lives on its own disk. */
     if (root && spec->disk_bytes && (r = disk_attach(spec->state_dir, spec->disk_bytes, err)) < 0)
@@ -841,6 +854,13 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     if (root && spec->drive_dir && (r = drive_userns(spec->drive_dir, base, &drive_ns, err)) < 0)
         goto out;
     c.drive_userns_fd = drive_ns;
+    if (root && spec->drive_dir &&
+        (c.drive_tree_fd =
+             open_tree(AT_FDCWD, spec->drive_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0) {
+        r = -errno;
+        sandbox_set_error(err, errno, "bind %s on /content/drive/MyDrive", spec->drive_dir);
+        goto out;
+    }
     /* As root the namespaces belong to the host's user namespace (root inside cannot
      * mount or reconfigure them); rootless they need a user namespace of their own. */
     unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
@@ -922,7 +942,7 @@ out:
         cgroup_destroy(out->cg);
         out->cg = NULL;
     }
-    int close_fds[] = {sp[0], sp[1], st[0], st[1], userns, drive_ns};
+    int close_fds[] = {sp[0], sp[1], st[0], st[1], userns, drive_ns, c.drive_tree_fd};
     for (size_t i = 0; i < ARRAY_SIZE(close_fds); i++)
         if (close_fds[i] >= 0)
             close(close_fds[i]);

@@ -5,8 +5,8 @@
 #include "store/cli_user.h"
 
 #include "common/config.h"
+#include "common/fsat.h"
 #include "common/util.h"
-#include "hub/drive.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -674,7 +674,7 @@ static int purge_drive(const char *data, const char *name)
         goto out;
     }
     for (int tries = 0; tries < 5; tries++) {
-        r = drive_remove_tree(dfd, name);
+        r = fs_remove_tree(dfd, name, FS_RM_ONE_FS | FS_RM_WRITABLE);
         if (r == -ENOENT)
             r = 0;
         if (r != -ENOTEMPTY && r != -EEXIST)

@@ -12,14 +12,18 @@
  *   STREAM_INTERRUPT hub -> agent   empty
  *   STREAM_RESTART   hub -> agent   empty
  *   STREAM_SHUTDOWN  hub -> agent   empty: shut the kernel down, then exit
- *   STREAM_CLAIM     hub -> agent   JSON {"drive_dir": ...}: a pre-started runtime becomes
- *                                   a user's; the agent binds the drive and answers with
+ *   STREAM_CLAIM     hub -> agent   JSON {"user": name}: a pre-started runtime becomes
+ *                                   a user's; the agent binds DATA/drive/<name> (found
+ *                                   by itself, no link followed) and answers with
  *                                   STATE {"state": "claimed"[, "reason": why it failed]}
  *   STREAM_FILE      hub -> agent   a file request on the runtime's /content: u32 LE n,
  *                                   n bytes of JSON {"req": N, "op": ..., "path": ...},
  *                                   then the bytes of a "write"
  *   STREAM_FILE_REPLY agent -> hub  the same layout: JSON {"req": N, "status": HTTP-like,
  *                                   "message"?, "type"?, "entries"?}, then a file's bytes
+ *   STREAM_RESET     hub -> agent   empty: factory reset; as STREAM_RESTART, but once the
+ *                                   old kernel has exited its overlay and /content are
+ *                                   moved aside (and removed) before the new one starts
  *   STREAM_RUN       agent -> hub   after a reconnect: JSON {"msg_id", "cell_id"?, "code"?,
  *                                   "whole": bool}, an execute request still kept
  *   STREAM_HISTORY   agent -> hub   a message of that run the previous hub had: recorded
@@ -46,10 +50,11 @@ enum stream_type {
     STREAM_CLAIM = 7,
     STREAM_FILE = 8,
     STREAM_FILE_REPLY = 9,
-    STREAM_RUN = 10,
-    STREAM_HISTORY = 11,
-    STREAM_GAP = 12,
-    STREAM_RECORDED = 13,
+    STREAM_RESET = 10,
+    STREAM_RUN = 11,
+    STREAM_HISTORY = 12,
+    STREAM_GAP = 13,
+    STREAM_RECORDED = 14,
 };
 
 #define STREAM_HEADER_LEN 5

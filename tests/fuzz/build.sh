@@ -25,7 +25,8 @@ $CC $CFLAGS -o "$out/fuzz_archive" "$here/fuzz_archive.c" "$root/src/hub/extract
 echo "built $out/fuzz_archive"
 # shellcheck disable=SC2086
 $CC $CFLAGS -o "$out/fuzz_launcher" "$here/fuzz_launcher.c" "$root/src/hub/launcher_check.c" \
-    "$root/src/common/util.c" $(pkg-config --cflags --libs jansson libsodium libuv libwebsockets)
+    "$root/src/common/fsat.c" "$root/src/store/store.c" "$root/src/common/util.c" \
+    $(pkg-config --cflags --libs jansson libsodium libuv libwebsockets sqlite3)
 echo "built $out/fuzz_launcher"
 # shellcheck disable=SC2086
 $CC $CFLAGS -o "$out/fuzz_files" "$here/fuzz_files.c" "$root/src/agent/files.c" \

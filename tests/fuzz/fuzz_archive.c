@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/fsat.h"
 #include "hub/drive.h"
 #include "hub/extract.h"
 
@@ -18,7 +19,7 @@ static char base[64];
 
 static void scratch_remove(void)
 {
-    drive_remove_tree(AT_FDCWD, base);
+    fs_remove_path(base, 0);
 }
 
 static void scratch(void)
@@ -48,7 +49,7 @@ static void empty_out(void)
     }
     closedir(dir);
     for (int i = 0; i < n; i++)
-        drive_remove_tree(out_fd, names[i]);
+        fs_remove_tree(out_fd, names[i], 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -2,7 +2,8 @@
 // small launcher keeps root to start runtimes. Runtimes work as usual through it:
 // claims from the pool, files the kernel writes in the drive belong to the hub's user
 // (so the API can change them), a deleted runtime's folder goes, a factory reset
-// works, the CLI run as root keeps the database the hub's, and a restart adopts.
+// works (the old kernel ends before its files go), the CLI run as root keeps the
+// database the hub's, and a restart adopts.
 // labbook-only; needs root.
 
 import { test, describe, before, after } from 'node:test';
@@ -52,6 +53,15 @@ describe('privilege separation', { skip }, () => {
     assert.equal(uidOf(launchers[0]), 0, 'the launcher keeps root');
     const st = fs.statSync(path.join(server.dataDir, 'labbook.db'));
     assert.equal(st.uid, labbookUid, "the database is the hub's");
+    // The data folder stays root's (sticky, the hub's group may write): the hub's user can
+    // make its own files there but cannot rename runtimes/ away to put its own in place.
+    const data = fs.statSync(server.dataDir);
+    assert.equal(data.uid, 0);
+    assert.equal(data.mode & 0o7777, 0o1770);
+    const asHub = (cmd) => { try { execFileSync('runuser', ['-u', 'labbook', '--', 'sh', '-c', cmd], { stdio: 'pipe' }); return true; } catch { return false; } };
+    assert.ok(asHub(`touch '${server.dataDir}/made-by-hub' && rm '${server.dataDir}/made-by-hub'`), 'the hub can make and remove its files');
+    assert.ok(!asHub(`mv '${server.dataDir}/runtimes' '${server.dataDir}/elsewhere'`), 'but not move runtimes/');
+    assert.ok(fs.statSync(path.join(server.dataDir, 'runtimes')).isDirectory());
   });
 
   test("runtimes start through the launcher; the kernel's files in the drive are the hub user's; deleting removes the folder", async () => {
@@ -76,14 +86,24 @@ R['owner'] = os.stat('/content/drive/MyDrive/made-inside').st_uid
     assert.equal(put.status, 201, put.text);
     const del = await api(server, 'alice', 'DELETE', '/api/contents/made-inside/a.txt');
     assert.equal(del.status, 204, del.text);
-    // Factory reset (the launcher moves the runtime's files away).
-    await probe(server, 'alice', id, "open('/content/scratch.txt', 'w').write('x')");
+    // Factory reset: the agent ends the old kernel first (its atexit handlers still see
+    // its files: no FileNotFoundError from a dying kernel), then moves the files away.
+    await probe(server, 'alice', id, `
+import atexit, os, time
+open('/content/scratch.txt', 'w').write('x')
+def bye():
+    time.sleep(0.5)
+    open('/content/drive/MyDrive/atexit.txt', 'w').write(str(os.path.exists('/content/scratch.txt')))
+atexit.register(bye)
+`);
     const reset = await api(server, 'alice', 'POST', `/api/runtimes/${id}/reset`);
     assert.equal(reset.status, 200, reset.text);
     await until(async () => (await api(server, 'alice', 'GET', `/api/kernels/${id}`)).body?.execution_state === 'idle',
       { timeoutMs: 30000, what: 'idle after the reset' });
     const after = await probe(server, 'alice', id, "import os\nR['scratch'] = os.path.exists('/content/scratch.txt')");
     assert.equal(after.scratch, false, 'reset threw the files away');
+    assert.equal(fs.readFileSync(path.join(server.drive('alice'), 'atexit.txt'), 'utf8'), 'True',
+      'the old kernel had its files until it ended');
     // Deleted: its folder and disk go (the launcher removes them).
     assert.equal((await api(server, 'alice', 'DELETE', `/api/kernels/${id}`)).status, 204);
     await until(() => !fs.existsSync(path.join(server.dataDir, 'runtimes', id)), { timeoutMs: 15000, what: 'runtime folder removed' });

@@ -307,6 +307,10 @@ static void hub_listen(struct hub *h)
 
 /* A "sandbox" object for the next hub_start_agent (stolen), or NULL. */
 static json_t *next_sandbox;
+/* Keys merged into the next config (stolen), or NULL. */
+static json_t *next_extra;
+/* The next agent's stdout and stderr are DIR/rt/agent.log, as the launcher opens it. */
+static bool next_log_file;
 
 /* Writes the config, forks the agent and accepts its connection. */
 static void hub_start_agent(struct hub *h, json_t *argv, const char *interrupt_mode)
@@ -321,6 +325,12 @@ static void hub_start_agent(struct hub *h, json_t *argv, const char *interrupt_m
     if (next_sandbox)
         json_object_set_new(cfg, "sandbox", next_sandbox);
     next_sandbox = NULL;
+    if (next_extra)
+        json_object_update(cfg, next_extra);
+    json_decref(next_extra);
+    next_extra = NULL;
+    bool log_file = next_log_file;
+    next_log_file = false;
     assert_int_equal(json_dump_file(cfg, h->cfg_path, 0), 0);
     json_decref(cfg);
     free(rt);
@@ -329,6 +339,16 @@ static void hub_start_agent(struct hub *h, json_t *argv, const char *interrupt_m
     assert_true(h->agent >= 0);
     if (h->agent == 0) {
         close(h->lfd);
+        if (log_file) {
+            char *rtd = xasprintf("%s/rt", h->dir), *lp = xasprintf("%s/rt/agent.log", h->dir);
+            mkdir(rtd, 0700);
+            int lfd = open(lp, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            dup2(lfd, 1);
+            dup2(lfd, 2);
+            close(lfd);
+            free(rtd);
+            free(lp);
+        }
         char *av[] = {"agent", h->cfg_path, NULL};
         exit(agent_main(2, av));
     }
@@ -672,6 +692,185 @@ static void test_sandboxed_kernel(void **state)
     hub_free(&h);
 }
 
+static off_t size_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* A kernel that floods the agent with badly signed messages on iopub and then writes
+ * 200 MiB to its stderr leaves agent.log and agent.log.1 each under the cap, with the
+ * floods counted, and what it says afterwards still gets through. */
+static void test_log_is_bounded(void **state)
+{
+    (void)state;
+    struct hub h = {0};
+    hub_listen(&h);
+    next_extra =
+        json_pack("{s:i, s:i}", "log_max_bytes", 256 << 10, "log_kernel_bytes_per_s", 64 << 10);
+    next_log_file = true;
+    json_t *argv =
+        json_pack("[s, s, s, s]", PYKERNEL, "-c",
+                  "import json, os, sys, time, zmq\n"
+                  "c = json.load(open(sys.argv[1]))\n"
+                  "pub = zmq.Context().socket(zmq.PUB)\n"
+                  "pub.bind('tcp://127.0.0.1:%d' % c['iopub_port'])\n"
+                  "time.sleep(1)\n"
+                  "for i in range(30000):\n"
+                  "    pub.send_multipart([b'<IDS|MSG>', b'0' * 64, b'{}', b'{}', b'{}', b'{}'])\n"
+                  "block = b'x' * (1 << 20)\n"
+                  "for i in range(200):\n"
+                  "    os.write(2, block)\n"
+                  "time.sleep(2.5)\n"
+                  "os.write(2, b'kernel-done\\n')\n"
+                  "time.sleep(60)\n",
+                  "{connection_file}");
+    hub_start_agent(&h, argv, "signal");
+    char *logp = xasprintf("%s/rt/agent.log", h.dir), *old = xasprintf("%s/rt/agent.log.1", h.dir);
+    /* Until the kernel's last words and the count of the repeated bad signatures (written
+     * 5 s after the first repeat) are in, the files never pass the cap. */
+    bool done = false;
+    for (int i = 0; i < 600 && !done; i++) {
+        assert_true(size_of(logp) <= 256 << 10);
+        assert_true(size_of(old) <= 256 << 10);
+        char *t1 = NULL, *t2 = NULL;
+        size_t n;
+        read_file(old, 1 << 20, &t1, &n);
+        read_file(logp, 1 << 20, &t2, &n);
+        char *both = xasprintf("%s%s", t1 ? t1 : "", t2 ? t2 : "");
+        done = strstr(both, "kernel-done") &&
+               strstr(both, "bytes of the kernel's output dropped") &&
+               (strstr(both, "last message repeated") || strstr(both, "messages suppressed"));
+        free(both);
+        free(t1);
+        free(t2);
+        if (!done)
+            usleep(50000);
+    }
+    print_message("agent.log %lld, agent.log.1 %lld bytes\n", (long long)size_of(logp),
+                  (long long)size_of(old));
+    assert_true(done);
+    assert_true(size_of(old) > 0); /* it was rotated */
+    hub_send(&h, STREAM_SHUTDOWN, NULL, 0);
+    assert_int_equal(hub_wait_agent(&h, 10000), 0);
+    unlink(logp);
+    unlink(old);
+    free(logp);
+    free(old);
+    hub_free(&h);
+}
+
+/* Claims the runtime with json; want is NULL for success, else part of the reason. */
+static void claim_as(struct hub *h, const char *json, const char *want)
+{
+    hub_send(h, STREAM_CLAIM, json, strlen(json));
+    json_t *st = expect_state(h, "claimed", 10000);
+    const char *reason = json_string_value(json_object_get(st, "reason"));
+    if (!want && reason)
+        fail_msg("claim %s: %s", json, reason);
+    if (want && (!reason || !strstr(reason, want)))
+        fail_msg("claim %s: reason \"%s\" does not say \"%s\"", json, reason ? reason : "", want);
+}
+
+/* A pre-started sandboxed runtime claimed by a hostile hub: a path, "..", an absolute
+ * name, a link and a missing user are refused, and only DATA/drive/<user> is bound, by
+ * the folder the agent opened (a link swapped in later is not followed at a restart).
+ * Then a factory reset: the old kernel exits (its atexit handlers still see its files)
+ * before its files move, and the new one starts on an empty /content. Root only. */
+static void test_sandboxed_claim_and_reset(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: sandboxed kernels need root\n");
+        skip();
+    }
+    struct hub h = {0};
+    hub_listen(&h);
+    char *sbx = xasprintf("%s/sbx", h.dir), *data = xasprintf("%s/data", h.dir);
+    char *victim = xasprintf("%s/victim", h.dir), *alice = xasprintf("%s/drive/alice", data);
+    char *cmd = xasprintf("mkdir -p '%s' '%s/drive/alice' && echo s > '%s/secret.txt' && "
+                          "echo a > '%s/alice.txt' && ln -s '%s' '%s/drive/evil'",
+                          victim, data, victim, alice, victim, data);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    next_sandbox = json_pack("{s:s, s:[s], s:b, s:s, s:b}", "state_dir", sbx, "mask_paths", h.dir,
+                             "network", 0, "data_dir", data, "drive_later", 1);
+    hub_start_agent(&h, kernel_argv(), "signal");
+    expect_state(&h, "running", 60000);
+    char *bad = xasprintf("{\"drive_dir\": \"%s\"}", victim);
+    claim_as(&h, bad, "cannot be claimed");
+    free(bad);
+    claim_as(&h, "{\"user\": \"../victim\"}", "not a user name");
+    claim_as(&h, "{\"user\": \"/etc\"}", "not a user name");
+    claim_as(&h, "{\"user\": \"evil\"}", "cannot bind the drive");
+    claim_as(&h, "{\"user\": \"nobody\"}", "cannot bind the drive");
+    claim_as(&h, "{\"user\": \"alice\"}", NULL);
+    claim_as(&h, "{\"user\": \"alice\"}", "cannot be claimed"); /* once only */
+    const char *id =
+        execute(&h, "import os; print(sorted(os.listdir('/content/drive/MyDrive')))", false);
+    char *out = stream_text(&h, id, 10000);
+    assert_string_equal(out, "['alice.txt']\n");
+    free(out);
+
+    /* The hub's user swaps alice's drive for a link to the victim. */
+    char *old = xasprintf("%s/drive/alice.old", data);
+    assert_int_equal(rename(alice, old), 0);
+    assert_int_equal(symlink(victim, alice), 0);
+    id = execute(&h,
+                 "import atexit, os, time\n"
+                 "open('/content/x', 'w').write('x')\n"
+                 "def bye():\n"
+                 "    time.sleep(0.3)\n"
+                 "    open('/content/drive/MyDrive/atexit.txt', 'w').write(\n"
+                 "        str(os.path.exists('/content/x')))\n"
+                 "atexit.register(bye)\n",
+                 false);
+    out = stream_text(&h, id, 10000);
+    free(out);
+    hub_send(&h, STREAM_RESET, NULL, 0);
+    json_t *st = expect_state(&h, "restarting", 10000);
+    assert_string_equal(str(st, "reason"), "factory reset");
+    expect_state(&h, "running", 60000);
+    id = execute(&h,
+                 "import os; print(os.path.exists('/content/x'), "
+                 "sorted(os.listdir('/content/drive/MyDrive')))",
+                 false);
+    out = stream_text(&h, id, 10000);
+    assert_string_equal(out, "False ['alice.txt', 'atexit.txt']\n");
+    free(out);
+    char *said = xasprintf("%s/atexit.txt", old), *text = NULL;
+    size_t n;
+    assert_int_equal(read_file(said, 1 << 20, &text, &n), 0);
+    assert_string_equal(text, "True"); /* the old kernel had its files until it ended */
+    free(text);
+    free(said);
+    char *vs = xasprintf("%s/atexit.txt", victim);
+    assert_int_equal(access(vs, F_OK), -1);
+    free(vs);
+    /* The old files go (a child of the agent removes them). */
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; i++) {
+        char *ls = xasprintf("ls '%s' | grep -q '^reset-'", sbx);
+        gone = system(ls) != 0;
+        free(ls);
+        if (!gone)
+            usleep(50000);
+    }
+    assert_true(gone);
+    close(h.fd);
+    h.fd = -1;
+    assert_int_equal(hub_wait_agent(&h, 10000), 0);
+    char *rm = xasprintf("rm -rf '%s' '%s' '%s'", sbx, data, victim);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+    free(sbx);
+    free(data);
+    free(victim);
+    free(alice);
+    free(old);
+    hub_free(&h);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -682,6 +881,8 @@ int main(void)
         cmocka_unit_test(test_kernel_lifecycle),
         cmocka_unit_test(test_interrupt_message),
         cmocka_unit_test(test_sandboxed_kernel),
+        cmocka_unit_test(test_sandboxed_claim_and_reset),
+        cmocka_unit_test(test_log_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

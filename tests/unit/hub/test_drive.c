@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "common/fsat.h"
 #include "hub/download.h"
 #include "hub/drive.h"
 #include "hub/extract.h"
@@ -265,7 +266,7 @@ static void test_extract_7z_and_unicode(void **state)
     assert_true(st.st_mode & 0100);
     assert_int_equal(count_entries(to), 2); /* no temporary folder left */
     close(to);
-    drive_remove_tree(AT_FDCWD, dir);
+    fs_remove_path(dir, 0);
     free(arch);
     free(dir);
 }
@@ -282,7 +283,7 @@ static void refused(int format, int filter, const struct ent *ents, size_t n, co
         fail_msg("error \"%s\" does not say \"%s\"", res.error, why);
     assert_int_equal(count_entries(to), 0);
     close(to);
-    drive_remove_tree(AT_FDCWD, dir);
+    fs_remove_path(dir, 0);
     free(arch);
     free(dir);
 }
@@ -337,7 +338,7 @@ static void test_extract_merges_and_hardlinks(void **state)
     assert_int_equal(fstatat(to, "d/g.txt", &b, 0), 0);
     assert_int_equal(a.st_ino, b.st_ino);
     close(to);
-    drive_remove_tree(AT_FDCWD, dir);
+    fs_remove_path(dir, 0);
     free(out);
     free(keep);
     free(old);
@@ -373,7 +374,7 @@ static void test_extract_sparse_counts(void **state)
         fail_msg("error \"%s\"", res.error);
     assert_int_equal(count_entries(to), 0);
     close(to);
-    drive_remove_tree(AT_FDCWD, dir);
+    fs_remove_path(dir, 0);
     free(arch);
     free(dir);
 }
