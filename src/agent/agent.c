@@ -1339,6 +1339,8 @@ int agent_main(int argc, char **argv)
     a->hub_fd = a->sig_fd = -1;
     a->outq_tail = &a->outq;
     a->sbx.status_fd = -1;
+    a->sbx.net_exit_fd = -1;
+    a->sbx.net_helper = -1;
     int rc = 1;
     char *err = NULL;
     sigset_t mask, old;

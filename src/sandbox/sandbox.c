@@ -11,6 +11,8 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,6 +33,7 @@
 #include "common/util.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/disk.h"
+#include "sandbox/net.h"
 #include "sandbox/seccomp.h"
 
 #define ID_COUNT 65536
@@ -303,6 +306,48 @@ static void loopback_up(const struct child_ctx *c)
     close(s);
 }
 
+static void set_inet(struct sockaddr *sa, uint32_t addr)
+{
+    struct sockaddr_in in;
+    memset(&in, 0, sizeof(in));
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(addr);
+    memcpy(sa, &in, sizeof(in));
+}
+
+/* As root with outbound access: eth0 (the veth end the parent put here) gets the
+ * slot's runtime address on a /31 with the host's end as the default route. */
+static void eth0_up(const struct child_ctx *c)
+{
+    int slot = net_slot(c->id_base);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, "eth0", 5);
+    if (s < 0)
+        fail(c, errno, "network: socket");
+    set_inet(&ifr.ifr_addr, net_runtime_addr(slot));
+    if (ioctl(s, SIOCSIFADDR, &ifr) < 0)
+        fail(c, errno, "network: address of eth0");
+    set_inet(&ifr.ifr_netmask, 0xfffffffeU);
+    if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0)
+        fail(c, errno, "network: netmask of eth0");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        fail(c, errno, "network: bring eth0 up");
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        fail(c, errno, "network: bring eth0 up");
+    struct rtentry rt;
+    memset(&rt, 0, sizeof(rt));
+    set_inet(&rt.rt_dst, 0);
+    set_inet(&rt.rt_genmask, 0);
+    set_inet(&rt.rt_gateway, net_host_addr(slot));
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    if (ioctl(s, SIOCADDRT, &rt) < 0)
+        fail(c, errno, "network: default route");
+    close(s);
+}
+
 /* Waits for the parent's go (sent once the maps are written and the cgroup joined). */
 static void wait_go(const struct child_ctx *c)
 {
@@ -533,8 +578,9 @@ static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
         fail(c, errno, "sethostname");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         fail(c, errno, "make / private");
-    if (!sp->network)
-        loopback_up(c);
+    loopback_up(c);
+    if (sp->network && c->root)
+        eth0_up(c);
 
     if (!c->root) {
         rootless_root(c);
@@ -667,6 +713,18 @@ built:
 
 /* ---- the parent ---- */
 
+/* Ends a rootless sandbox's slirp4netns (closing its exit fd) and reaps it. */
+static void net_helper_stop(struct sandbox_proc *p)
+{
+    if (p->net_exit_fd >= 0)
+        close(p->net_exit_fd);
+    p->net_exit_fd = -1;
+    if (p->net_helper > 0)
+        while (waitpid(p->net_helper, NULL, 0) < 0 && errno == EINTR)
+            ;
+    p->net_helper = -1;
+}
+
 static int write_proc(pid_t pid, const char *file, const char *s)
 {
     char p[64];
@@ -773,6 +831,8 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
 {
     memset(out, 0, sizeof(*out));
     out->status_fd = -1;
+    out->net_exit_fd = -1;
+    out->net_helper = -1;
     err->err = 0;
     err->msg[0] = 0;
     if (sandbox_supported(err) < 0)
@@ -846,8 +906,13 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
     if (!root)
         flags |= CLONE_NEWUSER;
-    if (!spec->network)
-        flags |= CLONE_NEWNET;
+    flags |= CLONE_NEWNET; /* always a network of its own (docs/sandbox.md, "Network") */
+    if (root && spec->network && net_slot(base) < 0) {
+        r = -EINVAL;
+        sandbox_set_error(err, EINVAL, "network: id_base %u is not a runtime slot's",
+                          (unsigned)base);
+        goto out;
+    }
     pid = raw_fork(flags);
     if (pid < 0) {
         r = errno == EPERM || errno == EINVAL || errno == ENOSPC ? -ENOTSUP : -errno;
@@ -873,6 +938,12 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
             sandbox_set_error(err, -r, "write the uid/gid map");
             goto out;
         }
+    }
+    if (spec->network) {
+        r = root ? net_attach_root(pid, net_slot(base), err)
+                 : net_attach_rootless(pid, &out->net_helper, &out->net_exit_fd, err);
+        if (r < 0)
+            goto out;
     }
     if (out->cg) {
         struct cgroup_events ev;
@@ -921,6 +992,7 @@ out:
     if (r < 0) {
         cgroup_destroy(out->cg);
         out->cg = NULL;
+        net_helper_stop(out);
     }
     int close_fds[] = {sp[0], sp[1], st[0], st[1], userns, drive_ns};
     for (size_t i = 0; i < ARRAY_SIZE(close_fds); i++)
@@ -1053,4 +1125,5 @@ void sandbox_release(struct sandbox_proc *p)
     p->status_fd = -1;
     cgroup_destroy(p->cg);
     p->cg = NULL;
+    net_helper_stop(p);
 }

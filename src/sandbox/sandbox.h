@@ -33,7 +33,8 @@ struct sandbox_spec {
     size_t nmask;
     const char *const *devices; /* extra device nodes, "/dev/nvidia0" */
     size_t ndevices;
-    bool network;            /* true: the host's network; false: a new netns with lo only */
+    bool network;            /* true: a network namespace of its own with outbound access
+                                (sandbox/net.h); false: one with lo only */
     uint64_t memory_limit;   /* bytes, 0: none */
     int64_t pids_limit;      /* 0: none */
     uint32_t cpu_weight;     /* 1..10000 (cgroup v2 cpu.weight; v1 shares scaled), 0: default */
@@ -59,6 +60,8 @@ struct sandbox_proc {
     uint64_t oom_base, pids_base; /* event counters when the kernel started */
     bool have_status;
     int kernel_status; /* wait status of the kernel itself, once have_status */
+    pid_t net_helper;  /* rootless with network: its slirp4netns, else -1 */
+    int net_exit_fd;   /* closing it ends net_helper; -1 when none */
 };
 
 /* Whether sandboxes can be made here: 0, or -ENOTSUP (not root and no user namespaces)

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -293,23 +295,92 @@ static void test_fork_bomb(void **st)
     result_free(&r);
 }
 
+/* A listening TCP socket on addr (host order), port chosen by the kernel: *port. */
+static int listen_on(uint32_t addr, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(addr)};
+    socklen_t len = sizeof(in);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&in, &len), 0);
+    *port = ntohs(in.sin_port);
+    return fd;
+}
+
+#define NET_NS "lbt-unit"
+#define NET_PEER "lbtu0"
+
+/* A namespace that stands for the internet: 198.51.100.2 (TEST-NET-2) behind the veth
+ * NET_PEER, with a server on port 8080 that answers "internet". Routed only there. */
+static void internet_up(void)
+{
+    int r = system("ip netns del " NET_NS " 2>/dev/null; ip link del " NET_PEER " 2>/dev/null;"
+                   "ip netns add " NET_NS " && ip link add " NET_PEER " type veth peer name eth0 "
+                   "netns " NET_NS " && ip addr add 198.51.100.1/24 dev " NET_PEER
+                   " && ip link set " NET_PEER " up && ip -n " NET_NS " link set lo up && "
+                   "ip -n " NET_NS " addr add 198.51.100.2/24 dev eth0 && ip -n " NET_NS
+                   " link set eth0 up");
+    assert_int_equal(r, 0);
+    r = system("ip netns exec " NET_NS " python3 -c 'import socket\n"
+               "s = socket.socket(); s.bind((\"198.51.100.2\", 8080)); s.listen(8)\n"
+               "for _ in range(4):\n"
+               "    c, _ = s.accept(); c.sendall(b\"internet\"); c.close()' "
+               ">/dev/null 2>&1 &");
+    assert_int_equal(r, 0);
+    usleep(300000);
+}
+
+static void internet_down(void)
+{
+    int r = system("ip netns pids " NET_NS " 2>/dev/null | xargs -r kill 2>/dev/null;"
+                   "ip link del " NET_PEER " 2>/dev/null; ip netns del " NET_NS " 2>/dev/null");
+    (void)r;
+}
+
+/* With network: eth0 with the slot's address and lo; the host's loopback, its own
+ * addresses (the veth's host end, the test network's) are out of reach; a server
+ * "on the internet" (a test namespace) answers. Without: only lo. */
 static void test_network(void **st)
 {
     (void)st;
     NEED_ROOT();
+    internet_up();
+    int port_lo = 0, port_any = 0;
+    int lo = listen_on(INADDR_LOOPBACK, &port_lo);
+    int any = listen_on(INADDR_ANY, &port_any);
     struct sandbox_spec s = default_spec();
     s.network = true;
-    struct result r = run(&s, "ls /sys/class/net | wc -l >/content/out");
-    char *host = NULL;
-    size_t n;
-    FILE *f = popen("ls /sys/class/net | wc -l", "r");
-    char line[32] = "";
-    assert_non_null(fgets(line, sizeof(line), f));
-    pclose(f);
-    assert_string_equal(r.out, line);
-    free(host);
-    (void)n;
+    s.id_base = 100000 + 65536U * 4000; /* slot 4000: 10.213.159.64/31, out of a hub's way */
+    char *script = xasprintf(
+        "exec >/content/out 2>&1; ls /sys/class/net | tr '\\n' ' '; echo; "
+        "python3 -c 'import socket\n"
+        "for a, p in ((\"127.0.0.1\", %d), (\"10.213.159.64\", %d), (\"198.51.100.1\", %d),"
+        " (\"198.51.100.2\", 8080)):\n"
+        "    s = socket.socket(); s.settimeout(1.5)\n"
+        "    try:\n"
+        "        s.connect((a, p)); print(a, \"ok\", s.recv(16).decode())\n"
+        "    except OSError as e:\n"
+        "        print(a, type(e).__name__)\n'; "
+        "ip -o -4 addr show eth0 | awk '{print $4}'",
+        port_lo, port_any, port_any);
+    struct result r = run(&s, script);
+    assert_string_equal(r.out, "eth0 lo \n"
+                               "127.0.0.1 ConnectionRefusedError\n"
+                               "10.213.159.64 TimeoutError\n"
+                               "198.51.100.1 TimeoutError\n"
+                               "198.51.100.2 ok internet\n"
+                               "10.213.159.65/31\n");
     result_free(&r);
+    s.network = false;
+    r = run(&s, "ls /sys/class/net | tr '\\n' ' ' >/content/out");
+    assert_string_equal(r.out, "lo ");
+    result_free(&r);
+    free(script);
+    close(lo);
+    close(any);
+    internet_down();
 }
 
 static void test_errors(void **st)
