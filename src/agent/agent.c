@@ -651,6 +651,8 @@ static int sandbox_start(struct agent *a, const int ports[KPORT_COUNT], char **r
         *reason = xasprintf("failed to start kernel in its sandbox: %s", err.msg);
     else
         a->pid = a->sbx.pid;
+    if (r == 0 && a->sbx.warning[0])
+        log_warn("agent: %s", a->sbx.warning);
     (void)ports;
     for (size_t i = 0; i < a->cfg.argc; i++)
         free(argv[i]);

@@ -241,6 +241,10 @@ int net_attach_rootless(pid_t pid, pid_t *helper, int *exit_fd, struct sandbox_e
         sandbox_set_error(err, ENOENT, "network: slirp4netns is not installed");
         return -ENOENT;
     }
+    if (access("/dev/net/tun", R_OK | W_OK) < 0) {
+        sandbox_set_error(err, errno, "network: slirp4netns needs /dev/net/tun");
+        return -EACCES;
+    }
     int ex[2] = {-1, -1}, rd[2] = {-1, -1}, r = 0;
     if (pipe2(ex, O_CLOEXEC) < 0 || pipe2(rd, O_CLOEXEC) < 0) {
         r = -errno;

@@ -36,8 +36,8 @@ int net_attach_root(pid_t pid, int slot, struct sandbox_error *err);
 
 /* Rootless: starts slirp4netns for pid's namespace (tap0, host loopback unreachable)
  * and waits until it is ready. *helper is its pid (reap it), *exit_fd the fd whose
- * closing ends it. Returns 0, -ENOENT when slirp4netns is not installed, or another
- * negative errno, with err set. */
+ * closing ends it. Returns 0, -ENOENT when slirp4netns is not installed, -EACCES when
+ * /dev/net/tun is not the caller's to use, or another negative errno, with err set. */
 int net_attach_rootless(pid_t pid, pid_t *helper, int *exit_fd, struct sandbox_error *err);
 
 #endif

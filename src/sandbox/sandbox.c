@@ -942,6 +942,15 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     if (spec->network) {
         r = root ? net_attach_root(pid, net_slot(base), err)
                  : net_attach_rootless(pid, &out->net_helper, &out->net_exit_fd, err);
+        /* Rootless without slirp4netns (or /dev/net/tun): loopback only, said once. */
+        if (!root && (r == -ENOENT || r == -EACCES)) {
+            snprintf(out->warning, sizeof(out->warning),
+                     "%s: the runtime has only its loopback (docs/sandbox.md, \"Network\")",
+                     err->msg);
+            err->err = 0;
+            err->msg[0] = 0;
+            r = 0;
+        }
         if (r < 0)
             goto out;
     }

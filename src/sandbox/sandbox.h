@@ -62,6 +62,7 @@ struct sandbox_proc {
     int kernel_status; /* wait status of the kernel itself, once have_status */
     pid_t net_helper;  /* rootless with network: its slirp4netns, else -1 */
     int net_exit_fd;   /* closing it ends net_helper; -1 when none */
+    char warning[600]; /* what the sandbox lacks that was asked for ("" when nothing) */
 };
 
 /* Whether sandboxes can be made here: 0, or -ENOTSUP (not root and no user namespaces)
