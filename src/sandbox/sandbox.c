@@ -33,6 +33,7 @@
 #include "common/util.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/disk.h"
+#include "sandbox/hidden.h"
 #include "sandbox/net.h"
 #include "sandbox/seccomp.h"
 
@@ -49,22 +50,31 @@ struct sb_msg {
     char what[244]; /* MSG_ERROR: the step */
 };
 
-/* Host paths that are secrets or other people's business: hidden even when the spec
- * says nothing. Writable ones get a fresh empty tmpfs, the others a read-only one;
- * files are emptied in the overlay. */
+/* Host paths that are other people's business or scratch: hidden even when the spec
+ * says nothing, beyond what the general rule hides (hide_unreadable). /var/log is not
+ * among them: apt-get writes there, and its secrets are not world-readable. Writable ones get a
+ * fresh empty tmpfs, the others a read-only one; files are emptied in the overlay. */
 static const struct {
     const char *path;
     const char *opts; /* tmpfs options; NULL: read-only and empty */
 } default_masks[] = {
-    {"/tmp", "mode=1777"},   {"/var/tmp", "mode=1777"},
-    {"/run", "mode=755"},    {"/root", "mode=700"},
-    {"/home", NULL},         {"/mnt", NULL},
-    {"/media", NULL},        {"/srv", NULL},
-    {"/var/log", NULL},      {"/var/mail", NULL},
-    {"/var/spool", NULL},    {"/var/backups", NULL},
-    {"/etc/ssh", NULL},      {"/etc/ssl/private", NULL},
-    {"/boot", NULL},         {"/etc/shadow", NULL},
-    {"/etc/gshadow", NULL},  {"/etc/shadow-", NULL},
+    {"/tmp", "mode=1777"},
+    {"/var/tmp", "mode=1777"},
+    {"/run", "mode=755"},
+    {"/root", "mode=700"},
+    {"/home", NULL},
+    {"/mnt", NULL},
+    {"/media", NULL},
+    {"/srv", NULL},
+    {"/var/mail", NULL},
+    {"/var/spool", NULL},
+    {"/var/backups", NULL},
+    {"/etc/ssh", NULL},
+    {"/etc/ssl/private", NULL},
+    {"/boot", NULL},
+    {"/etc/shadow", NULL},
+    {"/etc/gshadow", NULL},
+    {"/etc/shadow-", NULL},
     {"/etc/gshadow-", NULL},
 };
 
@@ -826,6 +836,27 @@ static int prepare_dir(const char *p, bool root, uid_t owner, struct sandbox_err
     return 0;
 }
 
+/* What an unprivileged host user could not read is not readable inside either: each
+ * such entry of the image (hidden.h) gets an empty stand-in in the upper layer. The
+ * folders masked as a whole are not walked. */
+static int hide_unreadable(const struct sandbox_spec *spec, const char *image, const char *upper,
+                           uid_t base, struct sandbox_error *err)
+{
+    size_t n = 0;
+    const char **skip = xcalloc(ARRAY_SIZE(default_masks) + spec->nmask + 1, sizeof(char *));
+    for (size_t i = 0; i < ARRAY_SIZE(default_masks); i++)
+        skip[n++] = default_masks[i].path;
+    for (size_t i = 0; i < spec->nmask; i++)
+        skip[n++] = spec->mask_paths[i];
+    struct hidden_list l;
+    int r = hidden_get(image, skip, n, &l, err);
+    if (r == 0)
+        r = hidden_prepare_upper(&l, image, upper, base, err);
+    hidden_list_free(&l);
+    free(skip);
+    return r;
+}
+
 int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *const envp[],
                   struct sandbox_proc *out, struct sandbox_error *err)
 {
@@ -876,6 +907,8 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
         (r = prepare_dir(merged, root, 0, err)) < 0 || (r = prepare_dir(lower, root, 0, err)) < 0 ||
         (r = prepare_dir(content, root, base, err)) < 0 ||
         (r = prepare_dir(run, root, base, err)) < 0)
+        goto out;
+    if (root && (r = hide_unreadable(spec, c.root_image, upper, base, err)) < 0)
         goto out;
     if ((r = seccomp_filter_build(&prog, err)) < 0)
         goto out;

@@ -26,6 +26,46 @@
 static char base[512], data[600], state[700], drive[700], other[700], hostfile[700];
 static const char *masks[1];
 
+/* Root-only entries planted on the host in several places: not a byte of them reads
+ * inside, while what "other" may read still reads, and root inside can still write
+ * where the hidden entries were (apt-get's partial/ folders and locks are such). */
+static const char *const planted_dirs[] = {"/opt/lbtest-dir", "/var/lib/lbtest-svc",
+                                           "/etc/lbtest-keys", "/usr/local/lbtest-x"};
+
+static void plant(void)
+{
+    int r = system(
+        "set -e; umask 022; "
+        "mkdir -p -m 0700 /opt/lbtest-dir; echo SECRET-A >/opt/lbtest-dir/open.txt; "
+        "chmod 0644 /opt/lbtest-dir/open.txt; "
+        "mkdir -p /var/lib/lbtest-svc; echo SECRET-B >/var/lib/lbtest-svc/key; "
+        "chmod 0600 /var/lib/lbtest-svc/key; echo public >/var/lib/lbtest-svc/pub; "
+        "mkdir -p -m 0711 /etc/lbtest-keys; echo SECRET-C >/etc/lbtest-keys/byname; "
+        "echo SECRET-D >/etc/lbtest-group; chgrp 42 /etc/lbtest-group; "
+        "chmod 0640 /etc/lbtest-group; "
+        "mkdir -p -m 0750 /usr/local/lbtest-x; mkdir -p /usr/local/lbtest-x/sub; "
+        "echo SECRET-E >/usr/local/lbtest-x/sub/deep; "
+        "d=$(mktemp -d); mkdir -p $d/DEBIAN $d/usr/share/lbtest-pkg; "
+        "touch $d/usr/share/lbtest-pkg/ok; printf 'Package: lbtest-pkg\\nVersion: 1\\n"
+        "Architecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' "
+        ">$d/DEBIAN/control; dpkg-deb -b $d /opt/lbtest-pkg.deb >/dev/null; rm -rf $d; "
+        "python3 -c 'import socket,os; s=socket.socket(socket.AF_UNIX); "
+        "s.bind(\"/var/lib/lbtest-svc/sock\"); os.chmod(\"/var/lib/lbtest-svc/sock\", 0o600)'");
+    assert_int_equal(r, 0);
+}
+
+static void unplant(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(planted_dirs); i++) {
+        char *cmd = xasprintf("rm -rf '%s'", planted_dirs[i]);
+        int r = system(cmd);
+        (void)r;
+        free(cmd);
+    }
+    unlink("/etc/lbtest-group");
+    unlink("/opt/lbtest-pkg.deb");
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -46,6 +86,8 @@ static int setup(void **st)
     snprintf(p, sizeof(p), "%s/secret.txt", other);
     assert_int_equal(write_file_atomic(p, "bob's\n", 6, 0644), 0);
     masks[0] = data;
+    /* Before the first sandbox: the list of hidden entries is made then (and cached). */
+    plant();
     return 0;
 }
 
@@ -54,6 +96,7 @@ static int teardown(void **st)
     (void)st;
     if (!strncmp(hostfile, "/opt/", 5))
         unlink(hostfile);
+    unplant();
     char *cmd = xasprintf("rm -rf '%s'", base);
     int r = system(cmd);
     (void)r;
@@ -227,6 +270,42 @@ static void test_writes(void **st)
     r = run(&s, "cat /usr/local/labbook-test >/content/out");
     assert_string_equal(r.out, "overlay\n");
     result_free(&r);
+}
+
+static void test_hidden(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    s.memory_limit = 512 << 20; /* apt-get */
+    struct result r = run(
+        &s, "exec >/content/out 2>&1; "
+            "for f in /opt/lbtest-dir/open.txt /var/lib/lbtest-svc/key /etc/lbtest-keys/byname "
+            "/etc/lbtest-group /usr/local/lbtest-x/sub/deep; do cat $f 2>/dev/null; done; "
+            "ls -A /opt/lbtest-dir /etc/lbtest-keys /usr/local/lbtest-x; "
+            "echo sock=$(python3 -c 'import socket; s=socket.socket(socket.AF_UNIX)\n"
+            "try: s.connect(\"/var/lib/lbtest-svc/sock\"); print(\"connected\")\n"
+            "except OSError as e: print(e.errno)'); "
+            "cat /var/lib/lbtest-svc/pub; stat -c '%a %U' /var/lib/lbtest-svc/key /opt/lbtest-dir; "
+            "echo new >/opt/lbtest-dir/mine && cat /opt/lbtest-dir/mine; "
+            "echo w >/var/lib/lbtest-svc/key && echo key=writable; "
+            "test -s /etc/shadow && echo shadow=read || echo shadow=empty; "
+            "apt-get install -y -q /opt/lbtest-pkg.deb >/content/apt.log 2>&1 "
+            "&& test -f /usr/share/lbtest-pkg/ok && echo apt=ok || tail -5 /content/apt.log");
+    print_message("%s", r.out);
+    assert_null(strstr(r.out, "SECRET"));
+    assert_non_null(strstr(r.out, "sock=111\n")); /* ECONNREFUSED: an empty file, no socket */
+    assert_non_null(strstr(r.out, "public\n"));
+    assert_non_null(strstr(r.out, "600 root\n700 root\n"));
+    assert_non_null(strstr(r.out, "new\nkey=writable\nshadow=empty\napt=ok\n"));
+    result_free(&r);
+    /* the host's files are as they were */
+    char *c = NULL;
+    size_t n;
+    assert_int_equal(read_file("/var/lib/lbtest-svc/key", 1 << 20, &c, &n), 0);
+    assert_string_equal(c, "SECRET-B\n");
+    free(c);
+    assert_int_equal(access("/opt/lbtest-dir/mine", F_OK), -1);
 }
 
 /* The google.colab package folder is bound read-only at SANDBOX_PYTHON_DIR (even from
@@ -437,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_oom),     cmocka_unit_test(test_fork_bomb),
         cmocka_unit_test(test_network), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_signals), cmocka_unit_test(test_python_dir),
+        cmocka_unit_test(test_hidden),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
