@@ -149,7 +149,7 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
 {
     struct sandbox_spec *s = &c->sbx;
     char *state = NULL, *root = NULL, *drive = NULL, *cg = NULL, *cwd = NULL, *py = NULL;
-    uint64_t mem = 0, pids = 0, weight = 0, base = 0, disk = 0;
+    uint64_t mem = 0, pids = 0, weight = 0, base = 0, disk = 0, dquota = 0;
     c->sandboxed = true;
     int r;
     if ((r = get_str(o, "state_dir", true, &state, err)) < 0 ||
@@ -178,7 +178,8 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
         (r = get_uint(o, "pids_limit", INT32_MAX, &pids, err)) < 0 ||
         (r = get_uint(o, "cpu_weight", 10000, &weight, err)) < 0 ||
         (r = get_uint(o, "id_base", UINT32_MAX - 65536, &base, err)) < 0 ||
-        (r = get_uint(o, "disk_bytes", INT64_MAX, &disk, err)) < 0)
+        (r = get_uint(o, "disk_bytes", INT64_MAX, &disk, err)) < 0 ||
+        (r = get_uint(o, "drive_quota", INT64_MAX, &dquota, err)) < 0)
         goto out;
     s->mask_paths = (const char *const *)c->sbx_masks;
     s->devices = (const char *const *)c->sbx_devices;
@@ -187,6 +188,7 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
     s->cpu_weight = (uint32_t)weight;
     s->id_base = (uint32_t)base;
     s->disk_bytes = disk;
+    s->drive_quota = dquota;
     json_t *net = json_object_get(o, "network");
     if (net && !json_is_boolean(net)) {
         *err = xstrdup("\"sandbox.network\" must be true or false");

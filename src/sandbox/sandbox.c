@@ -35,6 +35,7 @@
 #include "sandbox/disk.h"
 #include "sandbox/hidden.h"
 #include "sandbox/net.h"
+#include "sandbox/quota.h"
 #include "sandbox/seccomp.h"
 
 #define ID_COUNT 65536
@@ -1021,6 +1022,8 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     }
     fcntl(st[0], F_SETFL, fcntl(st[0], F_GETFL) | O_NONBLOCK);
     out->pid = pid;
+    if (spec->drive_dir && spec->drive_quota)
+        out->dwatch = drive_watch_start(spec->drive_dir, spec->drive_quota, pid);
     out->status_fd = st[0];
     st[0] = -1;
     pid = -1;
@@ -1050,7 +1053,7 @@ out:
     return r;
 }
 
-int sandbox_attach_drive(const struct sandbox_spec *spec, const struct sandbox_proc *p,
+int sandbox_attach_drive(const struct sandbox_spec *spec, struct sandbox_proc *p,
                          const char *drive_dir, struct sandbox_error *err)
 {
     err->err = 0;
@@ -1118,6 +1121,8 @@ int sandbox_attach_drive(const struct sandbox_spec *spec, const struct sandbox_p
     if (e) {
         r = -e;
         sandbox_set_error(err, e, "bind %s on /content/drive/MyDrive", drive_dir);
+    } else if (spec->drive_quota && !p->dwatch) {
+        p->dwatch = drive_watch_start(drive_dir, spec->drive_quota, p->pid);
     }
 out:
     int fds[] = {userns, tree, root, mnt};
@@ -1162,6 +1167,8 @@ void sandbox_release(struct sandbox_proc *p)
 {
     if (!p)
         return;
+    drive_watch_stop(p->dwatch);
+    p->dwatch = NULL;
     if (p->status_fd >= 0)
         close(p->status_fd);
     p->status_fd = -1;

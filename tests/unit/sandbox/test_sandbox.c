@@ -308,6 +308,35 @@ static void test_hidden(void **st)
     assert_int_equal(access("/opt/lbtest-dir/mine", F_OK), -1);
 }
 
+/* With a drive quota, writes from inside stop with EROFS soon after the drive passes
+ * it, and the drive reads on. */
+static void test_drive_quota(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    s.drive_quota = 1 << 20;
+    struct result r = run(&s, "exec >/content/out 2>&1; i=0; "
+                              "while [ $i -lt 40 ]; do "
+                              "dd if=/dev/zero bs=256k count=1 conv=fsync "
+                              ">>/content/drive/MyDrive/fill.bin 2>/dev/null || break; "
+                              "i=$((i+1)); sleep 0.05; done; echo written=$i; sleep 0.5; "
+                              "echo x >/content/drive/MyDrive/new.txt || echo refused; "
+                              "test -s /content/drive/MyDrive/fill.bin && echo reads");
+    print_message("%s", r.out);
+    int written = -1;
+    const char *w = strstr(r.out, "written=");
+    assert_non_null(w);
+    written = (int)strtol(w + 8, NULL, 10);
+    assert_true(written >= 4 && written < 40); /* 1 MiB fit, then it stopped */
+    assert_non_null(strstr(r.out, "new.txt: Read-only file system"));
+    assert_non_null(strstr(r.out, "refused\nreads\n"));
+    result_free(&r);
+    char *p = xasprintf("%s/fill.bin", drive);
+    unlink(p);
+    free(p);
+}
+
 /* The google.colab package folder is bound read-only at SANDBOX_PYTHON_DIR (even from
  * below a masked path such as /tmp), and root inside may make a mount point such as
  * /Drive at the root of the overlay for drive.mount's links. */
@@ -516,7 +545,7 @@ int main(void)
         cmocka_unit_test(test_oom),     cmocka_unit_test(test_fork_bomb),
         cmocka_unit_test(test_network), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_signals), cmocka_unit_test(test_python_dir),
-        cmocka_unit_test(test_hidden),
+        cmocka_unit_test(test_hidden),  cmocka_unit_test(test_drive_quota),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
