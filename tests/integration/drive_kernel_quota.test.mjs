@@ -68,6 +68,7 @@ R['read'] = len(open(D + '/small.bin', 'rb').read())
       // read-only), a write opened afterwards with EROFS.
       assert.ok(['EPERM', 'EROFS'].includes(R.big[1]), `writing past the quota stops: ${JSON.stringify(R.big)}`);
       assert.match(R.big[2], /Operation not permitted|Read-only file system/);
+      t.diagnostic(`stopped after ${R.big[0]} MiB (${R.big[1]})`);
       assert.ok(R.big[0] < 15, `stopped well before 15 MiB (${R.big[0]} MiB written)`);
       assert.equal(R.after[1], 'EROFS', 'a new file cannot be written either');
       assert.equal(R.read, 2 << 20, 'the drive still reads');
