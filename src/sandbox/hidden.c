@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -75,41 +76,52 @@ static int hidden_type(mode_t m)
     return m & S_IROTH ? 0 : 'f';
 }
 
-/* w->path (length plen, "" for the root) is the folder open at fd. */
+/* w->path (length plen, "" for the root) is the folder open at fd (closed here).
+ * getdents64 into the stack: nothing is allocated per folder. */
 static void walk_dir(struct walk *w, int fd, size_t plen, int depth)
 {
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return;
-    }
-    struct dirent *e;
-    while (!w->err && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        size_t nl = strlen(e->d_name);
-        if (plen + 1 + nl >= sizeof(w->path))
-            continue;
-        w->path[plen] = '/';
-        memcpy(w->path + plen + 1, e->d_name, nl + 1);
-        size_t len = plen + 1 + nl;
-        struct stat st;
-        if (e->d_type == DT_LNK || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        if (st.st_dev != w->dev || skipped(w))
-            continue; /* another filesystem: an empty mount point in the overlay */
-        int t = hidden_type(st.st_mode);
-        if (t) {
-            add(w, (char)t, len);
-            continue;
+    char buf[4096] __attribute__((aligned(8)));
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (long off = 0; off < n && !w->err;) {
+            struct linux_dirent64 {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *e = (void *)(buf + off);
+            off += e->reclen;
+            if (!strcmp(e->name, ".") || !strcmp(e->name, "..") || e->type == DT_LNK)
+                continue;
+            size_t nl = strlen(e->name);
+            if (plen + 1 + nl >= sizeof(w->path))
+                continue;
+            w->path[plen] = '/';
+            memcpy(w->path + plen + 1, e->name, nl + 1);
+            size_t len = plen + 1 + nl;
+            struct stat st;
+            if (fstatat(fd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                continue;
+            if (st.st_dev != w->dev || skipped(w))
+                continue; /* another filesystem: an empty mount point in the overlay */
+            int t = hidden_type(st.st_mode);
+            if (t) {
+                add(w, (char)t, len);
+                continue;
+            }
+            if (!S_ISDIR(st.st_mode) || depth >= MAX_DEPTH)
+                continue;
+            int sub = openat(fd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0)
+                walk_dir(w, sub, len, depth + 1);
         }
-        if (!S_ISDIR(st.st_mode) || depth >= MAX_DEPTH)
-            continue;
-        int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub >= 0)
-            walk_dir(w, sub, len, depth + 1);
+        if (w->err)
+            break;
     }
-    closedir(d);
+    close(fd);
     w->path[plen] = 0;
 }
 

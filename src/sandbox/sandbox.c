@@ -388,6 +388,16 @@ static int attach_idmapped(const char *path, int userns_fd, bool rdonly, const c
     return r;
 }
 
+static void set_oom_adj(const char *v)
+{
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t w = write(fd, v, strlen(v));
+        (void)w;
+        close(fd);
+    }
+}
+
 static void drop_caps(void)
 {
     uint64_t keep = 0;
@@ -431,6 +441,7 @@ static void __attribute__((noreturn)) kernel_child(const struct child_ctx *c, in
     }
     if (nul > 0)
         close(nul);
+    set_oom_adj("0");
     if (c->root && (setns(c->userns_fd, CLONE_NEWUSER) < 0 || setgroups(0, NULL) < 0 ||
                     setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
         ce[0] = KSTAGE_USERNS, ce[1] = errno;
@@ -580,6 +591,9 @@ static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
     setsid();
     wait_go(c);
     close(c->sync_fd);
+    /* init is a clone of the agent and looks as big: the OOM killer must take what
+     * runs inside, not init, which reports why the kernel died. The kernel resets it. */
+    set_oom_adj("-1000");
     /* Rootless, this process is in the new user namespace: become its root. As root it
      * stays real root until the kernel enters the user namespace (kernel_child). */
     if (!c->root && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
