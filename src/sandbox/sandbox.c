@@ -164,6 +164,7 @@ struct child_ctx {
     int drive_userns_fd; /* root, a drive not root's: maps its owner to root inside */
     uid_t id_base;       /* root: the host uid of root inside */
     const char *upper, *work, *merged, *lower, *content, *run;
+    const char *hosts; /* NULL, or a hosts file naming the sandbox's hostname */
     const char *root_image;
 };
 
@@ -680,6 +681,11 @@ built:
         if (r < 0)
             fail(c, -r, "bind %s on /content/drive/MyDrive", sp->drive_dir);
     }
+    /* The hostname resolves without DNS (a lookup of it would otherwise leave the
+     * runtime and wait on the host's resolver). */
+    if (c->hosts && exists("etc/hosts", NULL) &&
+        mount(c->hosts, "etc/hosts", NULL, MS_BIND, NULL) < 0)
+        fail(c, errno, "bind %s on /etc/hosts", c->hosts);
     mkdirs(c, SANDBOX_RUN_DIR + 1, 0755);
     if (mount(c->run, SANDBOX_RUN_DIR + 1, NULL, MS_BIND, NULL) < 0)
         fail(c, errno, "bind %s on %s", c->run, SANDBOX_RUN_DIR);
@@ -851,6 +857,30 @@ static int prepare_dir(const char *p, bool root, uid_t owner, struct sandbox_err
     return 0;
 }
 
+/* state_dir/hosts: the image's /etc/hosts and the sandbox's hostname on 127.0.1.1,
+ * bound over /etc/hosts inside (root inside may edit it). Returns its path, or NULL. */
+static char *write_hosts(const struct sandbox_spec *spec, bool root, uid_t base)
+{
+    const char *img = spec->root_image ? spec->root_image : "/";
+    char *src = xasprintf("%s/etc/hosts", strcmp(img, "/") ? img : "");
+    char *text = NULL;
+    size_t n = 0;
+    if (read_file(src, 1 << 20, &text, &n) < 0)
+        text = xstrdup("127.0.0.1 localhost\n");
+    char *out = xasprintf("%s%s127.0.1.1 %s\n", text, n && text[n - 1] != '\n' ? "\n" : "",
+                          spec->hostname ? spec->hostname : "labbook");
+    char *path = xasprintf("%s/hosts", spec->state_dir);
+    if (write_file_atomic(path, out, strlen(out), 0644) < 0 ||
+        (root && chown(path, base, base) < 0)) {
+        free(path);
+        path = NULL;
+    }
+    free(src);
+    free(text);
+    free(out);
+    return path;
+}
+
 /* What an unprivileged host user could not read is not readable inside either: each
  * such entry of the image (hidden.h) gets an empty stand-in in the upper layer. The
  * folders masked as a whole are not walked. */
@@ -913,6 +943,8 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     char *content = xasprintf("%s/content", wdir);
     free(wdir);
     char *run = sandbox_host_run_dir(spec->state_dir);
+    char *hosts = write_hosts(spec, root, base);
+    c.hosts = hosts;
     c.upper = upper, c.work = work, c.merged = merged, c.lower = lower, c.content = content,
     c.run = run;
     c.root_image = spec->root_image ? spec->root_image : "/";
@@ -1064,6 +1096,7 @@ out:
     free(lower);
     free(content);
     free(run);
+    free(hosts);
     return r;
 }
 
