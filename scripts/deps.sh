@@ -8,7 +8,8 @@ PKGS="build-essential cmake pkg-config
 libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libjansson-dev libsqlite3-dev
 libsodium-dev libzmq3-dev libarchive-dev libseccomp-dev libinih-dev libcmocka-dev
 python3 python3-ipykernel python3-jupyter-client e2fsprogs
-python3-numpy python3-gdal nodejs"
+python3-numpy python3-gdal nodejs
+iproute2 nftables slirp4netns"
 # Node.js builds the UI. Tests and benchmarks also drive real clients, jupyter_server
 # and a real browser (Debian's chromium, driven by playwright-core).
 if [ "${1:-}" = "--test" ]; then

@@ -190,7 +190,7 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
 {
     struct sandbox_spec *s = &c->sbx;
     char *state = NULL, *root = NULL, *user = NULL, *cg = NULL, *cwd = NULL, *py = NULL;
-    uint64_t mem = 0, pids = 0, weight = 0, base = 0, disk = 0;
+    uint64_t mem = 0, pids = 0, weight = 0, base = 0, disk = 0, dquota = 0;
     c->sandboxed = true;
     int r;
     if (json_object_get(o, "drive_dir")) {
@@ -232,7 +232,8 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
         (r = get_uint(o, "pids_limit", INT32_MAX, &pids, err)) < 0 ||
         (r = get_uint(o, "cpu_weight", 10000, &weight, err)) < 0 ||
         (r = get_uint(o, "id_base", UINT32_MAX - 65536, &base, err)) < 0 ||
-        (r = get_uint(o, "disk_bytes", INT64_MAX, &disk, err)) < 0)
+        (r = get_uint(o, "disk_bytes", INT64_MAX, &disk, err)) < 0 ||
+        (r = get_uint(o, "drive_quota", INT64_MAX, &dquota, err)) < 0)
         goto out;
     s->mask_paths = (const char *const *)c->sbx_masks;
     s->devices = (const char *const *)c->sbx_devices;
@@ -241,6 +242,7 @@ static int sandbox_config_load(json_t *o, struct agent_config *c, char **err)
     s->cpu_weight = (uint32_t)weight;
     s->id_base = (uint32_t)base;
     s->disk_bytes = disk;
+    s->drive_quota = dquota;
     json_t *net = json_object_get(o, "network");
     if (net && !json_is_boolean(net)) {
         *err = xstrdup("\"sandbox.network\" must be true or false");
@@ -735,6 +737,8 @@ static int sandbox_start(struct agent *a, const int ports[KPORT_COUNT], char **r
         *reason = xasprintf("failed to start kernel in its sandbox: %s", err.msg);
     else
         a->pid = a->sbx.pid;
+    if (r == 0 && a->sbx.warning[0])
+        log_warn("agent: %s", a->sbx.warning);
     (void)ports;
     for (size_t i = 0; i < a->cfg.argc; i++)
         free(argv[i]);
@@ -1558,6 +1562,8 @@ int agent_main(int argc, char **argv)
     a->hub_fd = a->sig_fd = a->kout_fd = a->old_stdout = -1;
     a->outq_tail = &a->outq;
     a->sbx.status_fd = -1;
+    a->sbx.net_exit_fd = -1;
+    a->sbx.net_helper = -1;
     int rc = 1;
     char *err = NULL;
     sigset_t mask, old;

@@ -1025,6 +1025,8 @@ static int spawn_agent(struct kernel *k, char **err)
         }
         if (prof->disk > 0)
             json_object_set_new(sbx, "disk_bytes", json_integer((json_int_t)prof->disk));
+        if (h->cfg.drive_quota > 0) /* held for the kernel's writes too (docs/drive.md) */
+            json_object_set_new(sbx, "drive_quota", json_integer((json_int_t)h->cfg.drive_quota));
         json_object_set_new(sbx, "id_base",
                             json_integer(KERNEL_ID_BASE + (json_int_t)k->id_slot * 65536));
         if (h->cfg.python_path && *h->cfg.python_path)

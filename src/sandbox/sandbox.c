@@ -11,6 +11,8 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -31,6 +33,9 @@
 #include "common/util.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/disk.h"
+#include "sandbox/hidden.h"
+#include "sandbox/net.h"
+#include "sandbox/quota.h"
 #include "sandbox/seccomp.h"
 
 #define ID_COUNT 65536
@@ -46,22 +51,31 @@ struct sb_msg {
     char what[244]; /* MSG_ERROR: the step */
 };
 
-/* Host paths that are secrets or other people's business: hidden even when the spec
- * says nothing. Writable ones get a fresh empty tmpfs, the others a read-only one;
- * files are emptied in the overlay. */
+/* Host paths that are other people's business or scratch: hidden even when the spec
+ * says nothing, beyond what the general rule hides (hide_unreadable). /var/log is not
+ * among them: apt-get writes there, and its secrets are not world-readable. Writable ones get a
+ * fresh empty tmpfs, the others a read-only one; files are emptied in the overlay. */
 static const struct {
     const char *path;
     const char *opts; /* tmpfs options; NULL: read-only and empty */
 } default_masks[] = {
-    {"/tmp", "mode=1777"},   {"/var/tmp", "mode=1777"},
-    {"/run", "mode=755"},    {"/root", "mode=700"},
-    {"/home", NULL},         {"/mnt", NULL},
-    {"/media", NULL},        {"/srv", NULL},
-    {"/var/log", NULL},      {"/var/mail", NULL},
-    {"/var/spool", NULL},    {"/var/backups", NULL},
-    {"/etc/ssh", NULL},      {"/etc/ssl/private", NULL},
-    {"/boot", NULL},         {"/etc/shadow", NULL},
-    {"/etc/gshadow", NULL},  {"/etc/shadow-", NULL},
+    {"/tmp", "mode=1777"},
+    {"/var/tmp", "mode=1777"},
+    {"/run", "mode=755"},
+    {"/root", "mode=700"},
+    {"/home", NULL},
+    {"/mnt", NULL},
+    {"/media", NULL},
+    {"/srv", NULL},
+    {"/var/mail", NULL},
+    {"/var/spool", NULL},
+    {"/var/backups", NULL},
+    {"/etc/ssh", NULL},
+    {"/etc/ssl/private", NULL},
+    {"/boot", NULL},
+    {"/etc/shadow", NULL},
+    {"/etc/gshadow", NULL},
+    {"/etc/shadow-", NULL},
     {"/etc/gshadow-", NULL},
 };
 
@@ -153,6 +167,7 @@ struct child_ctx {
                             opened, which a new mount namespace cannot clone) */
     uid_t id_base;       /* root: the host uid of root inside */
     const char *upper, *work, *merged, *lower, *content, *run;
+    const char *hosts; /* NULL, or a hosts file naming the sandbox's hostname */
     const char *root_image;
 };
 
@@ -306,6 +321,48 @@ static void loopback_up(const struct child_ctx *c)
     close(s);
 }
 
+static void set_inet(struct sockaddr *sa, uint32_t addr)
+{
+    struct sockaddr_in in;
+    memset(&in, 0, sizeof(in));
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(addr);
+    memcpy(sa, &in, sizeof(in));
+}
+
+/* As root with outbound access: eth0 (the veth end the parent put here) gets the
+ * slot's runtime address on a /31 with the host's end as the default route. */
+static void eth0_up(const struct child_ctx *c)
+{
+    int slot = net_slot(c->id_base);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, "eth0", 5);
+    if (s < 0)
+        fail(c, errno, "network: socket");
+    set_inet(&ifr.ifr_addr, net_runtime_addr(slot));
+    if (ioctl(s, SIOCSIFADDR, &ifr) < 0)
+        fail(c, errno, "network: address of eth0");
+    set_inet(&ifr.ifr_netmask, 0xfffffffeU);
+    if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0)
+        fail(c, errno, "network: netmask of eth0");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        fail(c, errno, "network: bring eth0 up");
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        fail(c, errno, "network: bring eth0 up");
+    struct rtentry rt;
+    memset(&rt, 0, sizeof(rt));
+    set_inet(&rt.rt_dst, 0);
+    set_inet(&rt.rt_genmask, 0);
+    set_inet(&rt.rt_gateway, net_host_addr(slot));
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    if (ioctl(s, SIOCADDRT, &rt) < 0)
+        fail(c, errno, "network: default route");
+    close(s);
+}
+
 /* Waits for the parent's go (sent once the maps are written and the cgroup joined). */
 static void wait_go(const struct child_ctx *c)
 {
@@ -339,6 +396,16 @@ static int attach_idmapped(const char *path, int userns_fd, bool rdonly, const c
     if (fd < 0)
         return -errno;
     return attach_idmapped_tree(fd, userns_fd, rdonly, target);
+}
+
+static void set_oom_adj(const char *v)
+{
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t w = write(fd, v, strlen(v));
+        (void)w;
+        close(fd);
+    }
 }
 
 static void drop_caps(void)
@@ -384,6 +451,7 @@ static void __attribute__((noreturn)) kernel_child(const struct child_ctx *c, in
     }
     if (nul > 0)
         close(nul);
+    set_oom_adj("0");
     if (c->root && (setns(c->userns_fd, CLONE_NEWUSER) < 0 || setgroups(0, NULL) < 0 ||
                     setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
         ce[0] = KSTAGE_USERNS, ce[1] = errno;
@@ -533,6 +601,9 @@ static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
     setsid();
     wait_go(c);
     close(c->sync_fd);
+    /* init is a clone of the agent and looks as big: the OOM killer must take what
+     * runs inside, not init, which reports why the kernel died. The kernel resets it. */
+    set_oom_adj("-1000");
     /* Rootless, this process is in the new user namespace: become its root. As root it
      * stays real root until the kernel enters the user namespace (kernel_child). */
     if (!c->root && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
@@ -542,8 +613,9 @@ static void __attribute__((noreturn)) child_main(const struct child_ctx *c)
         fail(c, errno, "sethostname");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         fail(c, errno, "make / private");
-    if (!sp->network)
-        loopback_up(c);
+    loopback_up(c);
+    if (sp->network && c->root)
+        eth0_up(c);
 
     if (!c->root) {
         rootless_root(c);
@@ -621,6 +693,11 @@ built:
         if (r < 0)
             fail(c, -r, "bind %s on /content/drive/MyDrive", sp->drive_dir);
     }
+    /* The hostname resolves without DNS (a lookup of it would otherwise leave the
+     * runtime and wait on the host's resolver). */
+    if (c->hosts && exists("etc/hosts", NULL) &&
+        mount(c->hosts, "etc/hosts", NULL, MS_BIND, NULL) < 0)
+        fail(c, errno, "bind %s on /etc/hosts", c->hosts);
     mkdirs(c, SANDBOX_RUN_DIR + 1, 0755);
     if (mount(c->run, SANDBOX_RUN_DIR + 1, NULL, MS_BIND, NULL) < 0)
         fail(c, errno, "bind %s on %s", c->run, SANDBOX_RUN_DIR);
@@ -678,6 +755,18 @@ built:
 }
 
 /* ---- the parent ---- */
+
+/* Ends a rootless sandbox's slirp4netns (closing its exit fd) and reaps it. */
+static void net_helper_stop(struct sandbox_proc *p)
+{
+    if (p->net_exit_fd >= 0)
+        close(p->net_exit_fd);
+    p->net_exit_fd = -1;
+    if (p->net_helper > 0)
+        while (waitpid(p->net_helper, NULL, 0) < 0 && errno == EINTR)
+            ;
+    p->net_helper = -1;
+}
 
 static int write_proc(pid_t pid, const char *file, const char *s)
 {
@@ -780,11 +869,58 @@ static int prepare_dir(const char *p, bool root, uid_t owner, struct sandbox_err
     return 0;
 }
 
+/* state_dir/hosts: the image's /etc/hosts and the sandbox's hostname on 127.0.1.1,
+ * bound over /etc/hosts inside (root inside may edit it). Returns its path, or NULL. */
+static char *write_hosts(const struct sandbox_spec *spec, bool root, uid_t base)
+{
+    const char *img = spec->root_image ? spec->root_image : "/";
+    char *src = xasprintf("%s/etc/hosts", strcmp(img, "/") ? img : "");
+    char *text = NULL;
+    size_t n = 0;
+    if (read_file(src, 1 << 20, &text, &n) < 0)
+        text = xstrdup("127.0.0.1 localhost\n");
+    char *out = xasprintf("%s%s127.0.1.1 %s\n", text, n && text[n - 1] != '\n' ? "\n" : "",
+                          spec->hostname ? spec->hostname : "labbook");
+    char *path = xasprintf("%s/hosts", spec->state_dir);
+    if (write_file_atomic(path, out, strlen(out), 0644) < 0 ||
+        (root && chown(path, base, base) < 0)) {
+        free(path);
+        path = NULL;
+    }
+    free(src);
+    free(text);
+    free(out);
+    return path;
+}
+
+/* What an unprivileged host user could not read is not readable inside either: each
+ * such entry of the image (hidden.h) gets an empty stand-in in the upper layer. The
+ * folders masked as a whole are not walked. */
+static int hide_unreadable(const struct sandbox_spec *spec, const char *image, const char *upper,
+                           uid_t base, struct sandbox_error *err)
+{
+    size_t n = 0;
+    const char **skip = xcalloc(ARRAY_SIZE(default_masks) + spec->nmask + 1, sizeof(char *));
+    for (size_t i = 0; i < ARRAY_SIZE(default_masks); i++)
+        skip[n++] = default_masks[i].path;
+    for (size_t i = 0; i < spec->nmask; i++)
+        skip[n++] = spec->mask_paths[i];
+    struct hidden_list l;
+    int r = hidden_get(image, skip, n, &l, err);
+    if (r == 0)
+        r = hidden_prepare_upper(&l, image, upper, base, err);
+    hidden_list_free(&l);
+    free(skip);
+    return r;
+}
+
 int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *const envp[],
                   struct sandbox_proc *out, struct sandbox_error *err)
 {
     memset(out, 0, sizeof(*out));
     out->status_fd = -1;
+    out->net_exit_fd = -1;
+    out->net_helper = -1;
     err->err = 0;
     err->msg[0] = 0;
     if (sandbox_supported(err) < 0)
@@ -820,6 +956,8 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     char *content = xasprintf("%s/content", wdir);
     free(wdir);
     char *run = sandbox_host_run_dir(spec->state_dir);
+    char *hosts = write_hosts(spec, root, base);
+    c.hosts = hosts;
     c.upper = upper, c.work = work, c.merged = merged, c.lower = lower, c.content = content,
     c.run = run;
     c.root_image = spec->root_image ? spec->root_image : "/";
@@ -829,6 +967,8 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
         (r = prepare_dir(merged, root, 0, err)) < 0 || (r = prepare_dir(lower, root, 0, err)) < 0 ||
         (r = prepare_dir(content, root, base, err)) < 0 ||
         (r = prepare_dir(run, root, base, err)) < 0)
+        goto out;
+    if (root && (r = hide_unreadable(spec, c.root_image, upper, base, err)) < 0)
         goto out;
     if ((r = seccomp_filter_build(&prog, err)) < 0)
         goto out;
@@ -866,8 +1006,13 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
     if (!root)
         flags |= CLONE_NEWUSER;
-    if (!spec->network)
-        flags |= CLONE_NEWNET;
+    flags |= CLONE_NEWNET; /* always a network of its own (docs/sandbox.md, "Network") */
+    if (root && spec->network && net_slot(base) < 0) {
+        r = -EINVAL;
+        sandbox_set_error(err, EINVAL, "network: id_base %u is not a runtime slot's",
+                          (unsigned)base);
+        goto out;
+    }
     pid = raw_fork(flags);
     if (pid < 0) {
         r = errno == EPERM || errno == EINVAL || errno == ENOSPC ? -ENOTSUP : -errno;
@@ -893,6 +1038,21 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
             sandbox_set_error(err, -r, "write the uid/gid map");
             goto out;
         }
+    }
+    if (spec->network) {
+        r = root ? net_attach_root(pid, net_slot(base), err)
+                 : net_attach_rootless(pid, &out->net_helper, &out->net_exit_fd, err);
+        /* Rootless without slirp4netns (or /dev/net/tun): loopback only, said once. */
+        if (!root && (r == -ENOENT || r == -EACCES)) {
+            snprintf(out->warning, sizeof(out->warning),
+                     "%s: the runtime has only its loopback (docs/sandbox.md, \"Network\")",
+                     err->msg);
+            err->err = 0;
+            err->msg[0] = 0;
+            r = 0;
+        }
+        if (r < 0)
+            goto out;
     }
     if (out->cg) {
         struct cgroup_events ev;
@@ -928,6 +1088,8 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
     }
     fcntl(st[0], F_SETFL, fcntl(st[0], F_GETFL) | O_NONBLOCK);
     out->pid = pid;
+    if (spec->drive_dir && spec->drive_quota)
+        out->dwatch = drive_watch_start(spec->drive_dir, spec->drive_quota, pid);
     out->status_fd = st[0];
     st[0] = -1;
     pid = -1;
@@ -941,6 +1103,7 @@ out:
     if (r < 0) {
         cgroup_destroy(out->cg);
         out->cg = NULL;
+        net_helper_stop(out);
     }
     int close_fds[] = {sp[0], sp[1], st[0], st[1], userns, drive_ns, c.drive_tree_fd};
     for (size_t i = 0; i < ARRAY_SIZE(close_fds); i++)
@@ -953,10 +1116,11 @@ out:
     free(lower);
     free(content);
     free(run);
+    free(hosts);
     return r;
 }
 
-int sandbox_attach_drive(const struct sandbox_spec *spec, const struct sandbox_proc *p,
+int sandbox_attach_drive(const struct sandbox_spec *spec, struct sandbox_proc *p,
                          const char *drive_dir, struct sandbox_error *err)
 {
     err->err = 0;
@@ -1024,6 +1188,8 @@ int sandbox_attach_drive(const struct sandbox_spec *spec, const struct sandbox_p
     if (e) {
         r = -e;
         sandbox_set_error(err, e, "bind %s on /content/drive/MyDrive", drive_dir);
+    } else if (spec->drive_quota && !p->dwatch) {
+        p->dwatch = drive_watch_start(drive_dir, spec->drive_quota, p->pid);
     }
 out:
     int fds[] = {userns, tree, root, mnt};
@@ -1068,9 +1234,12 @@ void sandbox_release(struct sandbox_proc *p)
 {
     if (!p)
         return;
+    drive_watch_stop(p->dwatch);
+    p->dwatch = NULL;
     if (p->status_fd >= 0)
         close(p->status_fd);
     p->status_fd = -1;
     cgroup_destroy(p->cg);
     p->cg = NULL;
+    net_helper_stop(p);
 }

@@ -33,7 +33,8 @@ struct sandbox_spec {
     size_t nmask;
     const char *const *devices; /* extra device nodes, "/dev/nvidia0" */
     size_t ndevices;
-    bool network;            /* true: the host's network; false: a new netns with lo only */
+    bool network;            /* true: a network namespace of its own with outbound access
+                                (sandbox/net.h); false: one with lo only */
     uint64_t memory_limit;   /* bytes, 0: none */
     int64_t pids_limit;      /* 0: none */
     uint32_t cpu_weight;     /* 1..10000 (cgroup v2 cpu.weight; v1 shares scaled), 0: default */
@@ -44,9 +45,12 @@ struct sandbox_spec {
     uint64_t disk_bytes;     /* quota of the overlay's writes and /content (as root: an
                                 ext4 disk of this size, sandbox/disk.h); 0: none */
     const char *python_dir;  /* NULL: none; else bound read-only at SANDBOX_PYTHON_DIR */
+    uint64_t drive_quota;    /* bytes the drive may hold (0: none): over it, the drive is
+                                read-only inside (sandbox/quota.h) */
 };
 
 struct cgroup;
+struct drive_watch;
 
 /* A running sandbox, owned by the caller; release it with sandbox_release() once its
  * pid has been reaped. */
@@ -58,7 +62,11 @@ struct sandbox_proc {
     int64_t pids_limit;
     uint64_t oom_base, pids_base; /* event counters when the kernel started */
     bool have_status;
-    int kernel_status; /* wait status of the kernel itself, once have_status */
+    int kernel_status;          /* wait status of the kernel itself, once have_status */
+    pid_t net_helper;           /* rootless with network: its slirp4netns, else -1 */
+    int net_exit_fd;            /* closing it ends net_helper; -1 when none */
+    char warning[600];          /* what the sandbox lacks that was asked for ("" when nothing) */
+    struct drive_watch *dwatch; /* with a drive and a drive quota */
 };
 
 /* Whether sandboxes can be made here: 0, or -ENOTSUP (not root and no user namespaces)
@@ -77,7 +85,7 @@ int sandbox_spawn(const struct sandbox_spec *spec, char *const argv[], char *con
 /* Binds drive_dir (id-mapped as at creation) at /content/drive/MyDrive inside the
  * running sandbox p, made from spec with drive_later: how a pre-started runtime
  * becomes a user's. As root only. Returns 0, or a negative errno with err saying why. */
-int sandbox_attach_drive(const struct sandbox_spec *spec, const struct sandbox_proc *p,
+int sandbox_attach_drive(const struct sandbox_spec *spec, struct sandbox_proc *p,
                          const char *drive_dir, struct sandbox_error *err);
 
 /* After the caller reaped out->pid: why the kernel died, when the sandbox knows better

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +25,46 @@
 
 static char base[512], data[600], state[700], drive[700], other[700], hostfile[700];
 static const char *masks[1];
+
+/* Root-only entries planted on the host in several places: not a byte of them reads
+ * inside, while what "other" may read still reads, and root inside can still write
+ * where the hidden entries were (apt-get's partial/ folders and locks are such). */
+static const char *const planted_dirs[] = {"/opt/lbtest-dir", "/var/lib/lbtest-svc",
+                                           "/etc/lbtest-keys", "/usr/local/lbtest-x"};
+
+static void plant(void)
+{
+    int r = system(
+        "set -e; umask 022; "
+        "mkdir -p -m 0700 /opt/lbtest-dir; echo SECRET-A >/opt/lbtest-dir/open.txt; "
+        "chmod 0644 /opt/lbtest-dir/open.txt; "
+        "mkdir -p /var/lib/lbtest-svc; echo SECRET-B >/var/lib/lbtest-svc/key; "
+        "chmod 0600 /var/lib/lbtest-svc/key; echo public >/var/lib/lbtest-svc/pub; "
+        "mkdir -p -m 0711 /etc/lbtest-keys; echo SECRET-C >/etc/lbtest-keys/byname; "
+        "echo SECRET-D >/etc/lbtest-group; chgrp 42 /etc/lbtest-group; "
+        "chmod 0640 /etc/lbtest-group; "
+        "mkdir -p -m 0750 /usr/local/lbtest-x; mkdir -p /usr/local/lbtest-x/sub; "
+        "echo SECRET-E >/usr/local/lbtest-x/sub/deep; "
+        "d=$(mktemp -d); mkdir -p $d/DEBIAN $d/usr/share/lbtest-pkg; "
+        "touch $d/usr/share/lbtest-pkg/ok; printf 'Package: lbtest-pkg\\nVersion: 1\\n"
+        "Architecture: all\\nMaintainer: t <t@t>\\nDescription: t\\n' "
+        ">$d/DEBIAN/control; dpkg-deb -b $d /opt/lbtest-pkg.deb >/dev/null; rm -rf $d; "
+        "python3 -c 'import socket,os; s=socket.socket(socket.AF_UNIX); "
+        "s.bind(\"/var/lib/lbtest-svc/sock\"); os.chmod(\"/var/lib/lbtest-svc/sock\", 0o600)'");
+    assert_int_equal(r, 0);
+}
+
+static void unplant(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(planted_dirs); i++) {
+        char *cmd = xasprintf("rm -rf '%s'", planted_dirs[i]);
+        int r = system(cmd);
+        (void)r;
+        free(cmd);
+    }
+    unlink("/etc/lbtest-group");
+    unlink("/opt/lbtest-pkg.deb");
+}
 
 static int setup(void **st)
 {
@@ -44,6 +86,8 @@ static int setup(void **st)
     snprintf(p, sizeof(p), "%s/secret.txt", other);
     assert_int_equal(write_file_atomic(p, "bob's\n", 6, 0644), 0);
     masks[0] = data;
+    /* Before the first sandbox: the list of hidden entries is made then (and cached). */
+    plant();
     return 0;
 }
 
@@ -52,6 +96,7 @@ static int teardown(void **st)
     (void)st;
     if (!strncmp(hostfile, "/opt/", 5))
         unlink(hostfile);
+    unplant();
     char *cmd = xasprintf("rm -rf '%s'", base);
     int r = system(cmd);
     (void)r;
@@ -227,6 +272,71 @@ static void test_writes(void **st)
     result_free(&r);
 }
 
+static void test_hidden(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    s.memory_limit = 512 << 20; /* apt-get */
+    struct result r = run(
+        &s, "exec >/content/out 2>&1; "
+            "for f in /opt/lbtest-dir/open.txt /var/lib/lbtest-svc/key /etc/lbtest-keys/byname "
+            "/etc/lbtest-group /usr/local/lbtest-x/sub/deep; do cat $f 2>/dev/null; done; "
+            "ls -A /opt/lbtest-dir /etc/lbtest-keys /usr/local/lbtest-x; "
+            "echo sock=$(python3 -c 'import socket; s=socket.socket(socket.AF_UNIX)\n"
+            "try: s.connect(\"/var/lib/lbtest-svc/sock\"); print(\"connected\")\n"
+            "except OSError as e: print(e.errno)'); "
+            "cat /var/lib/lbtest-svc/pub; stat -c '%a %U' /var/lib/lbtest-svc/key /opt/lbtest-dir; "
+            "echo new >/opt/lbtest-dir/mine && cat /opt/lbtest-dir/mine; "
+            "echo w >/var/lib/lbtest-svc/key && echo key=writable; "
+            "test -s /etc/shadow && echo shadow=read || echo shadow=empty; "
+            "apt-get install -y -q /opt/lbtest-pkg.deb >/content/apt.log 2>&1 "
+            "&& test -f /usr/share/lbtest-pkg/ok && echo apt=ok || tail -5 /content/apt.log");
+    print_message("%s", r.out);
+    assert_null(strstr(r.out, "SECRET"));
+    assert_non_null(strstr(r.out, "sock=111\n")); /* ECONNREFUSED: an empty file, no socket */
+    assert_non_null(strstr(r.out, "public\n"));
+    assert_non_null(strstr(r.out, "600 root\n700 root\n"));
+    assert_non_null(strstr(r.out, "new\nkey=writable\nshadow=empty\napt=ok\n"));
+    result_free(&r);
+    /* the host's files are as they were */
+    char *c = NULL;
+    size_t n;
+    assert_int_equal(read_file("/var/lib/lbtest-svc/key", 1 << 20, &c, &n), 0);
+    assert_string_equal(c, "SECRET-B\n");
+    free(c);
+    assert_int_equal(access("/opt/lbtest-dir/mine", F_OK), -1);
+}
+
+/* With a drive quota, writes from inside stop with EROFS soon after the drive passes
+ * it, and the drive reads on. */
+static void test_drive_quota(void **st)
+{
+    (void)st;
+    NEED_ROOT();
+    struct sandbox_spec s = default_spec();
+    s.drive_quota = 1 << 20;
+    struct result r = run(&s, "exec >/content/out 2>&1; i=0; "
+                              "while [ $i -lt 40 ]; do "
+                              "dd if=/dev/zero bs=256k count=1 conv=fsync "
+                              ">>/content/drive/MyDrive/fill.bin 2>/dev/null || break; "
+                              "i=$((i+1)); sleep 0.05; done; echo written=$i; sleep 0.5; "
+                              "echo x >/content/drive/MyDrive/new.txt || echo refused; "
+                              "test -s /content/drive/MyDrive/fill.bin && echo reads");
+    print_message("%s", r.out);
+    int written = -1;
+    const char *w = strstr(r.out, "written=");
+    assert_non_null(w);
+    written = (int)strtol(w + 8, NULL, 10);
+    assert_true(written >= 4 && written < 40); /* 1 MiB fit, then it stopped */
+    assert_non_null(strstr(r.out, "new.txt: Read-only file system"));
+    assert_non_null(strstr(r.out, "refused\nreads\n"));
+    result_free(&r);
+    char *p = xasprintf("%s/fill.bin", drive);
+    unlink(p);
+    free(p);
+}
+
 /* The google.colab package folder is bound read-only at SANDBOX_PYTHON_DIR (even from
  * below a masked path such as /tmp), and root inside may make a mount point such as
  * /Drive at the root of the overlay for drive.mount's links. */
@@ -293,23 +403,92 @@ static void test_fork_bomb(void **st)
     result_free(&r);
 }
 
+/* A listening TCP socket on addr (host order), port chosen by the kernel: *port. */
+static int listen_on(uint32_t addr, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(addr)};
+    socklen_t len = sizeof(in);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&in, &len), 0);
+    *port = ntohs(in.sin_port);
+    return fd;
+}
+
+#define NET_NS "lbt-unit"
+#define NET_PEER "lbtu0"
+
+/* A namespace that stands for the internet: 198.51.100.2 (TEST-NET-2) behind the veth
+ * NET_PEER, with a server on port 8080 that answers "internet". Routed only there. */
+static void internet_up(void)
+{
+    int r = system("ip netns del " NET_NS " 2>/dev/null; ip link del " NET_PEER " 2>/dev/null;"
+                   "ip netns add " NET_NS " && ip link add " NET_PEER " type veth peer name eth0 "
+                   "netns " NET_NS " && ip addr add 198.51.100.1/24 dev " NET_PEER
+                   " && ip link set " NET_PEER " up && ip -n " NET_NS " link set lo up && "
+                   "ip -n " NET_NS " addr add 198.51.100.2/24 dev eth0 && ip -n " NET_NS
+                   " link set eth0 up");
+    assert_int_equal(r, 0);
+    r = system("ip netns exec " NET_NS " python3 -c 'import socket\n"
+               "s = socket.socket(); s.bind((\"198.51.100.2\", 8080)); s.listen(8)\n"
+               "for _ in range(4):\n"
+               "    c, _ = s.accept(); c.sendall(b\"internet\"); c.close()' "
+               ">/dev/null 2>&1 &");
+    assert_int_equal(r, 0);
+    usleep(300000);
+}
+
+static void internet_down(void)
+{
+    int r = system("ip netns pids " NET_NS " 2>/dev/null | xargs -r kill 2>/dev/null;"
+                   "ip link del " NET_PEER " 2>/dev/null; ip netns del " NET_NS " 2>/dev/null");
+    (void)r;
+}
+
+/* With network: eth0 with the slot's address and lo; the host's loopback, its own
+ * addresses (the veth's host end, the test network's) are out of reach; a server
+ * "on the internet" (a test namespace) answers. Without: only lo. */
 static void test_network(void **st)
 {
     (void)st;
     NEED_ROOT();
+    internet_up();
+    int port_lo = 0, port_any = 0;
+    int lo = listen_on(INADDR_LOOPBACK, &port_lo);
+    int any = listen_on(INADDR_ANY, &port_any);
     struct sandbox_spec s = default_spec();
     s.network = true;
-    struct result r = run(&s, "ls /sys/class/net | wc -l >/content/out");
-    char *host = NULL;
-    size_t n;
-    FILE *f = popen("ls /sys/class/net | wc -l", "r");
-    char line[32] = "";
-    assert_non_null(fgets(line, sizeof(line), f));
-    pclose(f);
-    assert_string_equal(r.out, line);
-    free(host);
-    (void)n;
+    s.id_base = 100000 + 65536U * 4000; /* slot 4000: 10.213.159.64/31, out of a hub's way */
+    char *script = xasprintf(
+        "exec >/content/out 2>&1; ls /sys/class/net | tr '\\n' ' '; echo; "
+        "python3 -c 'import socket\n"
+        "for a, p in ((\"127.0.0.1\", %d), (\"10.213.159.64\", %d), (\"198.51.100.1\", %d),"
+        " (\"198.51.100.2\", 8080)):\n"
+        "    s = socket.socket(); s.settimeout(1.5)\n"
+        "    try:\n"
+        "        s.connect((a, p)); print(a, \"ok\", s.recv(16).decode())\n"
+        "    except OSError as e:\n"
+        "        print(a, type(e).__name__)\n'; "
+        "ip -o -4 addr show eth0 | awk '{print $4}'",
+        port_lo, port_any, port_any);
+    struct result r = run(&s, script);
+    assert_string_equal(r.out, "eth0 lo \n"
+                               "127.0.0.1 ConnectionRefusedError\n"
+                               "10.213.159.64 TimeoutError\n"
+                               "198.51.100.1 TimeoutError\n"
+                               "198.51.100.2 ok internet\n"
+                               "10.213.159.65/31\n");
     result_free(&r);
+    s.network = false;
+    r = run(&s, "ls /sys/class/net | tr '\\n' ' ' >/content/out");
+    assert_string_equal(r.out, "lo ");
+    result_free(&r);
+    free(script);
+    close(lo);
+    close(any);
+    internet_down();
 }
 
 static void test_errors(void **st)
@@ -366,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_oom),     cmocka_unit_test(test_fork_bomb),
         cmocka_unit_test(test_network), cmocka_unit_test(test_errors),
         cmocka_unit_test(test_signals), cmocka_unit_test(test_python_dir),
+        cmocka_unit_test(test_hidden),  cmocka_unit_test(test_drive_quota),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
