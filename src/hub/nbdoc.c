@@ -718,6 +718,35 @@ out:
     return r;
 }
 
+static json_t *out_to_disk(const struct out *o);
+
+json_t *nbdoc_in_flight(struct nbdoc *doc)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&doc->lock);
+    /* The run started last; the kernel runs requests in order, so the ones it has yet to
+     * start come after it (all of them when none has started). */
+    size_t last = SIZE_MAX;
+    for (size_t i = 0; i < doc->nruns; i++)
+        if (doc->runs[i]->started && (last == SIZE_MAX || doc->runs[i]->seq > doc->runs[last]->seq))
+            last = i;
+    for (size_t i = last == SIZE_MAX ? 0 : last; i < doc->nruns; i++) {
+        struct run *r = doc->runs[i];
+        bool running = i == last;
+        if (running ? r->done : r->started || r->done)
+            continue;
+        json_t *outs = json_array();
+        for (size_t k = 0; k < r->n; k++)
+            json_array_append_new(outs, out_to_disk(&r->outs[k]));
+        json_array_append_new(a, json_pack("{s:s, s:s?, s:s?, s:s, s:O, s:o}", "msg_id", r->msg_id,
+                                           "cell_id", r->cell_id, "code", r->code, "state",
+                                           running ? "running" : "queued", "execution_count",
+                                           r->count, "outputs", outs));
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return a;
+}
+
 bool nbdoc_dirty(struct nbdoc *doc)
 {
     bool dirty = false;

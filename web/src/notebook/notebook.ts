@@ -1054,6 +1054,7 @@ export class NotebookPage {
     const parent = m.parent_header?.msg_id;
     if (!parent || m.parent_header?.msg_type !== 'execute_request') return;
     const t = m.header.msg_type;
+    if (t === 'labbook_run') { this.adoptRun(parent, m.content); return; }
     let c = this.foreign.get(parent);
     if (!c) {
       const id = this.runMap()[parent];
@@ -1078,6 +1079,26 @@ export class NotebookPage {
       // A run of this tab replayed after a reload may still wait for an upload.
       c.out.handle(t, m.content, this.runMap()[parent] ? 'replay' : undefined);
     }
+  }
+
+  /** The hub's account of a run in flight, sent when this page connects (labbook_run:
+   * its cell, running or queued, and its outputs so far): the cell shows it, and what
+   * the kernel sends for it from now on goes on in that cell. The outputs replace what
+   * the file or a replay showed, which they include. */
+  adoptRun(parent: string, r: any): void {
+    const own = this.runMap()[parent];
+    const id = own || r.cell_id;
+    let c = this.foreign.get(parent) || (id ? this.cells.find((x) => x.m.id === id) : undefined);
+    if (!c && !id) c = this.cells.find((x) => x.m.cell_type === 'code' && x.m.source === r.code && !x.msgId);
+    if (!c || c.msgId || c.m.cell_type !== 'code') return;
+    c.touched = true;
+    this.foreign.set(parent, c);
+    c.out.set(Array.isArray(r.outputs) ? r.outputs : [], own ? 'replay' : undefined);
+    c.m.outputs = c.out.outputs;
+    if (typeof r.execution_count === 'number') c.m.execution_count = r.execution_count;
+    if (r.state === 'running') c.setRunning();
+    else c.setQueued();
+    this.changed(false);
   }
 
   async complete(code: string, pos: number): Promise<{ matches: string[]; start: number; end: number } | null> {

@@ -1,0 +1,67 @@
+// Colab's notebook, as its users expect it (issue 13): coming back to a running
+// notebook from another browser shows the run going on; a factory reset leaves the
+// page idle; a lost runtime is announced where the user looks; completion popups go
+// away; each cell's last run time is kept in the notebook.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { useBrowser, notebookJson, waitRun, outputText } from './lib/browser.mjs';
+
+const ctx = useBrowser();
+
+async function putNotebook(name, cells) {
+  await ctx.api('PUT', `/api/contents/${name}`, { type: 'notebook', format: 'json', content: notebookJson(cells) });
+}
+
+async function openNotebook(name, cells) {
+  if (cells) await putNotebook(name, cells);
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.server.baseUrl}/notebooks/${name}`);
+  await page.waitForSelector('.cell');
+  return page;
+}
+
+/** The last "tick N" cell i shows. */
+async function lastTick(page, i) {
+  const m = [...(await outputText(page, i)).matchAll(/tick (\d+)/g)];
+  return m.length ? Number(m[m.length - 1][1]) : -1;
+}
+
+const TICKS = 'import time\nfor i in range(10000):\n    print("tick", i, flush=True)\n    time.sleep(0.2)';
+
+test('a notebook reopened in another browser mid-run shows the cell running, its output so far and what follows; its interrupt shows', async () => {
+  const a = await openNotebook('reopen.ipynb', [['code', 'x = 1'], ['code', TICKS]]);
+  await a.locator('.cell').nth(1).locator('.run').click();
+  await a.waitForFunction(() => /tick 3/.test(document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent));
+
+  // Another browser (no storage shared with the first) while the first still shows it.
+  const b = await openNotebook('reopen.ipynb');
+  await b.waitForSelector('.cell.running', { timeout: 15000 });
+  assert.equal(await b.locator('.cell').nth(1).evaluate((el) => el.classList.contains('running')), true, 'the running cell is the one shown running');
+  assert.equal(await b.locator('.cell').nth(0).evaluate((el) => el.classList.contains('running')), false);
+  assert.match(await b.locator('.cell').nth(1).locator('.count').innerText(), /\[\*\]/);
+  const seen = await lastTick(b, 1);
+  assert.ok(seen >= 3, `the output so far is shown: tick ${seen}`);
+  await b.waitForFunction((n) => {
+    const m = [...document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent.matchAll(/tick (\d+)/g)];
+    return m.length && Number(m[m.length - 1][1]) >= n + 3;
+  }, seen, { timeout: 15000 });
+  const text = await outputText(b, 1);
+  assert.equal((text.match(/tick 2\n/g) || []).length, 1, 'nothing twice');
+
+  // The first browser goes away; a third one opens it.
+  await a.context().close();
+  const c = await openNotebook('reopen.ipynb');
+  await c.waitForSelector('.cell.running', { timeout: 15000 });
+  const from = await lastTick(c, 1);
+  await c.waitForFunction((n) => {
+    const m = [...document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent.matchAll(/tick (\d+)/g)];
+    return m.length && Number(m[m.length - 1][1]) >= n + 2;
+  }, from, { timeout: 15000 });
+
+  // Interrupted from there: the traceback shows, the cell ends.
+  await c.click('button[aria-label=Interrupt]');
+  await c.waitForFunction(() => /KeyboardInterrupt/.test(document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent), null, { timeout: 15000 });
+  await waitRun(c, 1, 15000);
+  await b.waitForFunction(() => /KeyboardInterrupt/.test(document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent), null, { timeout: 15000 });
+  await waitRun(b, 1, 15000);
+});
