@@ -65,3 +65,39 @@ test('a notebook reopened in another browser mid-run shows the cell running, its
   await b.waitForFunction(() => /KeyboardInterrupt/.test(document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent), null, { timeout: 15000 });
   await waitRun(b, 1, 15000);
 });
+
+/** Factory-resets the runtime through the menu, then checks that the page is idle and
+ * stays so, and that cell `next` runs. */
+async function resetAndCheck(page, next) {
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Factory reset runtime")');
+  await page.click('.modal button:has-text("Reset")');
+  await page.locator('.toast', { hasText: 'The runtime was reset' }).waitFor({ timeout: 60000 });
+  await page.waitForSelector('[data-testid=runtime-status][data-state=idle]', { timeout: 30000 });
+  // It stays so: nothing spins, nothing says it is connecting.
+  await page.waitForTimeout(3000);
+  assert.equal(await page.locator('.cell.running, .cell.queued').count(), 0, 'no cell shows as running');
+  assert.doesNotMatch(await page.locator('.cell').nth(0).locator('.count').innerText(), /\*/);
+  assert.equal(await page.locator('[data-testid=runtime-status]').getAttribute('data-state'), 'idle');
+  await page.locator('.cell').nth(next).locator('.run').click();
+  await waitRun(page, next);
+  assert.match(await outputText(page, next), /after reset/);
+  assert.equal(await page.locator('.cell.running, .cell.queued').count(), 0);
+}
+
+test('factory reset after an interrupt: the page is idle and clean, and the next run works', async () => {
+  const page = await openNotebook('reset-interrupt.ipynb', [['code', TICKS], ['code', 'print("after reset")']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForFunction(() => /tick 2/.test(document.querySelector('.cell .outputs').textContent));
+  await page.click('button[aria-label=Interrupt]');
+  await page.waitForFunction(() => /KeyboardInterrupt/.test(document.querySelector('.cell .outputs').textContent), null, { timeout: 15000 });
+  await waitRun(page, 0, 15000);
+  await resetAndCheck(page, 1);
+});
+
+test('factory reset while a cell runs: the cell stops showing as running, even as the old kernel prints on', async () => {
+  const page = await openNotebook('reset-running.ipynb', [['code', TICKS], ['code', 'print("after reset")']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await page.waitForFunction(() => /tick 2/.test(document.querySelector('.cell .outputs').textContent));
+  await resetAndCheck(page, 1);
+});

@@ -832,12 +832,12 @@ export class NotebookPage {
     const k = this.session?.kernel;
     if (!k) return;
     const st = this.kernelState;
-    if (st !== 'starting' && st !== 'queued' && st !== 'unknown') return;
+    if (st !== 'starting' && st !== 'queued' && st !== 'unknown' && st !== 'restarting') return;
     this.startPoll = window.setTimeout(async () => {
       try {
         const m = await api<any>('GET', `/api/kernels/${encodeURIComponent(k.id)}`);
         if (this.session?.kernel.id !== k.id) return;
-        if (this.kernel?.executionState === 'unknown' || this.kernelState === 'starting' || this.kernelState === 'queued') {
+        if (this.kernel?.executionState === 'unknown' || ['starting', 'queued', 'restarting'].includes(this.kernelState)) {
           this.kernelState = m.queue_position ? 'queued' : m.execution_state || this.kernelState;
           this.queuePos = m.queue_position || 0;
           this.reason = m.reason || '';
@@ -850,18 +850,47 @@ export class NotebookPage {
 
   queuePos = 0;
   reason = '';
+  /** Requests of runs given up (restart, reset, a dead kernel): a kernel on its way out
+   * may still print for them, which must not make their cells run again. */
+  private abandoned = new Set<string>();
+
+  /** Runs in flight will never finish (the runtime restarts, is reset, or died): their
+   * cells stop showing as running, and whatever still comes for them is ignored. */
+  abandonRuns(): void {
+    for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
+    this.runQueue = [];
+    for (const id of this.kernel?.dropRuns() ?? []) this.abandoned.add(id);
+    for (const id of this.foreign.keys()) this.abandoned.add(id);
+    this.foreign.clear();
+  }
 
   onKernelStatus(st: string, reason?: string): void {
     this.kernelState = st;
     if (reason) this.reason = reason;
     if (st === 'restarting' || st === 'dead') {
-      // Runs in flight will never finish: their cells stop showing as running.
-      for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
-      this.runQueue = [];
-      this.kernel?.dropRuns();
+      this.abandonRuns();
       if (reason) toast(`Runtime ${st}: ${reason}`, 'error', 10000);
     }
+    if (st === 'restarting' || st === 'starting') this.awaitReady();
     this.showStatus();
+  }
+
+  private readyAsked = false;
+
+  /** After a restart (a factory reset, an out-of-memory restart) the kernel announces
+   * only that it starts: a kernel_info request, which the hub holds until the runtime
+   * is back, tells when it is ready, and the hub's own state is polled meanwhile. */
+  awaitReady(): void {
+    const k = this.kernel;
+    if (!k || this.readyAsked) return;
+    this.readyAsked = true;
+    k.request('kernel_info_request', {}, 'shell', 120000).then(() => {
+      if (this.kernel === k && ['starting', 'restarting', 'unknown'].includes(this.kernelState)) {
+        this.kernelState = 'idle';
+        this.showStatus();
+      }
+    }).catch(() => {}).finally(() => { this.readyAsked = false; });
+    this.pollStart();
   }
 
   onConnState(cs: string): void {
@@ -1001,8 +1030,7 @@ export class NotebookPage {
     const k = this.session?.kernel;
     if (!k || this.conn !== 'connected') { if (runAll) this.runAll(); return; }
     if (!(await confirmBox(runAll ? 'Restart and run all' : 'Restart runtime', 'The runtime\'s state, variables included, will be lost.', 'Restart'))) return;
-    for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
-    this.kernel?.dropRuns();
+    this.abandonRuns();
     this.setStatus('Restarting…', 'connecting');
     try {
       await api('POST', `/api/kernels/${encodeURIComponent(k.id)}/restart`);
@@ -1045,14 +1073,14 @@ export class NotebookPage {
     try { sessionStorage.setItem(this.runsKey(), JSON.stringify(m)); } catch { /* full: only replay suffers */ }
   }
 
-  private foreign = new Map<string, Cell>();
+  foreign = new Map<string, Cell>();
 
   /** Output of a run this page has no handler for: one started before a reload (known
    * by its request id), or by another tab or program (known by its code when its
    * execute_input is seen). Shown in its cell; anything else is left to the file. */
   onOtherOutput(m: JMsg): void {
     const parent = m.parent_header?.msg_id;
-    if (!parent || m.parent_header?.msg_type !== 'execute_request') return;
+    if (!parent || m.parent_header?.msg_type !== 'execute_request' || this.abandoned.has(parent)) return;
     const t = m.header.msg_type;
     if (t === 'labbook_run') { this.adoptRun(parent, m.content); return; }
     let c = this.foreign.get(parent);
@@ -1216,8 +1244,7 @@ export class NotebookPage {
     const k = this.session?.kernel;
     if (!k) { toast('Not connected to a runtime'); return; }
     if (!(await confirmBox('Factory reset runtime', 'The runtime\'s files (installed packages, /content) and its state are wiped. Your drive is kept.', 'Reset'))) return;
-    for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
-    this.kernel?.dropRuns();
+    this.abandonRuns();
     try {
       await api('POST', `/api/runtimes/${encodeURIComponent(k.id)}/reset`);
       toast('The runtime was reset');
