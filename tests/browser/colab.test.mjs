@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBrowser, notebookJson, waitRun, outputText } from './lib/browser.mjs';
 
-const ctx = useBrowser();
+// A memory limit, for the out-of-memory test (ipykernel itself needs about 100 MiB).
+const ctx = useBrowser({ config: '[profile.cpu]\nmemory_mb = 512\n' });
 
 async function putNotebook(name, cells) {
   await ctx.api('PUT', `/api/contents/${name}`, { type: 'notebook', format: 'json', content: notebookJson(cells) });
@@ -100,4 +101,50 @@ test('factory reset while a cell runs: the cell stops showing as running, even a
   await page.locator('.cell').nth(0).locator('.run').click();
   await page.waitForFunction(() => /tick 2/.test(document.querySelector('.cell .outputs').textContent));
   await resetAndCheck(page, 1);
+});
+
+test('a cell that uses all the memory: the crash is said until dismissed, on the cell too, and the runtime comes back', async () => {
+  const page = await openNotebook('oom.ipynb', [['code', 'x = b"x" * (2 << 30)'], ['code', 'print("after the crash")']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  const banner = page.locator('[data-testid=banner]');
+  await banner.waitFor({ timeout: 60000 });
+  assert.match(await banner.innerText(), /Your session crashed after using all available RAM/);
+  assert.match(await page.locator('.cell').nth(0).locator('.cell-note').innerText(), /used all the memory/);
+  await page.waitForSelector('[data-testid=runtime-status][data-state=idle]', { timeout: 30000 });
+  // Still there long after a toast would have gone.
+  await page.waitForTimeout(6000);
+  assert.equal(await banner.isVisible(), true);
+  assert.equal(await page.locator('.cell.running, .cell.queued').count(), 0);
+  await banner.locator('button:has-text("Dismiss")').click();
+  assert.equal(await banner.isVisible(), false);
+  await page.locator('.cell').nth(1).locator('.run').click();
+  await waitRun(page, 1);
+  assert.match(await outputText(page, 1), /after the crash/);
+  // The note goes when the cell runs again.
+  await page.locator('.cell').nth(0).locator('.input').click();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.insertText('print("small")');
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  assert.equal(await page.locator('.cell').nth(0).locator('.cell-note').isVisible(), false);
+});
+
+test('a runtime reclaimed while the notebook was closed is announced on coming back', async () => {
+  const page = await openNotebook('reclaimed.ipynb', [['code', 'y = 2\nprint(y)']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  await page.goto(`${ctx.server.baseUrl}/tree`);
+  await page.waitForSelector('header.top');
+  // Reclaimed meanwhile (as idle culling does).
+  for (const k of await ctx.api('GET', '/api/kernels')) await ctx.api('DELETE', `/api/kernels/${k.id}`);
+  await page.goto(`${ctx.server.baseUrl}/notebooks/reclaimed.ipynb`);
+  const banner = page.locator('[data-testid=banner]');
+  await banner.waitFor({ timeout: 15000 });
+  assert.match(await banner.innerText(), /Runtime disconnected/);
+  assert.match(await outputText(page, 0), /2/);
+  await page.waitForTimeout(6000);
+  assert.equal(await banner.isVisible(), true);
+  await banner.locator('button:has-text("Connect")').click();
+  await page.waitForSelector('[data-testid=runtime-status][data-state=idle]', { timeout: 60000 });
+  assert.equal(await banner.isVisible(), false);
 });

@@ -105,6 +105,9 @@ class Cell {
   countEl: HTMLElement;
   timeEl: HTMLElement;
   rendered: HTMLElement;
+  /** Why the last run ended badly (the runtime crashed while it ran): shown under the
+   * outputs until the cell runs again; not part of the notebook. */
+  noteEl: HTMLElement;
   running = false;
   queued = false;
   /** This page changed the outputs (ran or cleared the cell) since it loaded them. */
@@ -119,13 +122,14 @@ class Cell {
     this.input = h('div', { class: 'input' });
     this.rendered = h('div', { class: 'rendered markdown' });
     const outEl = h('div', { class: 'outputs empty', 'aria-live': 'polite' });
+    this.noteEl = h('div', { class: 'cell-note', role: 'status', hidden: true });
     this.out = new OutputArea(outEl);
     this.out.onChange = () => { this.m.outputs = this.out.outputs; nb.changed(false); };
     this.el = h('div', { class: 'cell', 'data-cell-id': m.id, tabindex: -1 },
       h('div', { class: 'gutter' },
         h('button', { class: 'run', title: 'Run cell (Ctrl+Enter)', 'aria-label': 'Run cell', onclick: (e: Event) => { e.stopPropagation(); nb.select(this); nb.runCell(this); } }),
         this.countEl, this.timeEl),
-      h('div', { class: 'body' }, this.input, this.rendered, outEl),
+      h('div', { class: 'body' }, this.input, this.rendered, outEl, this.noteEl),
       h('div', { class: 'cell-tools' },
         h('button', { class: 'icon', title: 'Move cell up', onclick: () => nb.moveCell(this, -1) }, icon('up')),
         h('button', { class: 'icon', title: 'Move cell down', onclick: () => nb.moveCell(this, 1) }, icon('down')),
@@ -239,7 +243,13 @@ class Cell {
     this.countEl.textContent = this.running || this.queued ? '[*]' : this.m.execution_count ? `[${this.m.execution_count}]` : '[ ]';
   }
 
+  setNote(text: string): void {
+    this.noteEl.textContent = text;
+    this.noteEl.hidden = !text;
+  }
+
   setQueued(): void {
+    this.setNote('');
     this.queued = true;
     this.running = false;
     this.timeEl.textContent = '';
@@ -317,6 +327,7 @@ export class NotebookPage {
   gaugesEl: HTMLElement;
   saveEl: HTMLElement;
   side: HTMLElement;
+  bannerEl: HTMLElement;
   sidePanel = '';
   private cleanup: (() => void)[] = [];
 
@@ -328,6 +339,23 @@ export class NotebookPage {
     this.gaugesEl = h('div', { class: 'gauges' });
     this.saveEl = h('span', { class: 'save-state', 'data-testid': 'save-state' });
     this.side = h('aside', { class: 'nb-side', hidden: true });
+    this.bannerEl = h('div', { class: 'nb-banner', role: 'alert', 'data-testid': 'banner', hidden: true });
+  }
+
+  /** A message about the runtime that stays until dismissed (or replaced): the user may
+   * come back to the tab long after it happened. */
+  banner(text: string, kind: 'error' | 'info' = 'error', actions: [string, () => void][] = []): void {
+    const close = () => { this.bannerEl.hidden = true; this.bannerEl.textContent = ''; };
+    this.bannerEl.className = 'nb-banner ' + kind;
+    this.bannerEl.replaceChildren(h('span', { class: 'text', text }),
+      ...actions.map(([label, fn]) => h('button', { text: label, onclick: () => { close(); fn(); } })),
+      h('button', { class: 'dismiss', text: 'Dismiss', onclick: close }));
+    this.bannerEl.hidden = false;
+  }
+
+  hideBanner(): void {
+    this.bannerEl.hidden = true;
+    this.bannerEl.textContent = '';
   }
 
   get name(): string {
@@ -512,7 +540,7 @@ export class NotebookPage {
         h('button', { class: 'icon', title: 'Find and replace', onclick: () => this.showSide('find') }, icon('search'))),
       h('span', { class: 'spacer' }), this.gaugesEl, this.statusEl);
 
-    this.root.append(head, bar, h('div', { class: 'nb-main' }, this.side, h('main', { class: 'nb-scroll' }, this.list)));
+    this.root.append(head, bar, this.bannerEl, h('div', { class: 'nb-main' }, this.side, h('main', { class: 'nb-scroll' }, this.list)));
 
     const onKey = (e: KeyboardEvent) => this.onKey(e);
     document.addEventListener('keydown', onKey, true);
@@ -770,6 +798,7 @@ export class NotebookPage {
     try {
       const list = await api<Session[]>('GET', '/api/sessions');
       if (list.some((s) => s.path === this.path)) await this.connect();
+      else if (localStorage.getItem(this.runtimeKey)) this.runtimeGone();
     } catch { /* not connected: the Connect button stays */ }
   }
 
@@ -794,6 +823,8 @@ export class NotebookPage {
           s = await start('python3');
         }
         this.session = s;
+        this.rememberRuntime(s.kernel.id);
+        this.hideBanner();
         if (!this.meta.kernelspec) {
           // As JupyterLab and Colab write it, so that other tools pick the same kernel.
           this.meta.kernelspec = { name: s.kernel.name, display_name: s.kernel.name === 'python3' ? 'Python 3 (ipykernel)' : s.kernel.name, language: 'python' };
@@ -856,8 +887,11 @@ export class NotebookPage {
 
   /** Runs in flight will never finish (the runtime restarts, is reset, or died): their
    * cells stop showing as running, and whatever still comes for them is ignored. */
-  abandonRuns(): void {
-    for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
+  abandonRuns(note = ''): void {
+    for (const c of this.cells) {
+      if (c.running && note) c.setNote(note);
+      if (c.running || c.queued) c.setDone(true);
+    }
     this.runQueue = [];
     for (const id of this.kernel?.dropRuns() ?? []) this.abandoned.add(id);
     for (const id of this.foreign.keys()) this.abandoned.add(id);
@@ -868,8 +902,14 @@ export class NotebookPage {
     this.kernelState = st;
     if (reason) this.reason = reason;
     if (st === 'restarting' || st === 'dead') {
-      this.abandonRuns();
-      if (reason) toast(`Runtime ${st}: ${reason}`, 'error', 10000);
+      // A reason means the runtime crashed (a restart or reset asked for has none).
+      const oom = !!reason && /out of memory/i.test(reason);
+      const what = st === 'dead' ? 'The runtime died' : 'The runtime crashed and restarted';
+      this.abandonRuns(reason ? (oom ? `${what} while this cell ran: it used all the memory it may have (${reason}).` : `${what} while this cell ran: ${reason}.`) : '');
+      if (reason) {
+        const text = oom ? `Your session crashed after using all available RAM (${reason}).` : `Your session crashed: ${reason}.`;
+        this.banner(st === 'dead' ? `${text} The runtime is gone: running a cell starts a new one.` : `${text} The runtime restarted: its variables are gone.`);
+      }
     }
     if (st === 'restarting' || st === 'starting') this.awaitReady();
     this.showStatus();
@@ -932,10 +972,32 @@ export class NotebookPage {
     } catch (e) {
       if (e instanceof ApiError && e.status === 404 && this.session?.kernel.id === k.id) {
         // Shut down elsewhere (another tab, idle culling, its maximum lifetime).
-        toast('The runtime was shut down. Running a cell starts a new one.', 'info', 8000);
-        this.disconnect(false);
+        this.runtimeGone();
       }
     }
+  }
+
+  /** Which runtime this notebook was last connected to, kept in this browser: on
+   * coming back, a runtime that ended meanwhile is announced, not silently missing. */
+  private get runtimeKey(): string {
+    return 'labbook:runtime:' + this.path;
+  }
+
+  rememberRuntime(id: string | null): void {
+    try {
+      if (id) localStorage.setItem(this.runtimeKey, JSON.stringify({ id, time: Date.now() }));
+      else localStorage.removeItem(this.runtimeKey);
+    } catch { /* storage full: only the announcement suffers */ }
+  }
+
+  /** The runtime ended without this page asking (idle reclaim, maximum lifetime, shut
+   * down from elsewhere): said where the user looks, until dismissed. */
+  runtimeGone(): void {
+    this.rememberRuntime(null);
+    this.abandonRuns('The runtime was shut down while this cell ran.');
+    this.disconnect(false);
+    this.banner('Runtime disconnected: the runtime was shut down (left idle too long, at its maximum lifetime, or from elsewhere). Its variables are gone; the outputs are kept in the notebook. Running a cell starts a new one.',
+      'info', [['Connect', () => { this.connect().catch((e) => toast(e.message, 'error')); }]]);
   }
 
   async runCell(c: Cell): Promise<void> {
@@ -1050,6 +1112,7 @@ export class NotebookPage {
     clearInterval(this.gaugeTimer);
     this.gaugesEl.textContent = '';
     for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
+    if (deleteRuntime) this.rememberRuntime(null);
     if (deleteRuntime && s) {
       try { await api('DELETE', `/api/sessions/${encodeURIComponent(s.id)}`); } catch { /* already gone */ }
       try { await api('DELETE', `/api/kernels/${encodeURIComponent(s.kernel.id)}`); } catch { /* already gone */ }
@@ -1232,7 +1295,7 @@ export class NotebookPage {
           h('td', { text: r.memory?.used != null ? formatSize(r.memory.used) : '' }),
           h('td', {}, h('button', { text: 'Terminate', onclick: async () => {
             try { await api('DELETE', `/api/kernels/${encodeURIComponent(r.id)}`); } catch (e) { toast((e as Error).message, 'error'); }
-            if (this.session?.kernel.id === r.id) this.disconnect(false);
+            if (this.session?.kernel.id === r.id) { this.rememberRuntime(null); this.disconnect(false); }
             load();
           } })))))));
     };
