@@ -148,3 +148,36 @@ test('a runtime reclaimed while the notebook was closed is announced on coming b
   await page.waitForSelector('[data-testid=runtime-status][data-state=idle]', { timeout: 60000 });
   assert.equal(await banner.isVisible(), false);
 });
+
+test('completion popups go away: a name typed and run at once leaves none, and Escape or a click elsewhere closes one', async () => {
+  const page = await openNotebook('popups.ipynb', [['code', 'import os\nimport time'], ['code', ''], ['code', ''], ['code', '']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  const popups = page.locator('.cm-tooltip-autocomplete');
+  // Typed and run at once, in two cells, with Shift+Enter and Ctrl+Enter: the kernel
+  // answers the completion only after the run.
+  for (const [i, code, key] of [[1, 'time.sleep(1); os.path', 'Shift+Enter'], [2, 'time.sleep(1); os.getcwd', 'Control+Enter']]) {
+    await page.locator('.cell').nth(i).locator('.input').click();
+    await page.locator('.cell').nth(i).locator('.cm-content').waitFor();
+    await page.keyboard.type(code);
+    await page.keyboard.press(key);
+  }
+  await waitRun(page, 1);
+  await waitRun(page, 2);
+  await page.waitForTimeout(1500);
+  assert.equal(await popups.count(), 0, 'no popup over the outputs');
+
+  // One asked for: Escape closes it (and leaves the editor as it was).
+  await page.locator('.cell').nth(3).locator('.input').click();
+  await page.locator('.cell').nth(3).locator('.cm-content').waitFor();
+  await page.keyboard.type('os.pat');
+  await page.keyboard.press('Control+Space');
+  await popups.first().waitFor();
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.querySelector('.cm-tooltip-autocomplete'));
+  // Asked for again, then a click on another cell closes it.
+  await page.keyboard.press('Control+Space');
+  await popups.first().waitFor();
+  await page.locator('.cell').nth(0).click({ position: { x: 5, y: 5 } });
+  await page.waitForFunction(() => !document.querySelector('.cm-tooltip-autocomplete'));
+});

@@ -218,9 +218,15 @@ class Cell {
     }
   }
 
+  /** Closes the editor's completion popup and help, and drops answers on their way. */
+  closePopups(): void {
+    if (this.view && editorMod) editorMod.closePopups(this.view);
+    hideTip();
+  }
+
   /** Leaves the editor (markdown cells show their rendering again). */
   stopEditing(): void {
-    hideTip();
+    this.closePopups();
     if (this.m.cell_type === 'markdown' && this.editingText) {
       this.editingText = false;
       this.refresh();
@@ -609,6 +615,7 @@ export class NotebookPage {
   select(c: Cell | null, scroll = true): void {
     if (!c) return;
     if (this.sel && this.sel !== c) {
+      this.sel.closePopups();
       this.sel.el.classList.remove('selected');
       if (this.sel.m.cell_type === 'markdown' && this.sel.editingText) this.sel.stopEditing();
     }
@@ -672,7 +679,13 @@ export class NotebookPage {
     if (ctrl && e.key === 'F9') { stop(); this.runAll(); return; }
     if (ctrl && e.key === 'F8') { stop(); this.runRange(0, this.index(this.sel)); return; }
     if (ctrl && e.key === 'F10') { stop(); this.runRange(this.index(this.sel), this.cells.length); return; }
-    if (e.key === 'Escape' && this.sel) { this.sel.stopEditing(); return; }
+    if (e.key === 'Escape' && this.sel) {
+      // The first Escape closes a completion popup (CodeMirror's own key), the next leaves.
+      const v = this.sel.view;
+      if (v && v.hasFocus && editorMod && editorMod.hasPopup(v)) return;
+      this.sel.stopEditing();
+      return;
+    }
     if (!this.editing() && this.sel && !ctrl && !e.altKey) {
       const i = this.index(this.sel);
       if ((k === 'arrowdown' || k === 'j') && i < this.cells.length - 1) { stop(); this.select(this.cells[i + 1]); }
@@ -1007,6 +1020,7 @@ export class NotebookPage {
       return;
     }
     if (c.m.cell_type !== 'code' || c.running || c.queued) return;
+    c.closePopups();
     c.touched = true;
     c.out.clear();
     c.m.execution_count = null;
