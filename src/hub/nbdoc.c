@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -50,6 +51,7 @@ struct run {
     size_t n, alloc;
     size_t weight;
     bool started, done, truncated, clear_next;
+    int64_t started_ms;      /* when it started, ms since the epoch */
     uint64_t seq;            /* order of starting, for runs landing in the same cell */
     uint64_t gen, saved_gen; /* changes made, and the change the file has */
 };
@@ -354,6 +356,9 @@ static void run_start(struct nbdoc *doc, struct run *r)
     if (r->started)
         return;
     r->started = true;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     r->seq = ++doc->seq;
     r->gen++;
     run_clear(doc, r);
@@ -738,10 +743,13 @@ json_t *nbdoc_in_flight(struct nbdoc *doc)
         json_t *outs = json_array();
         for (size_t k = 0; k < r->n; k++)
             json_array_append_new(outs, out_to_disk(&r->outs[k]));
-        json_array_append_new(a, json_pack("{s:s, s:s?, s:s?, s:s, s:O, s:o}", "msg_id", r->msg_id,
-                                           "cell_id", r->cell_id, "code", r->code, "state",
-                                           running ? "running" : "queued", "execution_count",
-                                           r->count, "outputs", outs));
+        json_t *run =
+            json_pack("{s:s, s:s?, s:s?, s:s, s:O, s:o}", "msg_id", r->msg_id, "cell_id",
+                      r->cell_id, "code", r->code, "state", running ? "running" : "queued",
+                      "execution_count", r->count, "outputs", outs);
+        if (running)
+            json_object_set_new(run, "started", json_integer((json_int_t)r->started_ms));
+        json_array_append_new(a, run);
     }
     pthread_mutex_unlock(&doc->lock);
     return a;

@@ -58,7 +58,8 @@ int nbdoc_message(struct nbdoc *doc, const char *msg_type, const char *parent_ms
  * the kernel's messages do not name the cell): the last run the kernel started if it has
  * not ended, then the requests after it that have not started, in order. Each is
  * {"msg_id", "cell_id" (null when found by code), "code", "state": "running" or "queued",
- * "execution_count", "outputs": what was recorded so far, in nbformat's on-disk form}.
+ * "execution_count", "outputs": what was recorded so far, in nbformat's on-disk form}, and
+ * for the running one "started" (when it started, ms since the epoch).
  * A run started earlier and never ended (its kernel restarted) is left out once a later
  * one has started. Returns a new JSON array, empty when nothing runs. */
 json_t *nbdoc_in_flight(struct nbdoc *doc);

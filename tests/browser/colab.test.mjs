@@ -31,6 +31,7 @@ const TICKS = 'import time\nfor i in range(10000):\n    print("tick", i, flush=T
 
 test('a notebook reopened in another browser mid-run shows the cell running, its output so far and what follows; its interrupt shows', async () => {
   const a = await openNotebook('reopen.ipynb', [['code', 'x = 1'], ['code', TICKS]]);
+  const t0 = Date.now();
   await a.locator('.cell').nth(1).locator('.run').click();
   await a.waitForFunction(() => /tick 3/.test(document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent));
 
@@ -63,6 +64,9 @@ test('a notebook reopened in another browser mid-run shows the cell running, its
   await c.click('button[aria-label=Interrupt]');
   await c.waitForFunction(() => /KeyboardInterrupt/.test(document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent), null, { timeout: 15000 });
   await waitRun(c, 1, 15000);
+  // Its duration counts from when it started, not from when this browser joined.
+  const took = parseFloat(await c.locator('.cell').nth(1).locator('.time').innerText());
+  assert.ok(took >= (Date.now() - t0) / 1000 - 3, `ran for ${took} s of about ${(Date.now() - t0) / 1000}`);
   await b.waitForFunction(() => /KeyboardInterrupt/.test(document.querySelectorAll('.cell')[1].querySelector('.outputs').textContent), null, { timeout: 15000 });
   await waitRun(b, 1, 15000);
 });
@@ -180,4 +184,29 @@ test('completion popups go away: a name typed and run at once leaves none, and E
   await popups.first().waitFor();
   await page.locator('.cell').nth(0).click({ position: { x: 5, y: 5 } });
   await page.waitForFunction(() => !document.querySelector('.cm-tooltip-autocomplete'));
+});
+
+test("each cell's last run time and duration are kept in the notebook (Colab's executionInfo) and shown after a reload", async () => {
+  const page = await openNotebook('runinfo.ipynb', [['code', 'import time\ntime.sleep(1.2)'], ['code', '1/0'], ['code', 'x = 3']]);
+  const before = Date.now();
+  await page.click('.nb-actions button:has-text("Run all")');
+  await waitRun(page, 0);
+  await waitRun(page, 1);
+  await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
+  const nb = (await ctx.api('GET', '/api/contents/runinfo.ipynb')).content;
+  const [a, b, c] = nb.cells.map((x) => x.metadata.executionInfo);
+  assert.ok(a && a.elapsed >= 1100 && a.elapsed < 20000, `elapsed of the sleep: ${JSON.stringify(a)}`);
+  assert.equal(a.status, 'ok');
+  assert.ok(a.timestamp >= before - 2000 && a.timestamp <= Date.now(), `timestamp ${a.timestamp}`);
+  assert.equal(typeof a.user_tz, 'number');
+  assert.equal(b.status, 'error');
+  assert.equal(c, undefined, 'the cell that did not run (Run all stops at the error) has none');
+
+  assert.match(await page.locator('.cell').nth(0).locator('.time').innerText(), /^1\.\ds$/, 'shown when the run ends');
+  await page.reload();
+  await page.waitForSelector('.cell');
+  const time = page.locator('.cell').nth(0).locator('.time');
+  assert.match(await time.innerText(), /^1\.\ds$/);
+  assert.match(await time.getAttribute('title'), /^ran .* for 1\.\d\d s$/);
+  assert.match(await page.locator('.cell').nth(1).locator('.time').getAttribute('title'), /ended with an error/);
 });

@@ -898,6 +898,7 @@ static void test_in_flight(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "cell_id")), "a");
     assert_string_equal(json_string_value(json_object_get(r, "state")), "running");
     assert_int_equal(json_integer_value(json_object_get(r, "execution_count")), 2);
+    assert_true(json_integer_value(json_object_get(r, "started")) > 1700000000000LL);
     json_t *outs = json_object_get(r, "outputs");
     assert_int_equal(json_array_size(outs), 1);
     assert_stream(json_array_get(outs, 0), "stdout", "one\ntwo\n");

@@ -146,6 +146,7 @@ class Cell {
     this.rendered.addEventListener('dblclick', () => this.edit());
     this.out.set(m.outputs);
     this.refresh();
+    this.showRunInfo();
   }
 
   get lang(): Lang {
@@ -262,10 +263,19 @@ class Cell {
     this.updateGutter();
   }
 
-  setRunning(): void {
-    if (this.running) return;
+  /** `since`: when the run started (ms since the epoch), for a run this page joined late. */
+  /** The kernel started this run (its execute_input came): an aborted one never does. */
+  executed = false;
+
+  setRunning(since?: number): void {
+    const at = performance.now() - (since && since < Date.now() ? Date.now() - since : 0);
+    if (this.running) {
+      if (since) this.startedAt = at;
+      return;
+    }
+    this.executed = false;
     this.running = true;
-    this.startedAt = performance.now();
+    this.startedAt = at;
     clearInterval(this.timer);
     this.timer = window.setInterval(() => { this.timeEl.textContent = ((performance.now() - this.startedAt) / 1000).toFixed(0) + 's'; }, 1000);
     this.updateGutter();
@@ -273,10 +283,14 @@ class Cell {
 
   setDone(aborted = false): void {
     clearInterval(this.timer);
-    if (this.running && !aborted) {
-      const s = (performance.now() - this.startedAt) / 1000;
-      this.timeEl.textContent = s < 10 ? s.toFixed(1) + 's' : Math.round(s) + 's';
-      this.timeEl.title = `ran at ${new Date().toLocaleTimeString()} for ${s.toFixed(2)} s`;
+    if (this.running && !aborted && this.executed) {
+      // Kept in the notebook as Colab keeps it (cell metadata.executionInfo).
+      const elapsed = Math.round(performance.now() - this.startedAt);
+      this.m.metadata = { ...this.m.metadata, executionInfo: {
+        elapsed, status: this.out.outputs.some((o) => o.output_type === 'error') ? 'error' : 'ok',
+        timestamp: Date.now() - elapsed, user_tz: new Date().getTimezoneOffset() } };
+      this.running = false;
+      this.showRunInfo();
     }
     this.running = false;
     this.queued = false;
@@ -285,6 +299,17 @@ class Cell {
     this.out.draw(); // a finished cell shows all its output at once, not a frame later
     settleColabWidgets(this.out.el);
     this.updateGutter();
+  }
+
+  /** The last run's time and duration, from metadata.executionInfo (saved with the
+   * notebook, so shown after a reload too). */
+  showRunInfo(): void {
+    const info = this.m.metadata?.executionInfo;
+    if (this.m.cell_type !== 'code' || !info || typeof info.elapsed !== 'number' || this.running) return;
+    const s = info.elapsed / 1000;
+    this.timeEl.textContent = s < 10 ? s.toFixed(1) + 's' : s < 3600 ? Math.round(s) + 's' : `${Math.floor(s / 3600)}h${Math.round((s % 3600) / 60)}m`;
+    const at = typeof info.timestamp === 'number' ? new Date(info.timestamp).toLocaleString() : '';
+    this.timeEl.title = `${at ? `ran ${at} ` : ''}for ${s.toFixed(2)} s${info.status === 'error' ? ', ended with an error' : ''}`;
   }
 
   toJSON(): any {
@@ -1046,6 +1071,7 @@ export class NotebookPage {
         }
         if (t === 'execute_input') {
           c.setRunning();
+          c.executed = true;
           c.m.execution_count = m.content.execution_count;
           c.updateGutter();
           return;
@@ -1179,8 +1205,10 @@ export class NotebookPage {
       c.out.clear();
       c.m.execution_count = m.content.execution_count;
       c.setRunning();
+      c.executed = true;
     } else {
       c.setRunning();
+      c.executed = true; // it printed: it ran
       // A run of this tab replayed after a reload may still wait for an upload.
       c.out.handle(t, m.content, this.runMap()[parent] ? 'replay' : undefined);
     }
@@ -1201,8 +1229,10 @@ export class NotebookPage {
     c.out.set(Array.isArray(r.outputs) ? r.outputs : [], own ? 'replay' : undefined);
     c.m.outputs = c.out.outputs;
     if (typeof r.execution_count === 'number') c.m.execution_count = r.execution_count;
-    if (r.state === 'running') c.setRunning();
-    else c.setQueued();
+    if (r.state === 'running') {
+      c.setRunning(typeof r.started === 'number' ? r.started : undefined);
+      c.executed = true;
+    } else c.setQueued();
     this.changed(false);
   }
 
