@@ -210,3 +210,30 @@ test("each cell's last run time and duration are kept in the notebook (Colab's e
   assert.match(await time.getAttribute('title'), /^ran .* for 1\.\d\d s$/);
   assert.match(await page.locator('.cell').nth(1).locator('.time').getAttribute('title'), /ended with an error/);
 });
+
+test('markdown editing as in Colab: Ctrl+M M stays in the editor, with a live preview beside the source', async () => {
+  const page = await openNotebook('markdown.ipynb', [['code', '']]);
+  await page.locator('.cell').nth(0).locator('.input').click();
+  await page.locator('.cell').nth(0).locator('.cm-content').waitFor();
+  await page.keyboard.insertText('# Title\n\nsome *text*');
+  await page.keyboard.press('Control+M');
+  await page.keyboard.press('M');
+  const cell = page.locator('.cell').nth(0);
+  await page.waitForFunction(() => document.querySelector('.cell').classList.contains('text'));
+  // Still typing in it: the editor has the focus, and the preview is beside it.
+  await cell.locator('.cm-content').waitFor();
+  await page.waitForFunction(() => !!document.activeElement?.closest('.cell .cm-editor'));
+  await cell.locator('.rendered h1', { hasText: 'Title' }).waitFor();
+  const [src, preview] = await Promise.all([cell.locator('.input').boundingBox(), cell.locator('.rendered').boundingBox()]);
+  assert.ok(preview.x > src.x + src.width / 2, `the preview is beside the source: ${JSON.stringify({ src, preview })}`);
+  await page.keyboard.insertText('\n\n**more**');
+  await cell.locator('.rendered strong', { hasText: 'more' }).waitFor();
+  // Escape: the rendering alone.
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.querySelector('.cell .input').hidden);
+  assert.equal(await cell.locator('.rendered em').innerText(), 'text');
+  await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
+  const nb = (await ctx.api('GET', '/api/contents/markdown.ipynb')).content;
+  assert.equal(nb.cells[0].cell_type, 'markdown');
+  assert.equal(nb.cells[0].source, '# Title\n\nsome *text*\n\n**more**');
+});

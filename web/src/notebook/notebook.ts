@@ -162,13 +162,16 @@ class Cell {
       this.view.destroy();
       this.view = null;
     }
+    this.el.classList.toggle('md-editing', t === 'markdown' && this.editingText);
     if (t === 'markdown' && !this.editingText) {
       this.input.hidden = true;
       this.rendered.hidden = false;
       this.renderMarkdown();
     } else {
       this.input.hidden = false;
-      this.rendered.hidden = true;
+      // A text cell being edited shows its rendering beside the source, kept up to date.
+      this.rendered.hidden = t !== 'markdown';
+      if (t === 'markdown') this.renderMarkdown();
       const pre = h('pre', { class: 'static cm-like' });
       highlightInto(pre, this.m.source, this.lang);
       if (!this.m.source && t === 'code') pre.append(h('span', { class: 'ph', text: ' ' }));
@@ -193,6 +196,14 @@ class Cell {
     }
   }
 
+  private previewTimer = 0;
+
+  /** Redraws a text cell's preview shortly after typing stops for a moment. */
+  previewSoon(): void {
+    clearTimeout(this.previewTimer);
+    this.previewTimer = window.setTimeout(() => this.renderMarkdown(), 150);
+  }
+
   /** Turns the static text into an editor and focuses it. */
   edit(at?: 'start' | 'end'): void {
     if (this.m.cell_type === 'markdown' && !this.editingText) {
@@ -206,7 +217,7 @@ class Cell {
       }
       this.input.textContent = '';
       this.view = editorMod.createEditor(this.input, this.m.source, this.lang, {
-        onChange: (text) => { this.m.source = text; this.nb.changed(true); },
+        onChange: (text) => { this.m.source = text; this.nb.changed(true); if (this.m.cell_type === 'markdown') this.previewSoon(); },
         onFocus: () => this.nb.select(this, false),
         complete: this.m.cell_type === 'code' ? (code, pos) => this.nb.complete(code, pos) : undefined,
         inspect: this.m.cell_type === 'code' ? (code, pos) => this.nb.inspect(code, pos) : undefined,
@@ -774,8 +785,11 @@ export class NotebookPage {
     const outputs = c.m.outputs;
     c.m.cell_type = type;
     if (type !== 'code') { c.m.outputs = []; c.out.set([]); c.m.execution_count = null; }
-    c.editingText = false;
+    // As in Colab, the cell stays in its editor (a text cell with its preview beside).
+    const editing = !!c.view && c.view.hasFocus;
+    c.editingText = type === 'markdown' && editing;
     c.refresh();
+    if (editing) c.edit('end');
     this.undo.push(() => { c.m.cell_type = old; c.m.outputs = outputs; c.out.set(outputs); c.refresh(); this.changed(true); });
     this.changed(true);
   }
