@@ -237,3 +237,24 @@ test('markdown editing as in Colab: Ctrl+M M stays in the editor, with a live pr
   assert.equal(nb.cells[0].cell_type, 'markdown');
   assert.equal(nb.cells[0].source, '# Title\n\nsome *text*\n\n**more**');
 });
+
+test('Colab forms: #@title and #@param show as a form beside the code, and its fields rewrite the code', async () => {
+  const page = await openNotebook('form.ipynb', [['code', [
+    '#@title Settings', 'name = "world" #@param {type:"string"}', 'n = 3 #@param {type:"integer"}',
+    'mode = "fast" #@param ["fast", "slow"]', 'flag = True #@param {type:"boolean"}', 'print(name, n, mode, flag)'].join('\n')]]);
+  const form = page.locator('.cell').nth(0).locator('[data-testid=colab-form]');
+  await form.waitFor();
+  assert.equal(await form.locator('.form-title').innerText(), 'Settings');
+  assert.equal(await form.locator('[data-param=name]').inputValue(), 'world');
+  await form.locator('[data-param=name]').fill('lab "book"');
+  await form.locator('[data-param=n]').fill('5');
+  await form.locator('[data-param=mode]').selectOption('"slow"');
+  await form.locator('[data-param=flag]').uncheck();
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  assert.equal((await outputText(page, 0)).trim(), 'lab "book" 5 slow False');
+  await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
+  const src = (await ctx.api('GET', '/api/contents/form.ipynb')).content.cells[0].source;
+  assert.equal(src, ['#@title Settings', 'name = "lab \\"book\\"" #@param {type:"string"}', 'n = 5 #@param {type:"integer"}',
+    'mode = "slow" #@param ["fast", "slow"]', 'flag = False #@param {type:"boolean"}', 'print(name, n, mode, flag)'].join('\n'));
+});

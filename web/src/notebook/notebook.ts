@@ -22,6 +22,7 @@ import { KernelClient, JMsg } from './kernel';
 import { OutputArea, Output, joinText } from './outputs';
 import { renderMarkdown } from './markdown';
 import { settleColabWidgets } from './colab';
+import { formView, parseForm } from './forms';
 
 interface CellModel {
   id: string;
@@ -108,6 +109,8 @@ class Cell {
   /** Why the last run ended badly (the runtime crashed while it ran): shown under the
    * outputs until the cell runs again; not part of the notebook. */
   noteEl: HTMLElement;
+  /** A Colab form (#@title, #@param) beside the code, when the source has one. */
+  formEl: HTMLElement | null = null;
   running = false;
   queued = false;
   /** This page changed the outputs (ran or cleared the cell) since it loaded them. */
@@ -177,7 +180,34 @@ class Cell {
       if (!this.m.source && t === 'code') pre.append(h('span', { class: 'ph', text: ' ' }));
       this.input.replaceChildren(pre);
     }
+    this.drawForm();
     this.updateGutter();
+  }
+
+  private formTimer = 0;
+
+  /** Draws the cell's Colab form again (not while one of its fields is being used). */
+  drawForm(): void {
+    const form = this.m.cell_type === 'code' ? parseForm(this.m.source) : null;
+    if (this.formEl && this.formEl.contains(document.activeElement)) return;
+    const el = form ? formView(form, () => this.m.source, (src) => this.setFormSource(src)) : null;
+    if (this.formEl && el) this.formEl.replaceWith(el);
+    else if (el) this.input.after(el);
+    else this.formEl?.remove();
+    this.formEl = el;
+    this.el.classList.toggle('has-form', !!el);
+  }
+
+  /** A form field changed its line: the source follows, the form stays as it is. */
+  setFormSource(src: string): void {
+    this.m.source = src;
+    if (this.view) this.view.dispatch({ changes: { from: 0, to: this.view.state.doc.length, insert: src } });
+    else {
+      const pre = h('pre', { class: 'static cm-like' });
+      highlightInto(pre, src, this.lang);
+      this.input.replaceChildren(pre);
+    }
+    this.nb.changed(true);
   }
 
   editingText = false;
@@ -217,7 +247,7 @@ class Cell {
       }
       this.input.textContent = '';
       this.view = editorMod.createEditor(this.input, this.m.source, this.lang, {
-        onChange: (text) => { this.m.source = text; this.nb.changed(true); if (this.m.cell_type === 'markdown') this.previewSoon(); },
+        onChange: (text) => { this.m.source = text; this.nb.changed(true); if (this.m.cell_type === 'markdown') this.previewSoon(); else { clearTimeout(this.formTimer); this.formTimer = window.setTimeout(() => this.drawForm(), 300); } },
         onFocus: () => this.nb.select(this, false),
         complete: this.m.cell_type === 'code' ? (code, pos) => this.nb.complete(code, pos) : undefined,
         inspect: this.m.cell_type === 'code' ? (code, pos) => this.nb.inspect(code, pos) : undefined,
