@@ -34,6 +34,7 @@ function parseSpec(spec: string): any {
 
 /** The form of a cell's source, or null when it has none. */
 export function parseForm(source: string): Form | null {
+  if (!source.includes('@title') && !source.includes('@param')) return null;
   const lines = source.split('\n');
   let title: string | null = null;
   const params: Param[] = [];

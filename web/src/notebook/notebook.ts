@@ -189,6 +189,7 @@ class Cell {
   /** Draws the cell's Colab form again (not while one of its fields is being used). */
   drawForm(): void {
     const form = this.m.cell_type === 'code' ? parseForm(this.m.source) : null;
+    if (!form && !this.formEl) return;
     if (this.formEl && this.formEl.contains(document.activeElement)) return;
     const el = form ? formView(form, () => this.m.source, (src) => this.setFormSource(src)) : null;
     if (this.formEl && el) this.formEl.replaceWith(el);
