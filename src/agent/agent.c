@@ -716,9 +716,8 @@ static int sandbox_start(struct agent *a, const int ports[KPORT_COUNT], char **r
         argv[i] = kernel_format_arg(a->cfg.argv[i], inside);
     /* A fresh environment: the agent's own would describe the host. No JPY_PARENT_PID:
      * the kernel's parent is the sandbox's init (pid 1), which dies with the agent. */
-    static const char *const base[] = {
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
-        "LANG=C.UTF-8", "TERM=xterm-256color"};
+    static const char *const base[] = {"PATH=" SANDBOX_PATH, "HOME=/root", "LANG=C.UTF-8",
+                                       "TERM=xterm-256color"};
     char **envp = xcalloc(ARRAY_SIZE(base) + a->cfg.nenv + 1, sizeof(char *));
     size_t n = 0;
     for (size_t i = 0; i < ARRAY_SIZE(base); i++) {

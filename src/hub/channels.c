@@ -521,6 +521,36 @@ static struct blob *stream_note(const struct kmsg *about, const char *text)
                      json_pack("{s:s, s:s}", "name", "stderr", "text", text));
 }
 
+/* Tells a client that just connected which cells run now, with their outputs so far
+ * (labbook_run, one per run, on iopub with the request as parent): what it sees from
+ * now on continues them. It comes after any replay, and replaces what the replay
+ * showed of those runs. */
+static void tell_in_flight(struct client *c)
+{
+    struct kernel *k = c->k;
+    if (!k->doc || k->life != KERNEL_RUNNING || strcmp(k->execution_state, "busy"))
+        return;
+    json_t *runs = nbdoc_in_flight(k->doc);
+    size_t i;
+    json_t *run;
+    json_array_foreach(runs, i, run)
+    {
+        json_t *parent = json_pack("{s:O, s:s, s:s}", "msg_id", json_object_get(run, "msg_id"),
+                                   "msg_type", "execute_request", "version", "5.3");
+        char *p = json_dumps(parent, JSON_COMPACT);
+        json_decref(parent);
+        json_object_del(run, "msg_id");
+        struct blob *b =
+            hub_iopub("labbook_run", k->id, (const uint8_t *)p, strlen(p), json_incref(run));
+        free(p);
+        struct blob *legacy = NULL;
+        client_push(c, b, &legacy);
+        blob_unref(legacy);
+        blob_unref(b);
+    }
+    json_decref(runs);
+}
+
 struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *u,
                              const char *kernel_id, const char *session_id, bool v1)
 {
@@ -565,6 +595,7 @@ struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *
     }
     log_info("kernel %s (%s): client connected (%s protocol%s)", k->id, k->owner_name,
              v1 ? "v1" : "json", replayed ? ", replaying what it missed" : "");
+    tell_in_flight(c);
     /* The state the client should show now. */
     if (k->life == KERNEL_DEAD)
         channels_status(k, "dead", k->reason);

@@ -931,33 +931,42 @@ static void on_spawned(void *ctx, int result, const char *message)
     free(sc);
 }
 
-/* Puts dir first on env's PYTHONPATH, before env's own or else inherited (may be NULL). */
-static void prepend_pythonpath(json_t *env, const char *dir, const char *inherited)
+/* Puts dir first on env's variable var, before env's own value or else inherited (may
+ * be NULL). */
+static void prepend_path(json_t *env, const char *var, const char *dir, const char *inherited)
 {
-    const char *cur = json_string_value(json_object_get(env, "PYTHONPATH"));
+    const char *cur = json_string_value(json_object_get(env, var));
     if (!cur)
         cur = inherited;
     char *v = cur && *cur ? xasprintf("%s:%s", dir, cur) : xstrdup(dir);
-    json_object_set_new(env, "PYTHONPATH", json_string(v));
+    json_object_set_new(env, var, json_string(v));
     free(v);
 }
 
-/* What the google.colab package needs (docs/colab.md): itself on PYTHONPATH, and where
- * the user's drive is, as the kernel sees it. */
+/* What the google.colab package needs (docs/colab.md): itself on PYTHONPATH, its bin/
+ * first on PATH (a `python` for Colab's `!python file.py`: runtimes have python3), and
+ * where the user's drive is, as the kernel sees it. */
 static void colab_env(struct kernel *k, json_t *env)
 {
     struct hub *h = k->hub;
     const char *py = h->cfg.python_path;
     if (h->sandboxed) {
         json_object_set_new(env, "LABBOOK_DRIVE", json_string("/content/drive/MyDrive"));
-        if (py && *py)
-            prepend_pythonpath(env, SANDBOX_PYTHON_DIR, NULL);
+        if (py && *py) {
+            prepend_path(env, "PYTHONPATH", SANDBOX_PYTHON_DIR, NULL);
+            prepend_path(env, "PATH", SANDBOX_PYTHON_DIR "/bin", SANDBOX_PATH);
+        }
     } else {
         char *drive = xasprintf("%s/%s", h->drive_dir, k->owner_name);
         json_object_set_new(env, "LABBOOK_DRIVE", json_string(drive));
         free(drive);
-        if (py && *py)
-            prepend_pythonpath(env, py, getenv("PYTHONPATH"));
+        if (py && *py) {
+            prepend_path(env, "PYTHONPATH", py, getenv("PYTHONPATH"));
+            char *bin = xasprintf("%s/bin", py);
+            const char *path = getenv("PATH");
+            prepend_path(env, "PATH", bin, path ? path : SANDBOX_PATH);
+            free(bin);
+        }
     }
 }
 

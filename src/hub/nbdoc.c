@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -66,6 +67,7 @@ struct run {
      * (base, taken at the first save), then a note, then what came after. */
     bool keep_file;
     json_t *base;
+    int64_t started_ms;      /* when it started, ms since the epoch */
     uint64_t seq;            /* order of starting, for runs landing in the same cell */
     uint64_t gen, saved_gen; /* changes made, and the change the file has */
 };
@@ -374,6 +376,9 @@ static void run_start(struct nbdoc *doc, struct run *r)
     if (r->started)
         return;
     r->started = true;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     r->seq = ++doc->seq;
     r->gen++;
     run_clear(doc, r);
@@ -790,6 +795,38 @@ out:
     pthread_mutex_unlock(&doc->lock);
     json_decref(c);
     return r;
+}
+
+static json_t *out_to_disk(const struct out *o);
+
+json_t *nbdoc_in_flight(struct nbdoc *doc)
+{
+    json_t *a = json_array();
+    pthread_mutex_lock(&doc->lock);
+    /* The run started last; the kernel runs requests in order, so the ones it has yet to
+     * start come after it (all of them when none has started). */
+    size_t last = SIZE_MAX;
+    for (size_t i = 0; i < doc->nruns; i++)
+        if (doc->runs[i]->started && (last == SIZE_MAX || doc->runs[i]->seq > doc->runs[last]->seq))
+            last = i;
+    for (size_t i = last == SIZE_MAX ? 0 : last; i < doc->nruns; i++) {
+        struct run *r = doc->runs[i];
+        bool running = i == last;
+        if (running ? r->done : r->started || r->done)
+            continue;
+        json_t *outs = json_array();
+        for (size_t k = 0; k < r->n; k++)
+            json_array_append_new(outs, out_to_disk(&r->outs[k]));
+        json_t *run =
+            json_pack("{s:s, s:s?, s:s?, s:s, s:O, s:o}", "msg_id", r->msg_id, "cell_id",
+                      r->cell_id, "code", r->code, "state", running ? "running" : "queued",
+                      "execution_count", r->count, "outputs", outs);
+        if (running)
+            json_object_set_new(run, "started", json_integer((json_int_t)r->started_ms));
+        json_array_append_new(a, run);
+    }
+    pthread_mutex_unlock(&doc->lock);
+    return a;
 }
 
 bool nbdoc_dirty(struct nbdoc *doc)

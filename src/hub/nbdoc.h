@@ -10,6 +10,7 @@
 #ifndef LABBOOK_HUB_NBDOC_H
 #define LABBOOK_HUB_NBDOC_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -69,6 +70,16 @@ size_t nbdoc_take_recorded(struct nbdoc *doc, void (*cb)(void *ctx, const char *
  * otherwise, -EINVAL when a tracked message's content is not valid JSON. */
 int nbdoc_message(struct nbdoc *doc, const char *msg_type, const char *parent_msg_id,
                   const char *content, size_t content_len);
+
+/* What runs now, for a client that connects mid-run (it cannot tell from the file, and
+ * the kernel's messages do not name the cell): the last run the kernel started if it has
+ * not ended, then the requests after it that have not started, in order. Each is
+ * {"msg_id", "cell_id" (null when found by code), "code", "state": "running" or "queued",
+ * "execution_count", "outputs": what was recorded so far, in nbformat's on-disk form}, and
+ * for the running one "started" (when it started, ms since the epoch).
+ * A run started earlier and never ended (its kernel restarted) is left out once a later
+ * one has started. Returns a new JSON array, empty when nothing runs. */
+json_t *nbdoc_in_flight(struct nbdoc *doc);
 
 /* Whether some recorded output is not in the file yet. */
 bool nbdoc_dirty(struct nbdoc *doc);

@@ -13,6 +13,8 @@
 #define SANDBOX_RUN_DIR "/run/labbook"
 /* Where the spec's python_dir (the google.colab package) appears inside, read-only. */
 #define SANDBOX_PYTHON_DIR "/run/labbook/python"
+/* The PATH a sandboxed kernel gets unless its kernelspec or the hub sets one. */
+#define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* An error from setting a sandbox up: a negative errno and a message naming the step
  * that failed ("mount overlay on /: Permission denied"). */

@@ -109,7 +109,8 @@ test('interrupt stops a running cell; restart forgets variables', async () => {
 test('a kernel that dies mid-cell: the cell stops running, the reason is shown, the next cell runs', async () => {
   const page = await openNotebook('crash.ipynb', [['code', 'import os\nos._exit(1)'], ['code', 'print("after the crash")']]);
   await page.locator('.cell').nth(0).locator('.run').click();
-  await page.locator('.toast', { hasText: /restarting/i }).waitFor();
+  await page.locator('[data-testid=banner]', { hasText: /Your session crashed: the kernel died/ }).waitFor();
+  assert.match(await page.locator('.cell').nth(0).locator('.cell-note').innerText(), /crashed and restarted while this cell ran: the kernel died/);
   await page.waitForFunction(() => !document.querySelector('.cell.running, .cell.queued'));
   await page.locator('.cell').nth(1).locator('.run').click();
   await waitRun(page, 1);

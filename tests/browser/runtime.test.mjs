@@ -168,7 +168,7 @@ test('a runtime shut down elsewhere is noticed; the next run starts a new one', 
   await waitRun(page, 0);
   const [k] = await ctx.api('GET', '/api/kernels');
   await ctx.api('DELETE', `/api/kernels/${k.id}`);
-  await page.locator('.toast', { hasText: 'The runtime was shut down' }).waitFor({ timeout: 15000 });
+  await page.locator('[data-testid=banner]', { hasText: 'the runtime was shut down' }).waitFor({ timeout: 15000 });
   await page.waitForSelector('[data-testid=runtime-status][data-state=none]');
   await page.locator('.cell').nth(0).locator('.run').click();
   await page.waitForFunction(() => /\[1\]/.test(document.querySelector('.cell .count').textContent) && !document.querySelector('.cell.running'), null, { timeout: 60000 });

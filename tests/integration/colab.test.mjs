@@ -4,7 +4,8 @@
 // names included; Colab's messages and errors; the seed cells of Colab tutorials run
 // as they are; files.upload with this test playing the UI; files.download. Sandboxed
 // runtimes (when the hub runs as root) and unsandboxed ones ([runtimes] sandbox = 0);
-// PYTHONPATH and LABBOOK_DRIVE as the kernel sees them; [runtimes] python_path.
+// PYTHONPATH and LABBOOK_DRIVE as the kernel sees them; [runtimes] python_path; a
+// `python` command (Colab's `!python file.py`) where the system has only python3.
 
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -209,6 +210,11 @@ describe('sandboxed runtimes', { skip }, () => {
     if (needSandbox(t)) return;
     await downloadCheck(k, 'alice');
   });
+
+  test("`!python -c ...` and `!python file.py` run the kernel's Python 3", async (t) => {
+    if (needSandbox(t)) return;
+    await pythonCommandCheck(k, 'alice');
+  });
 });
 
 describe('unsandboxed runtimes ([runtimes] sandbox = 0)', { skip }, () => {
@@ -219,7 +225,8 @@ describe('unsandboxed runtimes ([runtimes] sandbox = 0)', { skip }, () => {
     name: 'colab-nosandbox',
     users: ['alice'],
     config: '[runtimes]\nsandbox = 0\n\n[profile.cpu]\nmax_per_user = 4\nidle_timeout_s = 0\n',
-    env: { PYTHONPATH: extra },
+    // Debian's own PATH: this machine's may have a `python` of its own (pyenv).
+    env: { PYTHONPATH: extra, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' },
   });
   const k = kit(ctx);
   after(() => fs.rmSync(extra, { recursive: true, force: true }));
@@ -269,6 +276,10 @@ print(os.path.samefile(os.environ['LABBOOK_DRIVE'], ${JSON.stringify(ctx.server.
     await uploadCheck(k, 'alice', ctx.server.drive('alice'));
   });
 
+  test("`!python -c ...` and `!python file.py` run the kernel's Python 3", async () => {
+    await pythonCommandCheck(k, 'alice');
+  });
+
   test('files.download of a file in the drive announces its own path', async () => {
     const id = await k.startKernel('alice');
     const c = await k.open('alice', id);
@@ -283,6 +294,25 @@ print(os.path.samefile(os.environ['LABBOOK_DRIVE'], ${JSON.stringify(ctx.server.
     }
   });
 });
+
+/** Colab's `!python -c ...` and `!python file.py` (runtimes have only python3): the
+ * same interpreter as the kernel's, in the working directory. */
+async function pythonCommandCheck(k, user) {
+  const id = await k.startKernel(user);
+  const c = await k.open(user, id);
+  try {
+    const r = await ok(c, `import sys
+open('lb_hello.py', 'w').write('import sys\\nprint("hello from", sys.argv[1:], sys.version_info[0])\\n')
+!python -c "import sys; print('python', sys.version_info[0])"
+!python lb_hello.py a 'b c'
+!python3 -c "print('python3 too')"`);
+    // IPython runs `!` commands on a pty: lines end in \r\n.
+    assert.equal(r.stdout.replace(/\r\n/g, "\n"), "python 3\nhello from ['a', 'b c'] 3\npython3 too\n", r.stderr);
+  } finally {
+    await c.close();
+    await k.deleteKernel(user, id);
+  }
+}
 
 /** The Colab seed example, cell by cell, exactly as tutorials have it. */
 async function seedExample(t, k, user) {

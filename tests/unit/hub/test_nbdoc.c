@@ -954,6 +954,63 @@ static void test_take_recorded(void **state)
     nbdoc_close(doc);
 }
 
+/* What runs now, for a client that connects mid-run: the last run started and not
+ * ended, with its outputs so far, then the requests queued after it. */
+static void test_in_flight(void **state)
+{
+    struct fx *f = *state;
+    put_raw(f->root, "nb.ipynb", NB_BASIC);
+    struct nbdoc *doc = open_doc(f, "nb.ipynb", 0);
+    json_t *a = nbdoc_in_flight(doc);
+    assert_int_equal(json_array_size(a), 0);
+    json_decref(a);
+
+    /* A run the kernel never ended (it restarted), then one that runs now. */
+    start(doc, "stale", "b", "x = 1\nx", 1);
+    start(doc, "m1", "a", "print('hi')", 2);
+    stream(doc, "m1", "stdout", "one\n");
+    stream(doc, "m1", "stdout", "two\n");
+    assert_int_equal(nbdoc_request(doc, "m2", "x = 1\nx", "b"), 0);
+    a = nbdoc_in_flight(doc);
+    assert_int_equal(json_array_size(a), 2);
+    json_t *r = json_array_get(a, 0);
+    assert_string_equal(json_string_value(json_object_get(r, "msg_id")), "m1");
+    assert_string_equal(json_string_value(json_object_get(r, "cell_id")), "a");
+    assert_string_equal(json_string_value(json_object_get(r, "state")), "running");
+    assert_int_equal(json_integer_value(json_object_get(r, "execution_count")), 2);
+    assert_true(json_integer_value(json_object_get(r, "started")) > 1700000000000LL);
+    json_t *outs = json_object_get(r, "outputs");
+    assert_int_equal(json_array_size(outs), 1);
+    assert_stream(json_array_get(outs, 0), "stdout", "one\ntwo\n");
+    r = json_array_get(a, 1);
+    assert_string_equal(json_string_value(json_object_get(r, "msg_id")), "m2");
+    assert_string_equal(json_string_value(json_object_get(r, "state")), "queued");
+    assert_int_equal(json_array_size(json_object_get(r, "outputs")), 0);
+    json_decref(a);
+
+    /* m1 ends: m2 waits, then runs alone. Once it ends, nothing runs. */
+    finish(doc, "m1", 2);
+    a = nbdoc_in_flight(doc);
+    assert_int_equal(json_array_size(a), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "state")),
+                        "queued");
+    json_decref(a);
+    assert_int_equal(msg(doc, "status", "m2", "{\"execution_state\": \"busy\"}"), 0);
+    assert_int_equal(msg(doc, "execute_input", "m2", "{\"code\": \"\", \"execution_count\": 3}"),
+                     0);
+    a = nbdoc_in_flight(doc);
+    assert_int_equal(json_array_size(a), 1);
+    r = json_array_get(a, 0);
+    assert_string_equal(json_string_value(json_object_get(r, "msg_id")), "m2");
+    assert_string_equal(json_string_value(json_object_get(r, "state")), "running");
+    json_decref(a);
+    finish(doc, "m2", 3);
+    a = nbdoc_in_flight(doc);
+    assert_int_equal(json_array_size(a), 0);
+    json_decref(a);
+    nbdoc_close(doc);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -978,6 +1035,7 @@ int main(void)
         T(test_save_while_recording),
         T(test_resume_keeps_file_outputs),
         T(test_take_recorded),
+        T(test_in_flight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

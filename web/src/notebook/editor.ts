@@ -6,7 +6,7 @@ import { EditorState, Extension, Prec } from '@codemirror/state';
 import { EditorView, KeyBinding, drawSelection, keymap, placeholder } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
 import { Language, LanguageSupport, bracketMatching, defineLanguageFacet, indentOnInput, indentUnit, syntaxHighlighting } from '@codemirror/language';
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap, CompletionContext, CompletionResult } from '@codemirror/autocomplete';
+import { autocompletion, closeBrackets, closeBracketsKeymap, closeCompletion, completionKeymap, completionStatus, CompletionContext, CompletionResult } from '@codemirror/autocomplete';
 import { highlightSelectionMatches, search, searchKeymap } from '@codemirror/search';
 import { python } from '@codemirror/lang-python';
 import { GFM, parser as markdownParser } from '@lezer/markdown';
@@ -77,7 +77,9 @@ export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks
           if (!ctx.explicit && (!word || word.from === word.to || !/[\w]$|\.$/.test(word.text))) return null;
           const code = ctx.state.doc.toString();
           const r = await complete(code, cpOffset(code, ctx.pos)).catch(() => null);
-          if (!r || !r.matches.length) return null;
+          // The kernel answers after a run it was busy with: by then the cell may have
+          // been run or left, and a popup must not open over its outputs.
+          if (!r || !r.matches.length || ctx.aborted || !ctx.view?.hasFocus) return null;
           return {
             from: utf16Offset(code, r.start),
             to: utf16Offset(code, r.end),
@@ -105,4 +107,15 @@ export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks
     exts.push(markdown(), placeholder('Double-click to edit text; Shift+Enter to render'));
   }
   return new EditorView({ state: EditorState.create({ doc, extensions: exts }), parent });
+}
+
+/** Whether the editor shows a completion popup (or waits for one). */
+export function hasPopup(view: EditorView): boolean {
+  return completionStatus(view.state) !== null;
+}
+
+/** Closes the completion popup and drops an answer still on its way. */
+export function closePopups(view: EditorView): void {
+  if (completionStatus(view.state) !== null) closeCompletion(view);
+  hideTip();
 }

@@ -22,6 +22,7 @@ import { KernelClient, JMsg } from './kernel';
 import { OutputArea, Output, joinText } from './outputs';
 import { renderMarkdown } from './markdown';
 import { settleColabWidgets } from './colab';
+import { formView, parseForm } from './forms';
 
 interface CellModel {
   id: string;
@@ -105,6 +106,11 @@ class Cell {
   countEl: HTMLElement;
   timeEl: HTMLElement;
   rendered: HTMLElement;
+  /** Why the last run ended badly (the runtime crashed while it ran): shown under the
+   * outputs until the cell runs again; not part of the notebook. */
+  noteEl: HTMLElement;
+  /** A Colab form (#@title, #@param) beside the code, when the source has one. */
+  formEl: HTMLElement | null = null;
   running = false;
   queued = false;
   /** This page changed the outputs (ran or cleared the cell) since it loaded them. */
@@ -119,13 +125,14 @@ class Cell {
     this.input = h('div', { class: 'input' });
     this.rendered = h('div', { class: 'rendered markdown' });
     const outEl = h('div', { class: 'outputs empty', 'aria-live': 'polite' });
+    this.noteEl = h('div', { class: 'cell-note', role: 'status', hidden: true });
     this.out = new OutputArea(outEl);
     this.out.onChange = () => { this.m.outputs = this.out.outputs; nb.changed(false); };
     this.el = h('div', { class: 'cell', 'data-cell-id': m.id, tabindex: -1 },
       h('div', { class: 'gutter' },
         h('button', { class: 'run', title: 'Run cell (Ctrl+Enter)', 'aria-label': 'Run cell', onclick: (e: Event) => { e.stopPropagation(); nb.select(this); nb.runCell(this); } }),
         this.countEl, this.timeEl),
-      h('div', { class: 'body' }, this.input, this.rendered, outEl),
+      h('div', { class: 'body' }, this.input, this.rendered, outEl, this.noteEl),
       h('div', { class: 'cell-tools' },
         h('button', { class: 'icon', title: 'Move cell up', onclick: () => nb.moveCell(this, -1) }, icon('up')),
         h('button', { class: 'icon', title: 'Move cell down', onclick: () => nb.moveCell(this, 1) }, icon('down')),
@@ -142,6 +149,7 @@ class Cell {
     this.rendered.addEventListener('dblclick', () => this.edit());
     this.out.set(m.outputs);
     this.refresh();
+    this.showRunInfo();
   }
 
   get lang(): Lang {
@@ -157,19 +165,50 @@ class Cell {
       this.view.destroy();
       this.view = null;
     }
+    this.el.classList.toggle('md-editing', t === 'markdown' && this.editingText);
     if (t === 'markdown' && !this.editingText) {
       this.input.hidden = true;
       this.rendered.hidden = false;
       this.renderMarkdown();
     } else {
       this.input.hidden = false;
-      this.rendered.hidden = true;
+      // A text cell being edited shows its rendering beside the source, kept up to date.
+      this.rendered.hidden = t !== 'markdown';
+      if (t === 'markdown') this.renderMarkdown();
       const pre = h('pre', { class: 'static cm-like' });
       highlightInto(pre, this.m.source, this.lang);
       if (!this.m.source && t === 'code') pre.append(h('span', { class: 'ph', text: ' ' }));
       this.input.replaceChildren(pre);
     }
+    this.drawForm();
     this.updateGutter();
+  }
+
+  private formTimer = 0;
+
+  /** Draws the cell's Colab form again (not while one of its fields is being used). */
+  drawForm(): void {
+    const form = this.m.cell_type === 'code' ? parseForm(this.m.source) : null;
+    if (!form && !this.formEl) return;
+    if (this.formEl && this.formEl.contains(document.activeElement)) return;
+    const el = form ? formView(form, () => this.m.source, (src) => this.setFormSource(src)) : null;
+    if (this.formEl && el) this.formEl.replaceWith(el);
+    else if (el) this.input.after(el);
+    else this.formEl?.remove();
+    this.formEl = el;
+    this.el.classList.toggle('has-form', !!el);
+  }
+
+  /** A form field changed its line: the source follows, the form stays as it is. */
+  setFormSource(src: string): void {
+    this.m.source = src;
+    if (this.view) this.view.dispatch({ changes: { from: 0, to: this.view.state.doc.length, insert: src } });
+    else {
+      const pre = h('pre', { class: 'static cm-like' });
+      highlightInto(pre, src, this.lang);
+      this.input.replaceChildren(pre);
+    }
+    this.nb.changed(true);
   }
 
   editingText = false;
@@ -188,6 +227,14 @@ class Cell {
     }
   }
 
+  private previewTimer = 0;
+
+  /** Redraws a text cell's preview shortly after typing stops for a moment. */
+  previewSoon(): void {
+    clearTimeout(this.previewTimer);
+    this.previewTimer = window.setTimeout(() => this.renderMarkdown(), 150);
+  }
+
   /** Turns the static text into an editor and focuses it. */
   edit(at?: 'start' | 'end'): void {
     if (this.m.cell_type === 'markdown' && !this.editingText) {
@@ -201,7 +248,7 @@ class Cell {
       }
       this.input.textContent = '';
       this.view = editorMod.createEditor(this.input, this.m.source, this.lang, {
-        onChange: (text) => { this.m.source = text; this.nb.changed(true); },
+        onChange: (text) => { this.m.source = text; this.nb.changed(true); if (this.m.cell_type === 'markdown') this.previewSoon(); else { clearTimeout(this.formTimer); this.formTimer = window.setTimeout(() => this.drawForm(), 300); } },
         onFocus: () => this.nb.select(this, false),
         complete: this.m.cell_type === 'code' ? (code, pos) => this.nb.complete(code, pos) : undefined,
         inspect: this.m.cell_type === 'code' ? (code, pos) => this.nb.inspect(code, pos) : undefined,
@@ -214,9 +261,15 @@ class Cell {
     }
   }
 
+  /** Closes the editor's completion popup and help, and drops answers on their way. */
+  closePopups(): void {
+    if (this.view && editorMod) editorMod.closePopups(this.view);
+    hideTip();
+  }
+
   /** Leaves the editor (markdown cells show their rendering again). */
   stopEditing(): void {
-    hideTip();
+    this.closePopups();
     if (this.m.cell_type === 'markdown' && this.editingText) {
       this.editingText = false;
       this.refresh();
@@ -239,17 +292,32 @@ class Cell {
     this.countEl.textContent = this.running || this.queued ? '[*]' : this.m.execution_count ? `[${this.m.execution_count}]` : '[ ]';
   }
 
+  setNote(text: string): void {
+    this.noteEl.textContent = text;
+    this.noteEl.hidden = !text;
+  }
+
   setQueued(): void {
+    this.setNote('');
     this.queued = true;
     this.running = false;
     this.timeEl.textContent = '';
     this.updateGutter();
   }
 
-  setRunning(): void {
-    if (this.running) return;
+  /** `since`: when the run started (ms since the epoch), for a run this page joined late. */
+  /** The kernel started this run (its execute_input came): an aborted one never does. */
+  executed = false;
+
+  setRunning(since?: number): void {
+    const at = performance.now() - (since && since < Date.now() ? Date.now() - since : 0);
+    if (this.running) {
+      if (since) this.startedAt = at;
+      return;
+    }
+    this.executed = false;
     this.running = true;
-    this.startedAt = performance.now();
+    this.startedAt = at;
     clearInterval(this.timer);
     this.timer = window.setInterval(() => { this.timeEl.textContent = ((performance.now() - this.startedAt) / 1000).toFixed(0) + 's'; }, 1000);
     this.updateGutter();
@@ -257,10 +325,14 @@ class Cell {
 
   setDone(aborted = false): void {
     clearInterval(this.timer);
-    if (this.running && !aborted) {
-      const s = (performance.now() - this.startedAt) / 1000;
-      this.timeEl.textContent = s < 10 ? s.toFixed(1) + 's' : Math.round(s) + 's';
-      this.timeEl.title = `ran at ${new Date().toLocaleTimeString()} for ${s.toFixed(2)} s`;
+    if (this.running && !aborted && this.executed) {
+      // Kept in the notebook as Colab keeps it (cell metadata.executionInfo).
+      const elapsed = Math.round(performance.now() - this.startedAt);
+      this.m.metadata = { ...this.m.metadata, executionInfo: {
+        elapsed, status: this.out.outputs.some((o) => o.output_type === 'error') ? 'error' : 'ok',
+        timestamp: Date.now() - elapsed, user_tz: new Date().getTimezoneOffset() } };
+      this.running = false;
+      this.showRunInfo();
     }
     this.running = false;
     this.queued = false;
@@ -269,6 +341,17 @@ class Cell {
     this.out.draw(); // a finished cell shows all its output at once, not a frame later
     settleColabWidgets(this.out.el);
     this.updateGutter();
+  }
+
+  /** The last run's time and duration, from metadata.executionInfo (saved with the
+   * notebook, so shown after a reload too). */
+  showRunInfo(): void {
+    const info = this.m.metadata?.executionInfo;
+    if (this.m.cell_type !== 'code' || !info || typeof info.elapsed !== 'number' || this.running) return;
+    const s = info.elapsed / 1000;
+    this.timeEl.textContent = s < 10 ? s.toFixed(1) + 's' : s < 3600 ? Math.round(s) + 's' : `${Math.floor(s / 3600)}h${Math.round((s % 3600) / 60)}m`;
+    const at = typeof info.timestamp === 'number' ? new Date(info.timestamp).toLocaleString() : '';
+    this.timeEl.title = `${at ? `ran ${at} ` : ''}for ${s.toFixed(2)} s${info.status === 'error' ? ', ended with an error' : ''}`;
   }
 
   toJSON(): any {
@@ -317,6 +400,7 @@ export class NotebookPage {
   gaugesEl: HTMLElement;
   saveEl: HTMLElement;
   side: HTMLElement;
+  bannerEl: HTMLElement;
   sidePanel = '';
   private cleanup: (() => void)[] = [];
 
@@ -328,6 +412,23 @@ export class NotebookPage {
     this.gaugesEl = h('div', { class: 'gauges' });
     this.saveEl = h('span', { class: 'save-state', 'data-testid': 'save-state' });
     this.side = h('aside', { class: 'nb-side', hidden: true });
+    this.bannerEl = h('div', { class: 'nb-banner', role: 'alert', 'data-testid': 'banner', hidden: true });
+  }
+
+  /** A message about the runtime that stays until dismissed (or replaced): the user may
+   * come back to the tab long after it happened. */
+  banner(text: string, kind: 'error' | 'info' = 'error', actions: [string, () => void][] = []): void {
+    const close = () => { this.bannerEl.hidden = true; this.bannerEl.textContent = ''; };
+    this.bannerEl.className = 'nb-banner ' + kind;
+    this.bannerEl.replaceChildren(h('span', { class: 'text', text }),
+      ...actions.map(([label, fn]) => h('button', { text: label, onclick: () => { close(); fn(); } })),
+      h('button', { class: 'dismiss', text: 'Dismiss', onclick: close }));
+    this.bannerEl.hidden = false;
+  }
+
+  hideBanner(): void {
+    this.bannerEl.hidden = true;
+    this.bannerEl.textContent = '';
   }
 
   get name(): string {
@@ -512,7 +613,7 @@ export class NotebookPage {
         h('button', { class: 'icon', title: 'Find and replace', onclick: () => this.showSide('find') }, icon('search'))),
       h('span', { class: 'spacer' }), this.gaugesEl, this.statusEl);
 
-    this.root.append(head, bar, h('div', { class: 'nb-main' }, this.side, h('main', { class: 'nb-scroll' }, this.list)));
+    this.root.append(head, bar, this.bannerEl, h('div', { class: 'nb-main' }, this.side, h('main', { class: 'nb-scroll' }, this.list)));
 
     const onKey = (e: KeyboardEvent) => this.onKey(e);
     document.addEventListener('keydown', onKey, true);
@@ -581,6 +682,7 @@ export class NotebookPage {
   select(c: Cell | null, scroll = true): void {
     if (!c) return;
     if (this.sel && this.sel !== c) {
+      this.sel.closePopups();
       this.sel.el.classList.remove('selected');
       if (this.sel.m.cell_type === 'markdown' && this.sel.editingText) this.sel.stopEditing();
     }
@@ -644,7 +746,13 @@ export class NotebookPage {
     if (ctrl && e.key === 'F9') { stop(); this.runAll(); return; }
     if (ctrl && e.key === 'F8') { stop(); this.runRange(0, this.index(this.sel)); return; }
     if (ctrl && e.key === 'F10') { stop(); this.runRange(this.index(this.sel), this.cells.length); return; }
-    if (e.key === 'Escape' && this.sel) { this.sel.stopEditing(); return; }
+    if (e.key === 'Escape' && this.sel) {
+      // The first Escape closes a completion popup (CodeMirror's own key), the next leaves.
+      const v = this.sel.view;
+      if (v && v.hasFocus && editorMod && editorMod.hasPopup(v)) return;
+      this.sel.stopEditing();
+      return;
+    }
     if (!this.editing() && this.sel && !ctrl && !e.altKey) {
       const i = this.index(this.sel);
       if ((k === 'arrowdown' || k === 'j') && i < this.cells.length - 1) { stop(); this.select(this.cells[i + 1]); }
@@ -708,8 +816,11 @@ export class NotebookPage {
     const outputs = c.m.outputs;
     c.m.cell_type = type;
     if (type !== 'code') { c.m.outputs = []; c.out.set([]); c.m.execution_count = null; }
-    c.editingText = false;
+    // As in Colab, the cell stays in its editor (a text cell with its preview beside).
+    const editing = !!c.view && c.view.hasFocus;
+    c.editingText = type === 'markdown' && editing;
     c.refresh();
+    if (editing) c.edit('end');
     this.undo.push(() => { c.m.cell_type = old; c.m.outputs = outputs; c.out.set(outputs); c.refresh(); this.changed(true); });
     this.changed(true);
   }
@@ -770,6 +881,7 @@ export class NotebookPage {
     try {
       const list = await api<Session[]>('GET', '/api/sessions');
       if (list.some((s) => s.path === this.path)) await this.connect();
+      else if (localStorage.getItem(this.runtimeKey)) this.runtimeGone();
     } catch { /* not connected: the Connect button stays */ }
   }
 
@@ -794,6 +906,8 @@ export class NotebookPage {
           s = await start('python3');
         }
         this.session = s;
+        this.rememberRuntime(s.kernel.id);
+        this.hideBanner();
         if (!this.meta.kernelspec) {
           // As JupyterLab and Colab write it, so that other tools pick the same kernel.
           this.meta.kernelspec = { name: s.kernel.name, display_name: s.kernel.name === 'python3' ? 'Python 3 (ipykernel)' : s.kernel.name, language: 'python' };
@@ -832,12 +946,12 @@ export class NotebookPage {
     const k = this.session?.kernel;
     if (!k) return;
     const st = this.kernelState;
-    if (st !== 'starting' && st !== 'queued' && st !== 'unknown') return;
+    if (st !== 'starting' && st !== 'queued' && st !== 'unknown' && st !== 'restarting') return;
     this.startPoll = window.setTimeout(async () => {
       try {
         const m = await api<any>('GET', `/api/kernels/${encodeURIComponent(k.id)}`);
         if (this.session?.kernel.id !== k.id) return;
-        if (this.kernel?.executionState === 'unknown' || this.kernelState === 'starting' || this.kernelState === 'queued') {
+        if (this.kernel?.executionState === 'unknown' || ['starting', 'queued', 'restarting'].includes(this.kernelState)) {
           this.kernelState = m.queue_position ? 'queued' : m.execution_state || this.kernelState;
           this.queuePos = m.queue_position || 0;
           this.reason = m.reason || '';
@@ -850,18 +964,56 @@ export class NotebookPage {
 
   queuePos = 0;
   reason = '';
+  /** Requests of runs given up (restart, reset, a dead kernel): a kernel on its way out
+   * may still print for them, which must not make their cells run again. */
+  private abandoned = new Set<string>();
+
+  /** Runs in flight will never finish (the runtime restarts, is reset, or died): their
+   * cells stop showing as running, and whatever still comes for them is ignored. */
+  abandonRuns(note = ''): void {
+    for (const c of this.cells) {
+      if (c.running && note) c.setNote(note);
+      if (c.running || c.queued) c.setDone(true);
+    }
+    this.runQueue = [];
+    for (const id of this.kernel?.dropRuns() ?? []) this.abandoned.add(id);
+    for (const id of this.foreign.keys()) this.abandoned.add(id);
+    this.foreign.clear();
+  }
 
   onKernelStatus(st: string, reason?: string): void {
     this.kernelState = st;
     if (reason) this.reason = reason;
     if (st === 'restarting' || st === 'dead') {
-      // Runs in flight will never finish: their cells stop showing as running.
-      for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
-      this.runQueue = [];
-      this.kernel?.dropRuns();
-      if (reason) toast(`Runtime ${st}: ${reason}`, 'error', 10000);
+      // A reason means the runtime crashed (a restart or reset asked for has none).
+      const oom = !!reason && /out of memory/i.test(reason);
+      const what = st === 'dead' ? 'The runtime died' : 'The runtime crashed and restarted';
+      this.abandonRuns(reason ? (oom ? `${what} while this cell ran: it used all the memory it may have (${reason}).` : `${what} while this cell ran: ${reason}.`) : '');
+      if (reason) {
+        const text = oom ? `Your session crashed after using all available RAM (${reason}).` : `Your session crashed: ${reason}.`;
+        this.banner(st === 'dead' ? `${text} The runtime is gone: running a cell starts a new one.` : `${text} The runtime restarted: its variables are gone.`);
+      }
     }
+    if (st === 'restarting' || st === 'starting') this.awaitReady();
     this.showStatus();
+  }
+
+  private readyAsked = false;
+
+  /** After a restart (a factory reset, an out-of-memory restart) the kernel announces
+   * only that it starts: a kernel_info request, which the hub holds until the runtime
+   * is back, tells when it is ready, and the hub's own state is polled meanwhile. */
+  awaitReady(): void {
+    const k = this.kernel;
+    if (!k || this.readyAsked) return;
+    this.readyAsked = true;
+    k.request('kernel_info_request', {}, 'shell', 120000).then(() => {
+      if (this.kernel === k && ['starting', 'restarting', 'unknown'].includes(this.kernelState)) {
+        this.kernelState = 'idle';
+        this.showStatus();
+      }
+    }).catch(() => {}).finally(() => { this.readyAsked = false; });
+    this.pollStart();
   }
 
   onConnState(cs: string): void {
@@ -903,10 +1055,32 @@ export class NotebookPage {
     } catch (e) {
       if (e instanceof ApiError && e.status === 404 && this.session?.kernel.id === k.id) {
         // Shut down elsewhere (another tab, idle culling, its maximum lifetime).
-        toast('The runtime was shut down. Running a cell starts a new one.', 'info', 8000);
-        this.disconnect(false);
+        this.runtimeGone();
       }
     }
+  }
+
+  /** Which runtime this notebook was last connected to, kept in this browser: on
+   * coming back, a runtime that ended meanwhile is announced, not silently missing. */
+  private get runtimeKey(): string {
+    return 'labbook:runtime:' + this.path;
+  }
+
+  rememberRuntime(id: string | null): void {
+    try {
+      if (id) localStorage.setItem(this.runtimeKey, JSON.stringify({ id, time: Date.now() }));
+      else localStorage.removeItem(this.runtimeKey);
+    } catch { /* storage full: only the announcement suffers */ }
+  }
+
+  /** The runtime ended without this page asking (idle reclaim, maximum lifetime, shut
+   * down from elsewhere): said where the user looks, until dismissed. */
+  runtimeGone(): void {
+    this.rememberRuntime(null);
+    this.abandonRuns('The runtime was shut down while this cell ran.');
+    this.disconnect(false);
+    this.banner('Runtime disconnected: the runtime was shut down (left idle too long, at its maximum lifetime, or from elsewhere). Its variables are gone; the outputs are kept in the notebook. Running a cell starts a new one.',
+      'info', [['Connect', () => { this.connect().catch((e) => toast(e.message, 'error')); }]]);
   }
 
   async runCell(c: Cell): Promise<void> {
@@ -916,6 +1090,7 @@ export class NotebookPage {
       return;
     }
     if (c.m.cell_type !== 'code' || c.running || c.queued) return;
+    c.closePopups();
     c.touched = true;
     c.out.clear();
     c.m.execution_count = null;
@@ -941,6 +1116,7 @@ export class NotebookPage {
         }
         if (t === 'execute_input') {
           c.setRunning();
+          c.executed = true;
           c.m.execution_count = m.content.execution_count;
           c.updateGutter();
           return;
@@ -1001,8 +1177,7 @@ export class NotebookPage {
     const k = this.session?.kernel;
     if (!k || this.conn !== 'connected') { if (runAll) this.runAll(); return; }
     if (!(await confirmBox(runAll ? 'Restart and run all' : 'Restart runtime', 'The runtime\'s state, variables included, will be lost.', 'Restart'))) return;
-    for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
-    this.kernel?.dropRuns();
+    this.abandonRuns();
     this.setStatus('Restarting…', 'connecting');
     try {
       await api('POST', `/api/kernels/${encodeURIComponent(k.id)}/restart`);
@@ -1022,6 +1197,7 @@ export class NotebookPage {
     clearInterval(this.gaugeTimer);
     this.gaugesEl.textContent = '';
     for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
+    if (deleteRuntime) this.rememberRuntime(null);
     if (deleteRuntime && s) {
       try { await api('DELETE', `/api/sessions/${encodeURIComponent(s.id)}`); } catch { /* already gone */ }
       try { await api('DELETE', `/api/kernels/${encodeURIComponent(s.kernel.id)}`); } catch { /* already gone */ }
@@ -1045,15 +1221,16 @@ export class NotebookPage {
     try { sessionStorage.setItem(this.runsKey(), JSON.stringify(m)); } catch { /* full: only replay suffers */ }
   }
 
-  private foreign = new Map<string, Cell>();
+  foreign = new Map<string, Cell>();
 
   /** Output of a run this page has no handler for: one started before a reload (known
    * by its request id), or by another tab or program (known by its code when its
    * execute_input is seen). Shown in its cell; anything else is left to the file. */
   onOtherOutput(m: JMsg): void {
     const parent = m.parent_header?.msg_id;
-    if (!parent || m.parent_header?.msg_type !== 'execute_request') return;
+    if (!parent || m.parent_header?.msg_type !== 'execute_request' || this.abandoned.has(parent)) return;
     const t = m.header.msg_type;
+    if (t === 'labbook_run') { this.adoptRun(parent, m.content); return; }
     let c = this.foreign.get(parent);
     if (!c) {
       const id = this.runMap()[parent];
@@ -1073,11 +1250,35 @@ export class NotebookPage {
       c.out.clear();
       c.m.execution_count = m.content.execution_count;
       c.setRunning();
+      c.executed = true;
     } else {
       c.setRunning();
+      c.executed = true; // it printed: it ran
       // A run of this tab replayed after a reload may still wait for an upload.
       c.out.handle(t, m.content, this.runMap()[parent] ? 'replay' : undefined);
     }
+  }
+
+  /** The hub's account of a run in flight, sent when this page connects (labbook_run:
+   * its cell, running or queued, and its outputs so far): the cell shows it, and what
+   * the kernel sends for it from now on goes on in that cell. The outputs replace what
+   * the file or a replay showed, which they include. */
+  adoptRun(parent: string, r: any): void {
+    const own = this.runMap()[parent];
+    const id = own || r.cell_id;
+    let c = this.foreign.get(parent) || (id ? this.cells.find((x) => x.m.id === id) : undefined);
+    if (!c && !id) c = this.cells.find((x) => x.m.cell_type === 'code' && x.m.source === r.code && !x.msgId);
+    if (!c || c.msgId || c.m.cell_type !== 'code') return;
+    c.touched = true;
+    this.foreign.set(parent, c);
+    c.out.set(Array.isArray(r.outputs) ? r.outputs : [], own ? 'replay' : undefined);
+    c.m.outputs = c.out.outputs;
+    if (typeof r.execution_count === 'number') c.m.execution_count = r.execution_count;
+    if (r.state === 'running') {
+      c.setRunning(typeof r.started === 'number' ? r.started : undefined);
+      c.executed = true;
+    } else c.setQueued();
+    this.changed(false);
   }
 
   async complete(code: string, pos: number): Promise<{ matches: string[]; start: number; end: number } | null> {
@@ -1183,7 +1384,7 @@ export class NotebookPage {
           h('td', { text: r.memory?.used != null ? formatSize(r.memory.used) : '' }),
           h('td', {}, h('button', { text: 'Terminate', onclick: async () => {
             try { await api('DELETE', `/api/kernels/${encodeURIComponent(r.id)}`); } catch (e) { toast((e as Error).message, 'error'); }
-            if (this.session?.kernel.id === r.id) this.disconnect(false);
+            if (this.session?.kernel.id === r.id) { this.rememberRuntime(null); this.disconnect(false); }
             load();
           } })))))));
     };
@@ -1195,8 +1396,7 @@ export class NotebookPage {
     const k = this.session?.kernel;
     if (!k) { toast('Not connected to a runtime'); return; }
     if (!(await confirmBox('Factory reset runtime', 'The runtime\'s files (installed packages, /content) and its state are wiped. Your drive is kept.', 'Reset'))) return;
-    for (const c of this.cells) if (c.running || c.queued) c.setDone(true);
-    this.kernel?.dropRuns();
+    this.abandonRuns();
     try {
       await api('POST', `/api/runtimes/${encodeURIComponent(k.id)}/reset`);
       toast('The runtime was reset');

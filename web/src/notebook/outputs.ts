@@ -245,8 +245,11 @@ export class OutputArea {
 
   constructor(public el: HTMLElement) {}
 
-  set(outputs: Output[]): void {
+  /** Replaces the outputs; `live` says they come from the kernel to this page (the
+   * hub's account of a run in flight), as for handle(). */
+  set(outputs: Output[], live?: Liveness): void {
     this.outputs = outputs.slice();
+    if (live) for (const o of this.outputs) if (o.output_type === 'display_data') liveness.set(o, live);
     this.displays.clear();
     this.full = true;
     this.schedule();
