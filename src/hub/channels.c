@@ -459,10 +459,10 @@ void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg 
     blob_unref(legacy);
 }
 
-/* A message from the hub itself on iopub, as a v1 blob: a new header of msg_type,
+/* A message from the hub itself on channel, as a v1 blob: a new header of msg_type,
  * the parent header given as raw JSON, empty metadata, and content (taken). */
-static struct blob *hub_iopub(const char *msg_type, const char *session, const uint8_t *parent,
-                              size_t parent_len, json_t *content)
+static struct blob *hub_msg(const char *channel, const char *msg_type, const char *session,
+                            const uint8_t *parent, size_t parent_len, json_t *content)
 {
     char id[33], date[32], hdr[512];
     unsigned char raw[16];
@@ -475,7 +475,7 @@ static struct blob *hub_iopub(const char *msg_type, const char *session, const u
              id, msg_type, session, date);
     char *c = json_dumps(content, JSON_COMPACT);
     json_decref(content);
-    struct kmsg m = {.channel = "iopub", .channel_len = 5, .nparts = 4};
+    struct kmsg m = {.channel = channel, .channel_len = strlen(channel), .nparts = 4};
     m.part[0] = (const uint8_t *)hdr;
     m.part_len[0] = strlen(hdr);
     m.part[1] = parent;
@@ -489,6 +489,12 @@ static struct blob *hub_iopub(const char *msg_type, const char *session, const u
     wsv1_write(&m, data);
     free(c);
     return b;
+}
+
+static struct blob *hub_iopub(const char *msg_type, const char *session, const uint8_t *parent,
+                              size_t parent_len, json_t *content)
+{
+    return hub_msg("iopub", msg_type, session, parent, parent_len, content);
 }
 
 /* Delivers a hub-made message to the kernel's clients like one from the kernel. */
@@ -622,6 +628,41 @@ static void inbound_done(struct client *c)
         buf_reset(&c->in);
 }
 
+/* A request on shell that cannot reach the kernel (its runtime is dead, or its agent not
+ * connected) is answered by the hub, as the kernel would answer one that failed: busy, an
+ * error output, the reply with status "error", idle. Nothing is left waiting. */
+static void answer_unreachable(struct kernel *k, const struct kmsg *m)
+{
+    char type[48];
+    if (!(m->channel_len == 5 && !memcmp(m->channel, "shell", 5)) ||
+        !part_string(m->part[0], m->part_len[0], "msg_type", type, sizeof(type)) ||
+        !str_ends_with(type, "_request"))
+        return;
+    char reply[64], why[300];
+    snprintf(reply, sizeof(reply), "%.*s_reply", (int)(strlen(type) - 8), type);
+    snprintf(why, sizeof(why), "%s%s%s",
+             k->life == KERNEL_DEAD ? "The runtime is dead" : "The runtime is not connected",
+             k->reason ? ": " : "", k->reason ? k->reason : "");
+    const char *ename = "RuntimeUnavailable";
+    const char *hint = "Restart the runtime (Runtime > Restart runtime) to go on.";
+    const uint8_t *parent = m->part[0];
+    size_t plen = m->part_len[0];
+    bool execute = !strcmp(type, "execute_request");
+    deliver_own(
+        k, hub_iopub("status", k->id, parent, plen, json_pack("{s:s}", "execution_state", "busy")));
+    if (execute)
+        deliver_own(k, hub_iopub("error", k->id, parent, plen,
+                                 json_pack("{s:s, s:s, s:[s, s]}", "ename", ename, "evalue", why,
+                                           "traceback", why, hint)));
+    json_t *content = json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename", ename,
+                                "evalue", why, "traceback");
+    if (execute)
+        json_object_set_new(content, "execution_count", json_null());
+    deliver_own(k, hub_msg("shell", reply, k->id, parent, plen, content));
+    deliver_own(
+        k, hub_iopub("status", k->id, parent, plen, json_pack("{s:s}", "execution_state", "idle")));
+}
+
 int channels_receive(struct client *c, const void *data, size_t len, bool first, bool final,
                      bool binary)
 {
@@ -695,9 +736,11 @@ int channels_receive(struct client *c, const void *data, size_t len, bool first,
         }
         goto out;
     }
-    if (kernel_send_to_agent(k, STREAM_MSG, msg, mlen) == -ENOBUFS) {
+    r = kernel_send_to_agent(k, STREAM_MSG, msg, mlen);
+    if (r == -ENOBUFS)
         client_close(c, "the kernel is not keeping up with this client's messages");
-    }
+    else if (r == -ENOTCONN)
+        answer_unreachable(k, &m);
 out:
     buf_free(&v1);
     inbound_done(c);
