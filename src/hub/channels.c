@@ -54,6 +54,7 @@ struct client {
     bool v1;
     bool closing;
     const char *close_reason;
+    uint16_t close_code; /* sent in the close frame, with close_reason */
     char session[80];
     struct queue q;
     size_t off; /* bytes of q.head already sent */
@@ -184,12 +185,14 @@ static void maybe_unthrottle(struct kernel *k)
     kernel_set_throttle(k, false);
 }
 
-static void client_close(struct client *c, const char *why)
+/* Closes c with code (1000 normal, 1001 going away, 1008 policy, 1012 restart) and why. */
+static void client_close_code(struct client *c, uint16_t code, const char *why)
 {
     if (c->closing)
         return;
     c->closing = true;
     c->close_reason = why;
+    c->close_code = code;
     /* A message partly sent is finished first: a close frame cannot follow half a
      * message. Everything queued after it is dropped now. */
     struct qent *keep = c->off ? c->q.head : NULL;
@@ -211,6 +214,11 @@ static void client_close(struct client *c, const char *why)
     if (c->wsi)
         lws_callback_on_writable(c->wsi);
     maybe_unthrottle(c->k);
+}
+
+static void client_close(struct client *c, const char *why)
+{
+    client_close_code(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
 }
 
 /* Legacy clients get their own encoding of a v1 blob; a large content part is
@@ -756,8 +764,8 @@ int channels_writeable(struct client *c)
         const char *why = c->close_reason ? c->close_reason : "closing";
         size_t n = strlen(why) > 123 ? 123 : strlen(why);
         unsigned char frame[LWS_PRE + 125];
-        frame[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION >> 8);
-        frame[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION & 0xff);
+        frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
         memcpy(frame + LWS_PRE + 2, why, n);
         lws_write(c->wsi, frame + LWS_PRE, n + 2, WS_WRITE_CLOSE);
         return -1;
@@ -857,8 +865,17 @@ void channels_closed(struct client *c)
 
 void channels_kernel_gone(struct kernel *k)
 {
+    /* What ends the connection: a restart of the server (the kernel goes on and the
+     * client may reconnect), its shutdown, or the kernel's own. */
+    struct hub *h = k->hub;
+    uint16_t code = !h->stopping                  ? LWS_CLOSE_STATUS_NORMAL
+                    : h->cfg.orphan_timeout_s > 0 ? 1012
+                                                  : LWS_CLOSE_STATUS_GOINGAWAY;
+    const char *why = !h->stopping                  ? "the kernel was shut down"
+                      : h->cfg.orphan_timeout_s > 0 ? "the server is restarting"
+                                                    : "the server is shutting down";
     for (struct client *c = k->clients; c; c = c->next) {
-        client_close(c, "the kernel was shut down");
+        client_close_code(c, code, why);
         c->k = NULL;
     }
     k->clients = NULL;

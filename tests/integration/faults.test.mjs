@@ -170,3 +170,26 @@ test('a runtime whose agent died answers every request and restarts fresh', { sk
   await c.close();
   await api(s, 'alice', 'DELETE', `/api/kernels/${id}`);
 });
+
+// Clients are told why their connection ends: the kernel's shutdown (1000) and a restart
+// of the server (1012, "service restart": reconnect later) each with a close frame and a
+// reason, never the bare drop a client sees as 1006.
+test('kernel shutdown and server restart close channels with a code and a reason', { skip }, async () => {
+  const s = ctx.server;
+  const closed = (c) => until(() => c.closeInfo, { what: 'the close', timeoutMs: 15000 });
+  const k1 = await api(s, 'alice', 'POST', '/api/kernels', { name: 'python3' });
+  assert.equal(k1.status, 201, k1.text);
+  const c1 = rawKernelSocket(s, 'alice', k1.body.id);
+  await c1.opened;
+  assert.equal((await api(s, 'alice', 'DELETE', `/api/kernels/${k1.body.id}`)).status, 204);
+  assert.deepEqual(await closed(c1), { code: 1000, reason: 'the kernel was shut down' });
+
+  const k2 = await api(s, 'alice', 'POST', '/api/kernels', { name: 'python3' });
+  assert.equal(k2.status, 201, k2.text);
+  const c2 = rawKernelSocket(s, 'alice', k2.body.id);
+  await c2.opened;
+  await s.kill('SIGTERM');
+  assert.deepEqual(await closed(c2), { code: 1012, reason: 'the server is restarting' });
+  await s.start();
+  await api(s, 'alice', 'DELETE', `/api/kernels/${k2.body.id}`);
+});
