@@ -193,3 +193,26 @@ test('kernel shutdown and server restart close channels with a code and a reason
   await s.start();
   await api(s, 'alice', 'DELETE', `/api/kernels/${k2.body.id}`);
 });
+
+// A full disk is said as such: tus creation answers 507 Insufficient Storage, as a full
+// write does, not 500.
+test('tus creation on a full disk is 507', { skip }, async () => {
+  const s = ctx.server;
+  const dir = path.join(s.dataDir, 'uploads', 'alice');
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'labbook-full', dir]);
+  try {
+    // Fill it: the upload's record cannot be written.
+    try { fs.writeFileSync(path.join(dir, 'filler'), Buffer.alloc(1 << 20)); } catch { /* full */ }
+    const md = `filename ${Buffer.from('x.bin').toString('base64')}`;
+    const r = await fetch(`${s.baseUrl}/api/uploads/`, {
+      method: 'POST',
+      headers: { Authorization: `token ${s.tokens.alice}`, 'Tus-Resumable': '1.0.0', 'Upload-Length': '10', 'Upload-Metadata': md },
+    });
+    const body = await r.text();
+    assert.equal(r.status, 507, body);
+    assert.match(body, /No space left on device/);
+  } finally {
+    execFileSync('umount', [dir]);
+  }
+});
