@@ -54,6 +54,7 @@ struct client {
     bool v1;
     bool closing;
     const char *close_reason;
+    uint16_t close_code; /* sent in the close frame, with close_reason */
     char session[80];
     struct queue q;
     size_t off; /* bytes of q.head already sent */
@@ -184,12 +185,14 @@ static void maybe_unthrottle(struct kernel *k)
     kernel_set_throttle(k, false);
 }
 
-static void client_close(struct client *c, const char *why)
+/* Closes c with code (1000 normal, 1001 going away, 1008 policy, 1012 restart) and why. */
+static void client_close_code(struct client *c, uint16_t code, const char *why)
 {
     if (c->closing)
         return;
     c->closing = true;
     c->close_reason = why;
+    c->close_code = code;
     /* A message partly sent is finished first: a close frame cannot follow half a
      * message. Everything queued after it is dropped now. */
     struct qent *keep = c->off ? c->q.head : NULL;
@@ -211,6 +214,11 @@ static void client_close(struct client *c, const char *why)
     if (c->wsi)
         lws_callback_on_writable(c->wsi);
     maybe_unthrottle(c->k);
+}
+
+static void client_close(struct client *c, const char *why)
+{
+    client_close_code(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
 }
 
 /* Legacy clients get their own encoding of a v1 blob; a large content part is
@@ -459,10 +467,10 @@ void channels_deliver_blob(struct kernel *k, struct blob *v1, const struct kmsg 
     blob_unref(legacy);
 }
 
-/* A message from the hub itself on iopub, as a v1 blob: a new header of msg_type,
+/* A message from the hub itself on channel, as a v1 blob: a new header of msg_type,
  * the parent header given as raw JSON, empty metadata, and content (taken). */
-static struct blob *hub_iopub(const char *msg_type, const char *session, const uint8_t *parent,
-                              size_t parent_len, json_t *content)
+static struct blob *hub_msg(const char *channel, const char *msg_type, const char *session,
+                            const uint8_t *parent, size_t parent_len, json_t *content)
 {
     char id[33], date[32], hdr[512];
     unsigned char raw[16];
@@ -475,7 +483,7 @@ static struct blob *hub_iopub(const char *msg_type, const char *session, const u
              id, msg_type, session, date);
     char *c = json_dumps(content, JSON_COMPACT);
     json_decref(content);
-    struct kmsg m = {.channel = "iopub", .channel_len = 5, .nparts = 4};
+    struct kmsg m = {.channel = channel, .channel_len = strlen(channel), .nparts = 4};
     m.part[0] = (const uint8_t *)hdr;
     m.part_len[0] = strlen(hdr);
     m.part[1] = parent;
@@ -489,6 +497,12 @@ static struct blob *hub_iopub(const char *msg_type, const char *session, const u
     wsv1_write(&m, data);
     free(c);
     return b;
+}
+
+static struct blob *hub_iopub(const char *msg_type, const char *session, const uint8_t *parent,
+                              size_t parent_len, json_t *content)
+{
+    return hub_msg("iopub", msg_type, session, parent, parent_len, content);
 }
 
 /* Delivers a hub-made message to the kernel's clients like one from the kernel. */
@@ -622,6 +636,41 @@ static void inbound_done(struct client *c)
         buf_reset(&c->in);
 }
 
+/* A request on shell that cannot reach the kernel (its runtime is dead, or its agent not
+ * connected) is answered by the hub, as the kernel would answer one that failed: busy, an
+ * error output, the reply with status "error", idle. Nothing is left waiting. */
+static void answer_unreachable(struct kernel *k, const struct kmsg *m)
+{
+    char type[48];
+    if (!(m->channel_len == 5 && !memcmp(m->channel, "shell", 5)) ||
+        !part_string(m->part[0], m->part_len[0], "msg_type", type, sizeof(type)) ||
+        !str_ends_with(type, "_request"))
+        return;
+    char reply[64], why[300];
+    snprintf(reply, sizeof(reply), "%.*s_reply", (int)(strlen(type) - 8), type);
+    snprintf(why, sizeof(why), "%s%s%s",
+             k->life == KERNEL_DEAD ? "The runtime is dead" : "The runtime is not connected",
+             k->reason ? ": " : "", k->reason ? k->reason : "");
+    const char *ename = "RuntimeUnavailable";
+    const char *hint = "Restart the runtime (Runtime > Restart runtime) to go on.";
+    const uint8_t *parent = m->part[0];
+    size_t plen = m->part_len[0];
+    bool execute = !strcmp(type, "execute_request");
+    deliver_own(
+        k, hub_iopub("status", k->id, parent, plen, json_pack("{s:s}", "execution_state", "busy")));
+    if (execute)
+        deliver_own(k, hub_iopub("error", k->id, parent, plen,
+                                 json_pack("{s:s, s:s, s:[s, s]}", "ename", ename, "evalue", why,
+                                           "traceback", why, hint)));
+    json_t *content = json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename", ename,
+                                "evalue", why, "traceback");
+    if (execute)
+        json_object_set_new(content, "execution_count", json_null());
+    deliver_own(k, hub_msg("shell", reply, k->id, parent, plen, content));
+    deliver_own(
+        k, hub_iopub("status", k->id, parent, plen, json_pack("{s:s}", "execution_state", "idle")));
+}
+
 int channels_receive(struct client *c, const void *data, size_t len, bool first, bool final,
                      bool binary)
 {
@@ -695,9 +744,11 @@ int channels_receive(struct client *c, const void *data, size_t len, bool first,
         }
         goto out;
     }
-    if (kernel_send_to_agent(k, STREAM_MSG, msg, mlen) == -ENOBUFS) {
+    r = kernel_send_to_agent(k, STREAM_MSG, msg, mlen);
+    if (r == -ENOBUFS)
         client_close(c, "the kernel is not keeping up with this client's messages");
-    }
+    else if (r == -ENOTCONN)
+        answer_unreachable(k, &m);
 out:
     buf_free(&v1);
     inbound_done(c);
@@ -713,8 +764,8 @@ int channels_writeable(struct client *c)
         const char *why = c->close_reason ? c->close_reason : "closing";
         size_t n = strlen(why) > 123 ? 123 : strlen(why);
         unsigned char frame[LWS_PRE + 125];
-        frame[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION >> 8);
-        frame[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION & 0xff);
+        frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
         memcpy(frame + LWS_PRE + 2, why, n);
         lws_write(c->wsi, frame + LWS_PRE, n + 2, WS_WRITE_CLOSE);
         return -1;
@@ -814,8 +865,17 @@ void channels_closed(struct client *c)
 
 void channels_kernel_gone(struct kernel *k)
 {
+    /* What ends the connection: a restart of the server (the kernel goes on and the
+     * client may reconnect), its shutdown, or the kernel's own. */
+    struct hub *h = k->hub;
+    uint16_t code = !h->stopping                  ? LWS_CLOSE_STATUS_NORMAL
+                    : h->cfg.orphan_timeout_s > 0 ? 1012
+                                                  : LWS_CLOSE_STATUS_GOINGAWAY;
+    const char *why = !h->stopping                  ? "the kernel was shut down"
+                      : h->cfg.orphan_timeout_s > 0 ? "the server is restarting"
+                                                    : "the server is shutting down";
     for (struct client *c = k->clients; c; c = c->next) {
-        client_close(c, "the kernel was shut down");
+        client_close_code(c, code, why);
         c->k = NULL;
     }
     k->clients = NULL;

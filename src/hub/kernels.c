@@ -1365,11 +1365,39 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
     return 0;
 }
 
+/* A restart of a runtime whose agent is gone (killed, crashed, or never back after a hub
+ * restart): a fresh runtime in its place, with the same id, owner, grant and drive; its
+ * variables are gone, as after any restart. */
+static void respawn(struct kernel *k, kernel_cb cb, void *ctx)
+{
+    char *err = NULL;
+    log_info("kernel %s (%s): its agent is gone; starting a fresh runtime in its place", k->id,
+             k->owner_name);
+    k->adopted = false;
+    k->claiming = false;
+    k->life = KERNEL_RESTARTING;
+    snprintf(k->execution_state, sizeof(k->execution_state), "restarting");
+    set_reason(k, NULL);
+    if (spawn_agent(k, &err) < 0) {
+        become_dead(k, err);
+        if (cb)
+            cb(ctx, k, -EIO, err);
+        free(err);
+        return;
+    }
+    channels_status(k, "restarting", NULL);
+    add_wait(k, WAIT_READY, cb, ctx);
+}
+
 static void restart_as(struct kernel *k, enum stream_type type, kernel_cb cb, void *ctx)
 {
     if (k->life == KERNEL_STOPPING) {
         if (cb)
             cb(ctx, k, -ECANCELED, "the kernel is shutting down");
+        return;
+    }
+    if (k->life == KERNEL_DEAD && !k->agent && !k->proc_running && k->proc_closed && !k->queued) {
+        respawn(k, cb, ctx);
         return;
     }
     if (kernel_send_to_agent(k, type, NULL, 0) < 0) {

@@ -321,9 +321,11 @@ static void create_blocking(struct create_job *j)
     char *pp = xasprintf("%s/%s.part", j->dir, j->id), *jp = xasprintf("%s/%s.json", j->dir, j->id);
     int fd = open(pp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     char *text = json_dumps(j->rec, JSON_COMPACT);
-    if (fd < 0 || write_file_atomic(jp, text, strlen(text), 0600) < 0) {
-        j->status = 500;
-        j->message = xasprintf("cannot create the upload: %s", strerror(errno));
+    int r = fd < 0 ? -errno : write_file_atomic(jp, text, strlen(text), 0600);
+    if (r < 0) {
+        /* A full disk is the server's state, not a fault: 507, as for a full write. */
+        j->status = r == -ENOSPC || r == -EDQUOT ? 507 : 500;
+        j->message = xasprintf("cannot create the upload: %s", strerror(-r));
         unlink(pp);
     } else {
         j->status = 201;

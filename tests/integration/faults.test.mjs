@@ -129,3 +129,90 @@ test('an agent the restarted hub does not know is told to shut down', { skip }, 
   await until(() => agentOf().length === 0, { timeoutMs: 15000, what: 'the unknown agent to end' });
   assert.match(s.log(), /unknown runtime; telling it to shut down/);
 });
+
+// A runtime whose agent died (killed, crashed): requests to it are answered at once with
+// an error, and "Restart kernel" starts a fresh runtime in its place, as JupyterLab expects.
+test('a runtime whose agent died answers every request and restarts fresh', { skip }, async () => {
+  const s = ctx.server;
+  const k = await api(s, 'alice', 'POST', '/api/kernels', { name: 'python3' });
+  assert.equal(k.status, 201, k.text);
+  const id = k.body.id;
+  const agentOf = () => s.runtimeProcs().filter((pid) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return argv[1] === 'agent' && argv[2].includes(id);
+    } catch { return false; }
+  });
+  const c = rawKernelSocket(s, 'alice', id);
+  await c.opened;
+  const before = c.execute('x = 41');
+  await c.waitFor((m) => m.header.msg_type === 'execute_reply' && m.parent_header.msg_id === before.header.msg_id, { what: 'the first reply' });
+  const [pid] = await until(() => { const p = agentOf(); return p.length === 1 ? p : null; }, { what: 'its agent' });
+  process.kill(pid, 'SIGKILL');
+  await until(async () => (await api(s, 'alice', 'GET', `/api/kernels/${id}`)).body.execution_state === 'dead', { what: 'the kernel shown dead' });
+
+  // An execute on the dead runtime gets its answer: an error, then idle.
+  const req = c.execute('x + 1');
+  const reply = await c.waitFor((m) => m.header.msg_type === 'execute_reply' && m.parent_header.msg_id === req.header.msg_id, { what: 'a reply from the dead runtime', timeoutMs: 5000 });
+  assert.equal(reply.content.status, 'error');
+  assert.match(reply.content.evalue, /runtime is dead/);
+  await c.waitFor((m) => m.header.msg_type === 'status' && m.parent_header.msg_id === req.header.msg_id && m.content.execution_state === 'idle', { what: 'idle', timeoutMs: 5000 });
+  const err = c.msgs.find((m) => m.header.msg_type === 'error' && m.parent_header.msg_id === req.header.msg_id);
+  assert.ok(err, 'the error is shown as an output');
+
+  // Restart starts a fresh runtime: the same id works again, without the old variables.
+  const r = await api(s, 'alice', 'POST', `/api/kernels/${id}/restart`);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.id, id);
+  const after = c.execute('print(1 + 1, "x" in dir())');
+  await c.waitFor((m) => m.header.msg_type === 'stream' && m.parent_header.msg_id === after.header.msg_id && m.content.text === '2 False\n', { what: 'the fresh runtime\'s answer', timeoutMs: 30000 });
+  assert.equal(agentOf().length, 1);
+  await c.close();
+  await api(s, 'alice', 'DELETE', `/api/kernels/${id}`);
+});
+
+// Clients are told why their connection ends: the kernel's shutdown (1000) and a restart
+// of the server (1012, "service restart": reconnect later) each with a close frame and a
+// reason, never the bare drop a client sees as 1006.
+test('kernel shutdown and server restart close channels with a code and a reason', { skip }, async () => {
+  const s = ctx.server;
+  const closed = (c) => until(() => c.closeInfo, { what: 'the close', timeoutMs: 15000 });
+  const k1 = await api(s, 'alice', 'POST', '/api/kernels', { name: 'python3' });
+  assert.equal(k1.status, 201, k1.text);
+  const c1 = rawKernelSocket(s, 'alice', k1.body.id);
+  await c1.opened;
+  assert.equal((await api(s, 'alice', 'DELETE', `/api/kernels/${k1.body.id}`)).status, 204);
+  assert.deepEqual(await closed(c1), { code: 1000, reason: 'the kernel was shut down' });
+
+  const k2 = await api(s, 'alice', 'POST', '/api/kernels', { name: 'python3' });
+  assert.equal(k2.status, 201, k2.text);
+  const c2 = rawKernelSocket(s, 'alice', k2.body.id);
+  await c2.opened;
+  await s.kill('SIGTERM');
+  assert.deepEqual(await closed(c2), { code: 1012, reason: 'the server is restarting' });
+  await s.start();
+  await api(s, 'alice', 'DELETE', `/api/kernels/${k2.body.id}`);
+});
+
+// A full disk is said as such: tus creation answers 507 Insufficient Storage, as a full
+// write does, not 500.
+test('tus creation on a full disk is 507', { skip }, async () => {
+  const s = ctx.server;
+  const dir = path.join(s.dataDir, 'uploads', 'alice');
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'labbook-full', dir]);
+  try {
+    // Fill it: the upload's record cannot be written.
+    try { fs.writeFileSync(path.join(dir, 'filler'), Buffer.alloc(1 << 20)); } catch { /* full */ }
+    const md = `filename ${Buffer.from('x.bin').toString('base64')}`;
+    const r = await fetch(`${s.baseUrl}/api/uploads/`, {
+      method: 'POST',
+      headers: { Authorization: `token ${s.tokens.alice}`, 'Tus-Resumable': '1.0.0', 'Upload-Length': '10', 'Upload-Metadata': md },
+    });
+    const body = await r.text();
+    assert.equal(r.status, 507, body);
+    assert.match(body, /No space left on device/);
+  } finally {
+    execFileSync('umount', [dir]);
+  }
+});
