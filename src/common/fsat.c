@@ -209,3 +209,39 @@ int fs_remove_empty_dirs(int dirfd, const char *rel, size_t keep)
     free(p);
     return r;
 }
+
+static int64_t tree_size(int dirfd, int depth)
+{
+    if (depth > FS_RM_MAX_DEPTH) {
+        close(dirfd);
+        return 0;
+    }
+    DIR *dir = fdopendir(dirfd);
+    if (!dir) {
+        close(dirfd);
+        return 0;
+    }
+    int64_t sum = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISREG(st.st_mode)) {
+            sum += st.st_size;
+        } else if (S_ISDIR(st.st_mode)) {
+            int fd = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0)
+                sum += tree_size(fd, depth + 1);
+        }
+    }
+    closedir(dir);
+    return sum;
+}
+
+int64_t fs_tree_size(int dirfd)
+{
+    return tree_size(dirfd, 0);
+}

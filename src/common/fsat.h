@@ -47,4 +47,9 @@ int fs_remove_path(const char *path, unsigned flags);
  * the negative errno that stopped it. */
 int fs_remove_empty_dirs(int dirfd, const char *rel, size_t keep);
 
+/* The sum of the sizes of the regular files beneath dirfd, which it closes: folders are
+ * entered O_NOFOLLOW (links count nothing), at most FS_RM_MAX_DEPTH deep; what cannot be
+ * read counts 0. The drive's usage, for the hub's API and the agent's quota watcher. */
+int64_t fs_tree_size(int dirfd);
+
 #endif

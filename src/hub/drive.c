@@ -21,7 +21,6 @@
 #include "hub/hub.h"
 
 #define USAGE_FRESH_MS 5000
-#define MAX_DEPTH 256
 
 struct usage_ent {
     struct usage_ent *next;
@@ -68,38 +67,6 @@ static struct usage_ent *usage_find(struct drive *d, const char *user, bool crea
     return e;
 }
 
-/* Sum of the sizes of regular files beneath dirfd (which it closes). */
-static int64_t tree_size(int dirfd, int depth)
-{
-    if (depth > MAX_DEPTH) {
-        close(dirfd);
-        return 0;
-    }
-    DIR *dir = fdopendir(dirfd);
-    if (!dir) {
-        close(dirfd);
-        return 0;
-    }
-    int64_t sum = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        if (S_ISREG(st.st_mode)) {
-            sum += st.st_size;
-        } else if (S_ISDIR(st.st_mode)) {
-            int fd = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0)
-                sum += tree_size(fd, depth + 1);
-        }
-    }
-    closedir(dir);
-    return sum;
-}
-
 int drive_usage(struct drive *d, const char *user, const char *root, int64_t *used)
 {
     pthread_mutex_lock(&d->mu);
@@ -113,7 +80,7 @@ int drive_usage(struct drive *d, const char *user, const char *root, int64_t *us
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int64_t sum = tree_size(fd, 0);
+    int64_t sum = fs_tree_size(fd);
     pthread_mutex_lock(&d->mu);
     e = usage_find(d, user, true);
     e->used = sum;

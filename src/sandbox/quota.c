@@ -22,10 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fsat.h"
 #include "common/log.h"
 #include "common/util.h"
 
-#define MAX_DEPTH 256
 #define RECENT_MAX 64
 
 struct drive_watch {
@@ -42,43 +42,12 @@ struct drive_watch {
     struct sandbox_ns ns; /* opened at the start: a reaped pid's number may be reused */
 };
 
-static int64_t tree_size(int dirfd, int depth)
-{
-    if (depth > MAX_DEPTH) {
-        close(dirfd);
-        return 0;
-    }
-    DIR *dir = fdopendir(dirfd);
-    if (!dir) {
-        close(dirfd);
-        return 0;
-    }
-    int64_t sum = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        struct stat st;
-        if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        if (S_ISREG(st.st_mode)) {
-            sum += st.st_size;
-        } else if (S_ISDIR(st.st_mode)) {
-            int fd = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd >= 0)
-                sum += tree_size(fd, depth + 1);
-        }
-    }
-    closedir(dir);
-    return sum;
-}
-
 int64_t quota_tree_size(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    return tree_size(fd, 0);
+    return fs_tree_size(fd);
 }
 
 int sandbox_ns_open(pid_t pid, struct sandbox_ns *ns)
