@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -515,6 +516,97 @@ out:
     return r;
 }
 
+/* Lingering close. Closing a socket whose peer is still sending makes the kernel
+ * answer with a reset, and a client that gets the reset while it writes (EPIPE) never
+ * reads the answer queued before it. So a connection refused before its body was read
+ * is half-closed once its answer is out, and what the client still sends is read and
+ * thrown away on a duplicate of the socket until it closes too, for at most
+ * LINGER_MS and LINGER_BYTES, LINGER_MAX connections at a time (past that, the plain
+ * close). libwebsockets closes its own descriptor as usual. */
+#define LINGER_MAX 64
+#define LINGER_MS 5000
+#define LINGER_BYTES (64 << 20)
+
+struct lingerer {
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int fd;
+    int open_handles;
+    size_t drained;
+};
+static size_t nlinger;
+
+static void linger_freed(uv_handle_t *hd)
+{
+    struct lingerer *l = hd->data;
+    if (--l->open_handles == 0) {
+        close(l->fd);
+        free(l);
+        nlinger--;
+    }
+}
+
+static void linger_end(struct lingerer *l)
+{
+    if (uv_is_closing((uv_handle_t *)&l->poll))
+        return;
+    uv_close((uv_handle_t *)&l->poll, linger_freed);
+    uv_close((uv_handle_t *)&l->timer, linger_freed);
+}
+
+static void linger_timeout(uv_timer_t *t)
+{
+    linger_end(t->data);
+}
+
+static void linger_readable(uv_poll_t *p, int status, int events)
+{
+    struct lingerer *l = p->data;
+    (void)events;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = status < 0 ? -1 : recv(l->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0 && (l->drained += (size_t)n) <= LINGER_BYTES)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && status >= 0)
+            return;
+        linger_end(l); /* the peer closed, an error, or past the cap */
+        return;
+    }
+}
+
+static void linger_close(struct hub *h, struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    if (fd < 0 || nlinger >= LINGER_MAX || lws_partial_buffered(wsi))
+        return;
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        return;
+    shutdown(d, SHUT_WR); /* the answer, then end of stream; the reading side stays */
+    struct lingerer *l = xcalloc(1, sizeof(*l));
+    l->fd = d;
+    if (uv_poll_init(h->loop, &l->poll, d) < 0) {
+        close(d);
+        free(l);
+        return;
+    }
+    nlinger++;
+    l->open_handles = 2;
+    l->poll.data = l->timer.data = l;
+    uv_timer_init(h->loop, &l->timer);
+    uv_timer_start(&l->timer, linger_timeout, LINGER_MS, 0);
+    uv_poll_start(&l->poll, UV_READABLE | UV_DISCONNECT, linger_readable);
+}
+
+/* An error answer on a connection whose request body was not read, then its close. */
+static int refuse_and_close(struct hub *h, struct lws *wsi, int status, const char *message)
+{
+    if (write_simple(wsi, status, message) == 0)
+        linger_close(h, wsi);
+    return -1;
+}
+
 static void log_request(struct http_req *req)
 {
     char q[300];
@@ -943,15 +1035,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             slot->req = NULL;
         }
         if (h->stopping)
-            return write_simple(wsi, 503, "the server is shutting down") ? -1 : -1;
+            return refuse_and_close(h, wsi, 503, "the server is shutting down");
         struct http_req *req = xcalloc(1, sizeof(*req));
         req->wsi = wsi;
         req->hub = h;
         req->t0 = now_ms();
         if (method_of(wsi, &req->v.method) < 0) {
             free(req);
-            write_simple(wsi, 405, "method not allowed");
-            return -1;
+            return refuse_and_close(h, wsi, 405, "method not allowed");
         }
         req->v.method_name = method_names[req->v.method];
         req->v.path = xstrndup(in ? (const char *)in : "/", in ? strlen(in) : 1);
@@ -964,8 +1055,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (cl == -2) {
             slot->req = NULL;
             req_free(req);
-            write_simple(wsi, 400, "bad Content-Length");
-            return -1;
+            return refuse_and_close(h, wsi, 400, "bad Content-Length");
         }
         req->clen = cl;
         if (cl < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
@@ -1013,10 +1103,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
              * drained: answer and close. */
             slot->req = NULL;
             req_free(req);
-            write_simple(wsi, 411,
-                         "request bodies need a Content-Length; chunked transfer encoding is not "
-                         "accepted");
-            return -1;
+            return refuse_and_close(h, wsi, 411,
+                                    "request bodies need a Content-Length; chunked transfer "
+                                    "encoding is not accepted");
         }
         if (cl > 0) {
             buf_reserve(&req->body, (size_t)cl); /* one allocation for the whole body */
