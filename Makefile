@@ -29,7 +29,7 @@ run: build
 unit: test-deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DLABBOOK_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$$(nproc) -- --no-print-directory
-	cd $(ASAN_BUILD) && ctest --output-on-failure
+	cd $(ASAN_BUILD) && ctest --output-on-failure --timeout 600
 
 # The google.colab package (python/), with the Python that runs the kernels.
 python:
