@@ -120,10 +120,10 @@ export function rawRequest(server, method, rawPath, { token, body } = {}) {
  * notebook would show. Returns {reply, iopub: [msgs], outputs: [content+type],
  * stdout, stderr}. `onStdin(msg, kernel)` answers input requests.
  */
-export async function execute(kernel, code, { onStdin, timeoutMs = 30000, allowStdin } = {}) {
+export async function execute(kernel, code, { onStdin, timeoutMs = 30000, allowStdin, stopOnError = true } = {}) {
   const iopub = [];
   const future = kernel.requestExecute({
-    code, stop_on_error: true, allow_stdin: allowStdin ?? Boolean(onStdin),
+    code, stop_on_error: stopOnError, allow_stdin: allowStdin ?? Boolean(onStdin),
   });
   future.onIOPub = (msg) => { iopub.push(msg); };
   if (onStdin) future.onStdin = (msg) => onStdin(msg, future);
