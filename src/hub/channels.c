@@ -56,6 +56,7 @@ struct client {
     const char *close_reason;
     uint16_t close_code; /* sent in the close frame, with close_reason */
     char session[80];
+    bool unknown_session; /* came with a session id this hub had no record of */
     struct queue q;
     size_t off; /* bytes of q.head already sent */
     struct buf in;
@@ -535,11 +536,42 @@ static struct blob *stream_note(const struct kmsg *about, const char *text)
                      json_pack("{s:s, s:s}", "name", "stderr", "text", text));
 }
 
+/* Tells c, on the run whose request header is parent (JSON), that output may be missing
+ * from its view: it was connected to the hub that ran before this one. */
+static void push_gap_note(struct client *c, const char *parent)
+{
+    struct blob *note =
+        hub_iopub("stream", "labbook", (const uint8_t *)parent, strlen(parent),
+                  json_pack("{s:s, s:s}", "name", "stderr", "text",
+                            "\n[labbook: the server restarted while this cell ran; output "
+                            "printed meanwhile is not shown here, but it is in the saved "
+                            "notebook (reload it to see it)]\n"));
+    struct blob *legacy = NULL;
+    client_push(c, note, &legacy);
+    blob_unref(legacy);
+    blob_unref(note);
+}
+
+void channels_run_adopted(struct kernel *k, const char *msg_id)
+{
+    json_t *parent = json_pack("{s:s, s:s, s:s}", "msg_id", msg_id, "msg_type", "execute_request",
+                               "version", "5.3");
+    char *p = json_dumps(parent, JSON_COMPACT);
+    json_decref(parent);
+    for (struct client *c = k->clients; c && p; c = c->next)
+        if (c->unknown_session && !c->closing)
+            push_gap_note(c, p);
+    free(p);
+}
+
 /* Tells a client that just connected which cells run now, with their outputs so far
  * (labbook_run, one per run, on iopub with the request as parent): what it sees from
  * now on continues them. It comes after any replay, and replaces what the replay
- * showed of those runs. */
-static void tell_in_flight(struct client *c)
+ * showed of those runs. A client that comes back with a session this hub has no record
+ * of (`unknown`: it was connected to the hub before a restart) is first told, on each
+ * run that was going then, that output may be missing from its view (Jupyter clients
+ * ignore labbook_run; labbook's page replaces the note with the run's outputs). */
+static void tell_in_flight(struct client *c, bool unknown)
 {
     struct kernel *k = c->k;
     if (!k->doc || k->life != KERNEL_RUNNING || strcmp(k->execution_state, "busy"))
@@ -554,10 +586,12 @@ static void tell_in_flight(struct client *c)
         char *p = json_dumps(parent, JSON_COMPACT);
         json_decref(parent);
         json_object_del(run, "msg_id");
+        if (unknown && json_is_true(json_object_get(run, "adopted")))
+            push_gap_note(c, p);
+        struct blob *legacy = NULL;
         struct blob *b =
             hub_iopub("labbook_run", k->id, (const uint8_t *)p, strlen(p), json_incref(run));
         free(p);
-        struct blob *legacy = NULL;
         client_push(c, b, &legacy);
         blob_unref(legacy);
         blob_unref(b);
@@ -591,10 +625,12 @@ struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *
     kernel_touch(k);
     /* Give back what this session missed while it was away. */
     int replayed = 0;
+    bool known = !(session_id && *session_id);
     for (struct parked **pp = &k->parked; *pp; pp = &(*pp)->next) {
         struct parked *p = *pp;
         if (strcmp(p->session, c->session))
             continue;
+        known = true;
         *pp = p->next;
         struct blob *legacy = NULL;
         while (p->q.head) {
@@ -609,7 +645,8 @@ struct client *channels_open(struct hub *h, struct lws *wsi, const struct user *
     }
     log_info("kernel %s (%s): client connected (%s protocol%s)", k->id, k->owner_name,
              v1 ? "v1" : "json", replayed ? ", replaying what it missed" : "");
-    tell_in_flight(c);
+    c->unknown_session = !known;
+    tell_in_flight(c, !known);
     /* The state the client should show now. */
     if (k->life == KERNEL_DEAD)
         channels_status(k, "dead", k->reason);

@@ -51,6 +51,11 @@ void channels_status(struct kernel *k, const char *state, const char *reason);
 /* Sends every client an iopub labbook_notice {level, text}: clients that do not know
  * it ignore it; labbook's own UI shows it. */
 void channels_notice(struct kernel *k, const char *level, const char *text);
+
+/* The agent told this hub of the run msg_id, going since before the hub started: the
+ * clients that came back from the hub before (sessions this hub had no record of) are
+ * told that output may be missing from their view. */
+void channels_run_adopted(struct kernel *k, const char *msg_id);
 /* The kernel is going away: close its clients and drop what was kept for them. */
 void channels_kernel_gone(struct kernel *k);
 /* Closes (1008, with the reason) every client of the kernel whose credential no

@@ -529,11 +529,15 @@ static void on_run(struct kernel *k, const uint8_t *p, size_t len)
             kernel_recorded(k, id); /* nothing to record it into */
     } else if (!nbdoc_tracks(doc, id)) {
         if (json_is_true(json_object_get(j, "whole"))) {
-            nbdoc_request(doc, id, code, cell);
+            if (nbdoc_request(doc, id, code, cell) == 0) {
+                nbdoc_mark_adopted(doc, id);
+                channels_run_adopted(k, id);
+            }
         } else if (nbdoc_resume(doc, id, code, cell) == 0) {
             nbdoc_gap(doc, id,
                       "[labbook] The server restarted while this cell ran; some of its output "
                       "from before may be missing here.");
+            channels_run_adopted(k, id);
         }
     }
     json_decref(j);

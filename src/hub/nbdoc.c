@@ -63,6 +63,7 @@ struct run {
     size_t weight;
     bool started, done, truncated, clear_next;
     bool reported; /* nbdoc_take_recorded has named it */
+    bool adopted;  /* running before this hub started (nbdoc_mark_adopted) */
     /* Resumed without its first outputs (nbdoc_resume): the cell keeps what the file had
      * (base, taken at the first save), then a note, then what came after. */
     bool keep_file;
@@ -667,8 +668,18 @@ int nbdoc_resume(struct nbdoc *doc, const char *msg_id, const char *code, const 
     struct run *run = run_find(doc, msg_id);
     run_start(doc, run);
     run->keep_file = true;
+    run->adopted = true;
     pthread_mutex_unlock(&doc->lock);
     return 0;
+}
+
+void nbdoc_mark_adopted(struct nbdoc *doc, const char *msg_id)
+{
+    pthread_mutex_lock(&doc->lock);
+    struct run *run = run_find(doc, msg_id);
+    if (run)
+        run->adopted = true;
+    pthread_mutex_unlock(&doc->lock);
 }
 
 void nbdoc_gap(struct nbdoc *doc, const char *msg_id, const char *note)
@@ -823,6 +834,8 @@ json_t *nbdoc_in_flight(struct nbdoc *doc)
                       "execution_count", r->count, "outputs", outs);
         if (running)
             json_object_set_new(run, "started", json_integer((json_int_t)r->started_ms));
+        if (r->adopted)
+            json_object_set_new(run, "adopted", json_true());
         json_array_append_new(a, run);
     }
     pthread_mutex_unlock(&doc->lock);

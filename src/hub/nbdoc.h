@@ -52,6 +52,11 @@ int nbdoc_request_msg(struct nbdoc *doc, const char *msg_id, const char *content
  * added after them. Same returns as nbdoc_request. */
 int nbdoc_resume(struct nbdoc *doc, const char *msg_id, const char *code, const char *cell_id);
 
+/* Marks the run msg_id as one that was running before this hub started (the runtime's
+ * agent told of it): a client that was connected to the hub before may have missed some
+ * of its output. nbdoc_resume marks its runs so too. */
+void nbdoc_mark_adopted(struct nbdoc *doc, const char *msg_id);
+
 /* Adds note (one line, without its newline) as a stderr output of the run msg_id, where
  * outputs were lost: the notebook marks the gap. Does nothing for an unknown run. */
 void nbdoc_gap(struct nbdoc *doc, const char *msg_id, const char *note);
@@ -76,7 +81,8 @@ int nbdoc_message(struct nbdoc *doc, const char *msg_type, const char *parent_ms
  * not ended, then the requests after it that have not started, in order. Each is
  * {"msg_id", "cell_id" (null when found by code), "code", "state": "running" or "queued",
  * "execution_count", "outputs": what was recorded so far, in nbformat's on-disk form}, and
- * for the running one "started" (when it started, ms since the epoch).
+ * for the running one "started" (when it started, ms since the epoch), and "adopted": true
+ * for a run marked by nbdoc_mark_adopted.
  * A run started earlier and never ended (its kernel restarted) is left out once a later
  * one has started. Returns a new JSON array, empty when nothing runs. */
 json_t *nbdoc_in_flight(struct nbdoc *doc);
