@@ -304,13 +304,12 @@ static void client_push(struct client *c, struct blob *v1, struct blob **legacy)
         client_close(c, "client too slow: unsent output over the cap");
         return;
     }
-    bool was_empty = !c->q.head && !lws_held(c);
+    bool was_empty = !c->q.head;
+    if (was_empty && !lws_held(c))
+        c->last_progress = now_ms(); /* nothing was waiting: the wait starts now */
     queue_push(&c->q, b);
-    if (was_empty) {
-        c->last_progress = now_ms();
-        if (c->wsi)
-            lws_callback_on_writable(c->wsi);
-    }
+    if (was_empty && c->wsi)
+        lws_callback_on_writable(c->wsi);
     if (client_unsent(c) > (size_t)c->hub->cfg.ws_queue_max / 2)
         kernel_set_throttle(c->k, true);
 }
