@@ -140,7 +140,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
             r = set_int(&cfg->max_ws_message, value, 1, 1 << 20, MB);
         else if (!strcmp(name, "ws_queue_mb"))
             r = set_int(&cfg->ws_queue_max, value, 1, 1 << 20, MB);
-        else if (!strcmp(name, "max_file_mb"))
+        else if (!strcmp(name, "ws_stall_s")) {
+            r = set_int(&v, value, 1, 3600, 1);
+            cfg->ws_stall_s = (int)v;
+        } else if (!strcmp(name, "max_file_mb"))
             r = set_int(&cfg->max_file_get, value, 1, 1 << 20, MB);
         else if (!strcmp(name, "max_notebook_mb"))
             r = set_int(&cfg->max_notebook, value, 1, 1 << 20, MB);
@@ -250,6 +253,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->max_body = 256 * MB;
     cfg->max_ws_message = 256 * MB;
     cfg->ws_queue_max = 512 * MB;
+    cfg->ws_stall_s = 30;
     cfg->max_file_get = 1024 * MB;
     cfg->max_notebook = 100 * MB;
     cfg->cookie_max_age = 14 * 86400;

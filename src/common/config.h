@@ -29,6 +29,8 @@ struct config {
     int64_t max_body;       /* max_body_mb = 256: largest HTTP request body */
     int64_t max_ws_message; /* max_ws_message_mb = 256: largest WebSocket message from a client */
     int64_t ws_queue_max;   /* ws_queue_mb = 512: unsent bytes a client may have queued */
+    int ws_stall_s;         /* ws_stall_s = 30: a client with output to take that takes none
+                               for this long is cut off */
     int64_t max_file_get;   /* max_file_mb = 1024: largest file the contents API returns whole */
     int64_t max_notebook;   /* max_notebook_mb = 100: largest notebook saved, read or recorded */
     int64_t cookie_max_age; /* cookie_max_age_days = 14 */

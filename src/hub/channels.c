@@ -62,6 +62,7 @@ struct client {
     struct buf in;
     bool in_binary;
     uint64_t last_progress; /* when a fragment last went out */
+    bool cut;               /* its socket is being closed, ready or not */
     /* Who opened it (a user's unfinished messages are capped together) and with what
      * credential: checked again when the accounts change. */
     int64_t user_id;
@@ -69,7 +70,8 @@ struct client {
 };
 
 /* A client stuck over the low-water mark this long while output is held back has
- * stopped reading: it is cut off so that the others get their output. */
+ * stopped reading: it is cut off so that the others get their output. Any other
+ * client with output to take is cut off after ws_stall_s without taking any. */
 #define STALL_MS 5000
 
 /* A session whose client dropped: what it misses is kept (v1 form) for a while. */
@@ -160,6 +162,37 @@ static void queue_clear(struct queue *q)
         queue_pop(q);
 }
 
+/* What libwebsockets holds of c's output: the unsent rest of the last fragment, which
+ * it keeps when the socket took only part of it (and then asks for no more). */
+static size_t lws_held(const struct client *c)
+{
+    return c->wsi && lws_partial_buffered(c->wsi) ? FRAGMENT + 14 : 0;
+}
+
+/* The bytes of output the hub holds for c, counted against ws_queue_mb. */
+static size_t client_unsent(const struct client *c)
+{
+    return c->q.bytes + lws_held(c);
+}
+
+/* How long c has had output waiting without any of it going out (0: none waits). */
+static uint64_t stalled_ms(const struct client *c, uint64_t now)
+{
+    if (!c->q.head && !lws_held(c))
+        return 0;
+    return now > c->last_progress ? now - c->last_progress : 0;
+}
+
+/* Closes c's socket now, whatever it has half received and whether or not it could
+ * take a close frame: a client that reads nothing would never let one out. */
+static void client_cut(struct client *c)
+{
+    if (c->cut || !c->wsi)
+        return;
+    c->cut = true;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 int kernel_count_clients(const struct kernel *k)
 {
     int n = 0;
@@ -181,7 +214,7 @@ static void maybe_unthrottle(struct kernel *k)
         return;
     size_t low = (size_t)k->hub->cfg.ws_queue_max / 4;
     for (struct client *c = k->clients; c; c = c->next)
-        if (!c->closing && c->q.bytes > low)
+        if (!c->closing && client_unsent(c) > low)
             return;
     kernel_set_throttle(k, false);
 }
@@ -212,8 +245,12 @@ static void client_close_code(struct client *c, uint16_t code, const char *why)
         c->off = 0;
     }
     buf_free(&c->in);
-    if (c->wsi)
+    if (c->wsi) {
+        /* Whatever happens next, a closing client that takes nothing for ws_stall_s
+         * is gone then (channels_writeable renews this as its output goes out). */
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, c->hub->cfg.ws_stall_s);
         lws_callback_on_writable(c->wsi);
+    }
     maybe_unthrottle(c->k);
 }
 
@@ -262,20 +299,19 @@ static void client_push(struct client *c, struct blob *v1, struct blob **legacy)
             return;
         b = *legacy;
     }
-    if (c->q.bytes + b->len > (size_t)c->hub->cfg.ws_queue_max) {
+    if (client_unsent(c) + b->len > (size_t)c->hub->cfg.ws_queue_max) {
         log_warn("kernel %s: closing a client that stopped reading (%zu bytes unsent, cap %lld)",
-                 c->k->id, c->q.bytes, (long long)c->hub->cfg.ws_queue_max);
+                 c->k->id, client_unsent(c), (long long)c->hub->cfg.ws_queue_max);
         client_close(c, "client too slow: unsent output over the cap");
         return;
     }
     bool was_empty = !c->q.head;
+    if (was_empty && !lws_held(c))
+        c->last_progress = now_ms(); /* nothing was waiting: the wait starts now */
     queue_push(&c->q, b);
-    if (was_empty) {
-        c->last_progress = now_ms();
-        if (c->wsi)
-            lws_callback_on_writable(c->wsi);
-    }
-    if (c->q.bytes > (size_t)c->hub->cfg.ws_queue_max / 2)
+    if (was_empty && c->wsi)
+        lws_callback_on_writable(c->wsi);
+    if (client_unsent(c) > (size_t)c->hub->cfg.ws_queue_max / 2)
         kernel_set_throttle(c->k, true);
 }
 
@@ -830,6 +866,8 @@ int channels_writeable(struct client *c)
         return -1;
     c->off += n;
     c->last_progress = now_ms();
+    if (c->closing)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, c->hub->cfg.ws_stall_s);
     if (last) {
         c->off = 0;
         queue_pop(&c->q);
@@ -946,17 +984,24 @@ void channels_recheck(struct kernel *k, bool changed, int64_t now)
 
 void channels_expire(struct kernel *k)
 {
-    if (k->throttled) {
-        size_t low = (size_t)k->hub->cfg.ws_queue_max / 4;
-        for (struct client *c = k->clients; c; c = c->next)
-            if (!c->closing && c->q.bytes > low && now_ms() - c->last_progress > STALL_MS) {
-                log_warn("kernel %s (%s): closing a client that stopped reading (%zu bytes unsent)",
-                         k->id, k->owner_name, c->q.bytes);
-                client_close(c, "client too slow: it stopped reading its output");
-            }
-        maybe_unthrottle(k);
-    }
     uint64_t now = now_ms(), keep = (uint64_t)k->hub->cfg.replay_keep_s * 1000;
+    uint64_t bound = (uint64_t)k->hub->cfg.ws_stall_s * 1000;
+    size_t low = (size_t)k->hub->cfg.ws_queue_max / 4;
+    for (struct client *c = k->clients; c; c = c->next) {
+        uint64_t idle = stalled_ms(c, now);
+        bool holds_back = k->throttled && client_unsent(c) > low && idle > STALL_MS;
+        if (c->cut || (idle <= bound && !holds_back))
+            continue;
+        /* It has taken nothing for a while: closing it the usual way would wait for
+         * it to finish the message it is in and then take a close frame, which it
+         * never does. Its socket is closed instead, and what it held let go. */
+        log_warn("kernel %s (%s): closing a client that stopped reading (%zu bytes unsent, "
+                 "none taken for %llu s)",
+                 k->id, k->owner_name, client_unsent(c), (unsigned long long)(idle / 1000));
+        client_close(c, "client too slow: it stopped reading its output");
+        client_cut(c);
+    }
+    maybe_unthrottle(k);
     for (struct parked **pp = &k->parked; *pp;) {
         struct parked *p = *pp;
         if (!p->since || now - p->since > keep) {

@@ -127,10 +127,92 @@ static void run_waiters(struct kernel *k, int kind, int err, const char *reason)
     }
 }
 
+/* Whether c may come right before a path in a message ("open /x", "(/x", "'/x"). */
+static bool path_may_follow(char c)
+{
+    return c == ' ' || c == '\t' || c == '(' || c == '"' || c == '\'' || c == '=' || c == '[' ||
+           c == ',';
+}
+
+/* Whether the n bytes at p are the folder dir or lie in it. */
+static bool path_in(const char *p, size_t n, const char *dir)
+{
+    size_t d = dir ? strlen(dir) : 0;
+    return d && n >= d && !memcmp(p, dir, d) && (n == d || p[d] == '/');
+}
+
+/* How a client is told of the n-byte path p (caller frees): from the drive when it is
+ * in the user's drive, by what it is when it is one of the server's folders or in one
+ * ("python in the server's data folder"), whole when it has one part ("/usr"), and by
+ * its last part otherwise (".../uid_map"). */
+static char *path_for_client(const struct kernel *k, const char *drive, const char *runtime,
+                             const char *p, size_t n)
+{
+    const struct hub *h = k->hub;
+    while (n > 1 && p[n - 1] == '/')
+        n--;
+    size_t base = n;
+    while (base > 0 && p[base - 1] != '/')
+        base--;
+    const char *role = NULL, *dir = NULL;
+    if (path_in(p, n, drive))
+        return xasprintf("your drive%.*s", (int)(n - strlen(drive)), p + strlen(drive));
+    if (path_in(p, n, runtime)) {
+        role = "the runtime's folder";
+        dir = runtime;
+    } else if (path_in(p, n, h->data_dir)) {
+        role = "the server's data folder";
+        dir = h->data_dir;
+    } else if (h->config_path && path_in(p, n, h->config_path)) {
+        role = "the server's configuration";
+        dir = h->config_path;
+    }
+    if (role && n > strlen(dir))
+        return xasprintf("%.*s in %s", (int)(n - base), p + base, role);
+    if (role)
+        return xstrdup(role);
+    if (base <= 1)
+        return xstrndup(p, n);
+    return xasprintf(".../%.*s", (int)(n - base), p + base);
+}
+
+/* What a client is told of a reason from below (spawning, the agent, the sandbox): the
+ * same words without the server's own paths, which tell where the hub keeps its data
+ * and how runtimes are built (path_for_client). The server log keeps the reason
+ * whole. Caller frees. */
+static char *public_reason(const struct kernel *k, const char *why)
+{
+    char *drive = xasprintf("%s/%s", k->hub->drive_dir, k->owner_name);
+    char *runtime = xasprintf("%s/%s", k->hub->runtimes_dir, k->id);
+    struct buf out = {0};
+    size_t i = 0, len = strlen(why);
+    while (i < len) {
+        if (why[i] != '/' || (i > 0 && !path_may_follow(why[i - 1]))) {
+            buf_append(&out, why + i, 1);
+            i++;
+            continue;
+        }
+        size_t n = strcspn(why + i, " \t\n\"'),;]");
+        while (n > 1 && (why[i + n - 1] == ':' || why[i + n - 1] == '.'))
+            n--; /* "open /x: ..." and "... /x." */
+        char *said = path_for_client(k, drive, runtime, why + i, n);
+        buf_append(&out, said, strlen(said));
+        free(said);
+        i += n;
+    }
+    buf_append(&out, "", 1);
+    free(drive);
+    free(runtime);
+    char *res = xstrdup(out.data);
+    buf_free(&out);
+    return res;
+}
+
+/* Sets the reason clients are shown (the public form of reason). */
 static void set_reason(struct kernel *k, const char *reason)
 {
     free(k->reason);
-    k->reason = reason ? xstrdup(reason) : NULL;
+    k->reason = reason ? public_reason(k, reason) : NULL;
 }
 
 /* --- writing to the agent --- */
@@ -394,9 +476,9 @@ static void become_dead(struct kernel *k, const char *reason)
     k->life = KERNEL_DEAD;
     snprintf(k->execution_state, sizeof(k->execution_state), "dead");
     set_reason(k, reason);
-    channels_status(k, "dead", reason);
+    channels_status(k, "dead", k->reason);
     flush_held(k, false);
-    run_waiters(k, WAIT_READY, -EIO, reason);
+    run_waiters(k, WAIT_READY, -EIO, k->reason);
 }
 
 static void agent_gone(struct kernel *k, int64_t status, int sig)
@@ -499,7 +581,7 @@ static void on_state(struct kernel *k, const uint8_t *p, size_t len)
         log_warn("kernel %s (%s): restarting%s%s", k->id, k->owner_name, reason ? ": " : "",
                  reason ? log_quote(reason, q, sizeof(q)) : "");
         if (!announced)
-            channels_status(k, "restarting", reason);
+            channels_status(k, "restarting", k->reason);
     } else if (!strcmp(state, "dead")) {
         become_dead(k, reason ? reason : "the kernel died");
     } else if (!strcmp(state, "starting")) {
@@ -1355,6 +1437,11 @@ int kernel_start(struct hub *h, const struct user *u, const char *spec_name, con
     k->ngpus = (unsigned)prof->gpus;
     r = spawn_agent(k, err);
     if (r < 0) {
+        char q[300], *pub = public_reason(k, *err);
+        log_warn("kernel %s (%s): cannot start: %s", k->id, k->owner_name,
+                 log_quote(*err, q, sizeof(q)));
+        free(*err);
+        *err = pub;
         /* Unwind: the kernel never existed for anyone. */
         k->life = KERNEL_STOPPING;
         struct sched_grant *g = NULL;
@@ -1385,7 +1472,7 @@ static void respawn(struct kernel *k, kernel_cb cb, void *ctx)
     if (spawn_agent(k, &err) < 0) {
         become_dead(k, err);
         if (cb)
-            cb(ctx, k, -EIO, err);
+            cb(ctx, k, -EIO, k->reason);
         free(err);
         return;
     }

@@ -22,6 +22,7 @@ const V1 = 'v1.kernel.websocket.jupyter.org';
 const REPLAY_KEEP_S = 3;
 const REPLAY_MB = 1;
 const labbookOnly = RUN_LABBOOK_ONLY ? {} : { skip: 'replay_keep_s and replay_mb are labbook config keys' };
+const ownMessages = RUN_LABBOOK_ONLY ? {} : { skip: 'what a failed start says is labbook\'s own' };
 
 // A Jupyter data folder with one more kernelspec whose program does not exist.
 const jupyterPath = fs.mkdtempSync(path.join(os.tmpdir(), 'labbook-it-jpath-'));
@@ -176,6 +177,37 @@ describe('kernels that cannot start', () => {
       await c.close();
       await api(ctx.server, 'alice', 'DELETE', `/api/kernels/${id}`);
     }
+  });
+
+  test('a failed start tells the reason without the server\'s own paths, and logs them', ownMessages, async () => {
+    // A kernelspec whose program was in the server's data folder and is gone (a
+    // runtime's environment removed, say). Installed while the server runs: an
+    // unknown name makes it look at the Jupyter paths again.
+    const gone = path.join(ctx.server.dataDir, 'runtimes', 'labbook-it-gone-env', 'bin', 'python');
+    fs.mkdirSync(path.join(jupyterPath, 'kernels', 'gone'), { recursive: true });
+    fs.writeFileSync(path.join(jupyterPath, 'kernels', 'gone', 'kernel.json'), JSON.stringify({
+      argv: [gone, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+      display_name: 'Gone (program removed)',
+      language: 'python',
+    }));
+    const noServerPath = (what, message) => {
+      assert.equal(typeof message, 'string', `${what}: a message`);
+      assert.match(message, /failed to start/i, what);
+      assert.ok(!message.includes(ctx.server.dataDir), `${what} names the data folder: ${message}`);
+      assert.doesNotMatch(message, /\/runtimes\/|\/proc\/|\/sys\//, `${what} names a server path: ${message}`);
+      assert.match(message, /python|No such file/, `${what} still says what failed: ${message}`);
+    };
+    const r = await api(ctx.server, 'alice', 'POST', '/api/kernels', { name: 'gone' });
+    assert.ok(r.status >= 500 && r.status < 600, `status ${r.status} ${r.text.slice(0, 300)}`);
+    noServerPath('POST /api/kernels', r.body?.message);
+    const s = await api(ctx.server, 'alice', 'POST', '/api/sessions',
+      { path: 'gone.ipynb', name: 'gone.ipynb', type: 'notebook', kernel: { name: 'gone' } });
+    assert.ok(s.status >= 500 && s.status < 600, `session: status ${s.status} ${s.text.slice(0, 300)}`);
+    noServerPath('POST /api/sessions', s.body?.message);
+    // The administrator finds the whole reason in the server's log.
+    assert.ok(ctx.server.log().includes(gone), 'the log names the missing program');
+    await until(async () => (await api(ctx.server, 'alice', 'GET', '/api/kernels')).body.length === 0,
+      { timeoutMs: 10000, what: 'the failed kernels to leave the list' });
   });
 
   test('an unknown kernelspec name is a 404 naming it', async () => {
