@@ -349,32 +349,43 @@ def slope(samples, key):
 
 
 def verdict(samples):
-    """First minute against last: medians for RSS, the fewest fds (in-flight requests aside)."""
+    """First minute against last, and the last TAIL minutes alone: growth that has
+    stopped (a table filling up to its size) is told apart from growth that goes on.
+    RSS: medians of a minute's samples (a window's first and last sample for the tail);
+    fds: the fewest in a minute (in-flight requests aside). Returns (lines, state):
+    state None (too short), 'grows', 'grew then flat' or 'flat'."""
     first = [s for s in samples if s['t'] < 60]
     last = [s for s in samples if s['t'] >= (MINUTES - 1) * 60]
     if MINUTES < 2 or not first or not last:
         return ['growth: the run is too short to compare a first and a last minute'], None
-    out, grew = [], False
+    tail = max(1, round(MINUTES * 0.4))
+    window = [s for s in samples if s['t'] >= (MINUTES - tail) * 60]
+    out, grows, grew = [], False, False
     for key, label, kind in (('hub_rss_kb', 'hub RSS', 'rss'), ('hub_fds', 'hub fds', 'fds'),
                              ('launcher_rss_kb', 'launcher RSS', 'rss'), ('launcher_fds', 'launcher fds', 'fds'),
                              ('agents_rss_kb', 'agents RSS (all)', 'rss'), ('agents_fds', 'agents fds (all)', 'fds')):
         if kind == 'rss':
             a, b = median([s[key] for s in first]), median([s[key] for s in last])
-            g = b - a > max(1024, a * 0.02)   # more than 1 MB and 2 %
-            out.append('%s %.1f -> %.1f MB (%+.1f%%)%s' % (label, a / 1024, b / 1024,
-                                                        100 * (b - a) / a if a else 0, ' GROWS' if g else ''))
+            wa, wb = window[0][key], window[-1][key]
+            g = b - a > max(1024, a * 0.02)         # more than 1 MB and 2 %
+            gt = wb - wa > max(1024, wa * 0.02)
+            out.append('%s %.1f -> %.1f MB (%+.1f%%), in the last %d minutes %+.1f MB%s' % (
+                label, a / 1024, b / 1024, 100 * (b - a) / a if a else 0, tail, (wb - wa) / 1024,
+                ' GROWS' if gt else ' (grew, then flat)' if g else ''))
         else:
             a, b = min(s[key] for s in first), min(s[key] for s in last)
-            g = b > a
+            g = gt = b > a
             out.append('%s %d -> %d%s' % (label, a, b, ' GROWS' if g else ''))
+        grows |= gt
         grew |= g
     steady = [s for s in samples if s['t'] >= 60]
     for key, label in (('hub_rss_kb', 'hub RSS'), ('agents_rss_kb', 'agents RSS (all)')):
-        out.append('%s slope after the first minute: %+.0f KB/minute' % (label, slope(steady, key)))
+        out.append('%s slope after the first minute: %+.0f KB/minute, in the last %d minutes: %+.0f KB/minute' % (
+            label, slope(steady, key), tail, slope(window, key)))
     f, l = STATS.minutes[0]['exec_ms'], STATS.minutes[-1]['exec_ms']
     out.append('execute p50 %s -> %s ms, p99 %s -> %s ms' % (fmt(pct(f, 50)), fmt(pct(l, 50)),
                                                              fmt(pct(f, 99)), fmt(pct(l, 99))))
-    return out, grew
+    return out, 'grows' if grows else 'grew then flat' if grew else 'flat'
 
 
 async def main():
@@ -432,13 +443,14 @@ async def main():
         fmt(pct(allx, 50)), fmt(pct(allx, 90)), fmt(pct(allx, 99)), fmt(max(allx, default=None))))
     for e in STATS.error_examples:
         print('  error:', e)
-    lines, grew = verdict(samples)
+    lines, state = verdict(samples)
     for line in lines:
         print('  ' + line)
-    print('verdict: %s; %s' % ('0 errors' if not errors else '%d ERRORS' % sum(errors.values()),
-                               'growth not judged (one minute)' if grew is None else
-                               'growth over the soak (above)' if grew else 'no growth (first minute against last)'),
-          flush=True)
+    print('verdict: %s; %s' % ('0 errors' if not errors else '%d ERRORS' % sum(errors.values()), {
+        None: 'growth not judged (one minute)',
+        'grows': 'still growing at the end of the soak (above)',
+        'grew then flat': 'grew, then flat to the end (above: bounded, not a leak this run can see)',
+        'flat': 'no growth (first minute against last)'}[state]), flush=True)
     return 1 if errors else 0
 
 

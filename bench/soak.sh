@@ -71,7 +71,7 @@ printf '[server]\nbind = 127.0.0.1\n[runtimes]\norphan_timeout_s = 0\n' >"$WORK/
 : >"$WORK/tokens"
 i=1
 while [ "$i" -le "$N" ]; do
-    "$LABBOOK" user add "soak$i" --data "$WORK/d" >/dev/null
+    "$LABBOOK" user add "soak$i" --data "$WORK/d" >/dev/null 2>&1
     echo "soak$i $("$LABBOOK" user token "soak$i" --data "$WORK/d")" >>"$WORK/tokens"
     i=$((i + 1))
 done
