@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The soak's clients (bench/soak.sh starts the hub and runs this): one user and one
 kernel per client, each looping small cells over the kernel WebSocket and saving its
-notebook through the Contents API for MINUTES, while /proc is sampled every 10 s for
+notebook through the Contents API for MINUTES (at the end, the notebook must hold
+the client's last save and the hub's recording of every cell run after it), while /proc is sampled every 10 s for
 the RSS and open fds of the hub, its launcher and every agent. Prints each minute's
 executes, saves, errors and latency percentiles, the samples as they are taken, and a
 verdict on errors and growth (first minute against last). Exit status: 0 with no
@@ -119,6 +120,7 @@ class Client:
         self.ws = None
         self.kernel = self.sid = None
         self.saves = 0
+        self.since_save = {}   # kind -> the last value it ran with (ok) since the last save
         self.cells = 0
         self.reconnects = 0
 
@@ -184,10 +186,12 @@ class Client:
             i += 1
             kind = i % len(CELLS)
             t = now()
+            self.since_save[kind] = None   # unknown until it answers
             try:
                 ok, why = await asyncio.wait_for(self.cell(kind, i), TIMEOUT_S)
                 if ok:
                     STATS.exec_done((now() - t) * 1e3)
+                    self.since_save[kind] = i
                 else:
                     STATS.error('output' if why.startswith('output') else 'reply', self.n, why)
             except asyncio.TimeoutError:
@@ -220,6 +224,7 @@ class Client:
                 STATS.error('save', self.n, 'PUT answered %d' % st)
                 return
             self.saves += 1
+            self.since_save = {}
             STATS.save_done((now() - t) * 1e3)
         except Exception as e:
             STATS.error('save', self.n, repr(e))
@@ -235,12 +240,36 @@ class Client:
             if got != self.saves or cells != ['c%d' % k for k in range(len(CELLS))]:
                 STATS.error('lost save', self.n, 'notebook has save %r and cells %r; the client saved %d' % (
                     got, cells, self.saves))
+            elif RECORD:
+                # The cells run since that save: the hub must have recorded their last outputs.
+                for kind, i in sorted(self.since_save.items()):
+                    if i is None:   # its last run failed: what the file should hold is unknown
+                        continue
+                    got = recorded(nb['content']['cells'][kind].get('outputs'))
+                    if got != CELLS[kind][2](i):
+                        STATS.error('lost output', self.n, 'cell c%d ran with %d last: the notebook has %r' % (
+                            kind, i, got))
             what = '/api/sessions/' + self.sid if self.sid else '/api/kernels/' + self.kernel
             st, _ = await self.call('DELETE', what)
             if st != 204:
                 STATS.error('end', self.n, 'DELETE %s answered %d' % (what, st))
         except Exception as e:
             STATS.error('end', self.n, repr(e))
+
+
+def joined(text):
+    return ''.join(text) if isinstance(text, list) else text
+
+
+def recorded(outputs):
+    """A cell's outputs in the file as (stdout text, execute_result text/plain)."""
+    stream, result = '', None
+    for o in outputs or []:
+        if o.get('output_type') == 'stream' and o.get('name') == 'stdout':
+            stream += joined(o.get('text', ''))
+        elif o.get('output_type') == 'execute_result':
+            result = joined(o.get('data', {}).get('text/plain'))
+    return stream, result
 
 
 def proc_read(pid, name):
