@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The soak's clients (bench/soak.sh starts the hub and runs this): one user and one
 kernel per client, each looping small cells over the kernel WebSocket and saving its
-notebook through the Contents API for MINUTES (at the end, the notebook must hold
-the client's last save and the hub's recording of every cell run after it), while /proc is sampled every 10 s for
+notebook through the Contents API for MINUTES (at the end, once the client has left,
+the notebook must hold its last save and, within 15 s, the hub's recording of every
+cell run after it), while /proc is sampled every 10 s for
 the RSS and open fds of the hub, its launcher and every agent. Prints each minute's
 executes, saves, errors and latency percentiles, the samples as they are taken, and a
 verdict on errors and growth (first minute against last). Exit status: 0 with no
@@ -229,26 +230,40 @@ class Client:
         except Exception as e:
             STATS.error('save', self.n, repr(e))
 
+    def notebook_problems(self, nb):
+        """What the notebook file lacks: (kind of error, what), empty when nothing."""
+        got = nb['content']['metadata'].get('soak_saves')
+        cells = [c.get('id') for c in nb['content']['cells']]
+        if got != self.saves or cells != ['c%d' % k for k in range(len(CELLS))]:
+            return [('lost save', 'notebook has save %r and cells %r; the client saved %d' % (
+                got, cells, self.saves))]
+        out = []
+        # The cells run since that save: the hub must have recorded their last outputs.
+        for kind, i in sorted(self.since_save.items()) if RECORD else []:
+            if i is None:   # its last run failed: what the file should hold is unknown
+                continue
+            rec = recorded(nb['content']['cells'][kind].get('outputs'))
+            if rec != CELLS[kind][2](i):
+                out.append(('lost output', 'cell c%d ran with %d last: the notebook has %r' % (kind, i, rec)))
+        return out
+
     async def finish(self):
-        """Closes the socket, checks that the notebook holds the last save, ends the session."""
+        """Closes the socket and checks the notebook: the client's last save, and the
+        outputs of the cells run after it, which the hub records into the file once no
+        client is connected (a connected front end saves its own), within 2 s or so.
+        Then ends the session."""
         try:
             if self.ws:
                 await self.ws.close()
-            _, nb = await self.call('GET', '/api/contents/' + NB_PATH)
-            got = nb['content']['metadata'].get('soak_saves')
-            cells = [c.get('id') for c in nb['content']['cells']]
-            if got != self.saves or cells != ['c%d' % k for k in range(len(CELLS))]:
-                STATS.error('lost save', self.n, 'notebook has save %r and cells %r; the client saved %d' % (
-                    got, cells, self.saves))
-            elif RECORD:
-                # The cells run since that save: the hub must have recorded their last outputs.
-                for kind, i in sorted(self.since_save.items()):
-                    if i is None:   # its last run failed: what the file should hold is unknown
-                        continue
-                    got = recorded(nb['content']['cells'][kind].get('outputs'))
-                    if got != CELLS[kind][2](i):
-                        STATS.error('lost output', self.n, 'cell c%d ran with %d last: the notebook has %r' % (
-                            kind, i, got))
+            until = now() + 15
+            while True:
+                _, nb = await self.call('GET', '/api/contents/' + NB_PATH)
+                problems = self.notebook_problems(nb)
+                if not problems or now() > until:
+                    break
+                await asyncio.sleep(0.5)
+            for kind, what in problems:
+                STATS.error(kind, self.n, what + ' (15 s after the client left)')
             what = '/api/sessions/' + self.sid if self.sid else '/api/kernels/' + self.kernel
             st, _ = await self.call('DELETE', what)
             if st != 204:
@@ -446,7 +461,6 @@ async def main():
     tasks = [asyncio.create_task(sampler(deadline, samples)), asyncio.create_task(reporter(deadline))]
     await asyncio.gather(*(c.run(deadline) for c in clients))
     await asyncio.gather(*tasks)
-    await asyncio.sleep(3)   # the hub's last recorder saves
     await asyncio.gather(*(c.finish() for c in clients))
     await asyncio.sleep(3)   # sessions ended: their runtimes stop
     after = sample()
