@@ -567,6 +567,10 @@ export class NotebookPage {
         const was = pop.hidden;
         for (const p of this.root.querySelectorAll<HTMLElement>('.menu-pop')) p.hidden = true;
         pop.hidden = !was;
+        // A menu near the window's right edge opens leftwards, so none of it is cut off.
+        pop.style.left = pop.style.right = '';
+        if (!pop.hidden && pop.getBoundingClientRect().right > document.documentElement.clientWidth) { pop.style.left = 'auto'; pop.style.right = '0'; }
+        if (!pop.hidden && pop.getBoundingClientRect().left < 0) { pop.style.right = 'auto'; pop.style.left = `${8 - pop.parentElement!.getBoundingClientRect().left}px`; }
       } });
       return h('div', { class: 'menu' }, btn, pop);
     };
