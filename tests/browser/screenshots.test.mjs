@@ -1,4 +1,4 @@
-// Screenshots of the home page and of a notebook with outputs. They go to
+// Screenshots of the home page and of a notebook with outputs, light and dark. They go to
 // tests/browser/.tmp/, or to docs/img/ (what the README shows) with
 // LABBOOK_SCREENSHOTS=docs (`make screenshots`).
 import { test } from 'node:test';
@@ -49,10 +49,16 @@ test('screenshots of the home page and of a notebook', async () => {
   await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
   await page.mouse.move(5, 700);
   await page.screenshot({ path: path.join(OUT, 'notebook.png') });
+  // The same in the dark theme (the top bar's switch).
+  await page.locator('[data-testid=theme]').selectOption('dark');
+  await page.mouse.move(5, 700);
+  await page.screenshot({ path: path.join(OUT, 'notebook-dark.png') });
+  await page.locator('[data-testid=theme]').selectOption('system');
 
   await page.click('a.logo');
   await page.waitForSelector('tr.item[data-name="Colab Notebooks"]');
   await page.screenshot({ path: path.join(OUT, 'home.png') });
   assert.ok(fs.statSync(path.join(OUT, 'home.png')).size > 1000);
   assert.ok(fs.statSync(path.join(OUT, 'notebook.png')).size > 1000);
+  assert.ok(fs.statSync(path.join(OUT, 'notebook-dark.png')).size > 1000);
 });

@@ -152,9 +152,17 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
     }
   });
 
+  // In a narrow window the side bar folds away behind a button and opens over the list.
+  const home = h('div', { class: 'home' });
+  const sideBtn = h('button', { class: 'icon side-toggle', title: 'Show the side bar', 'aria-label': 'Side bar', 'aria-expanded': 'false', 'data-testid': 'side-toggle',
+    onclick: (e: Event) => { e.stopPropagation(); showSide(!home.classList.contains('side-open')); } }, icon('menu'));
+  const showSide = (open: boolean) => { home.classList.toggle('side-open', open); sideBtn.setAttribute('aria-expanded', String(open)); };
+  const withChildren = (el: HTMLElement, ...c: Node[]) => { el.append(...c); return el; };
+  home.addEventListener('click', (e) => { if (!(e.target as HTMLElement).closest('.side')) showSide(false); });
+
   root.append(
     topBar(),
-    h('div', { class: 'home' },
+    withChildren(home,
       h('aside', { class: 'side' },
         h('button', { class: 'primary big', 'data-testid': 'new-notebook', onclick: async () => {
           try { navigate(notebookUrl(await newNotebook(dir || NOTEBOOK_FOLDER))); } catch (e) { toast((e as Error).message, 'error'); }
@@ -179,7 +187,7 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
           if (!p.endsWith('.ipynb')) { toast('A notebook\'s name ends with .ipynb', 'error'); return; }
           navigate(notebookUrl(p.replace(/^\/+/, '')));
         } })),
-      h('main', { class: 'main' }, crumbs, uploads, drop)));
+      h('main', { class: 'main' }, h('div', { class: 'main-head' }, sideBtn, crumbs), uploads, drop)));
   await refresh();
 }
 

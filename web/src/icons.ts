@@ -13,6 +13,7 @@ const paths: Record<string, string> = {
   plus: 'M12 5v14M5 12h14',
   search: 'M10.5 4a6.5 6.5 0 1 0 0 13 6.5 6.5 0 1 0 0-13zM15.5 15.5 20 20',
   toc: 'M4 6h16M4 12h16M4 18h10',
+  menu: 'M3 6h18M3 12h18M3 18h18',
   play: 'M8 5v14l11-7z',
   stop: 'M6 6h12v12H6z',
   up: 'M12 19V5M6 11l6-6 6 6',

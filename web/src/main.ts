@@ -3,6 +3,9 @@
 import { me } from './api';
 import { h, toast } from './ui';
 import { renderHome } from './home';
+import { applyTheme, themeSwitch } from './theme';
+
+applyTheme();
 
 let user = '';
 let leaveHook: (() => boolean) | null = null;
@@ -24,6 +27,7 @@ export function topBar(...extra: (Node | string)[]): HTMLElement {
     h('a', { class: 'logo', href: '/tree', onclick: (e: Event) => { e.preventDefault(); navigate('/tree'); } }, h('span', { class: 'logo-mark', text: '◆' }), 'labbook'),
     ...extra,
     h('span', { class: 'spacer' }),
+    themeSwitch(),
     h('span', { class: 'user', text: user, title: 'Signed in as ' + user }),
     h('a', { class: 'signout', href: '/logout', text: 'Sign out' }));
 }

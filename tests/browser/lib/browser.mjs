@@ -65,9 +65,10 @@ export function useBrowser({ config, users = ['alice'] } = {}) {
     }
   };
 
-  /** A new browser context and page; signed in through the login form unless told not to. */
-  ctx.newPage = async ({ signIn = true } = {}) => {
-    const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  /** A new browser context and page; signed in through the login form unless told not
+   * to; `viewport` and `colorScheme` (the system's 'light' or 'dark') as playwright takes them. */
+  ctx.newPage = async ({ signIn = true, viewport = { width: 1280, height: 800 }, colorScheme = 'light' } = {}) => {
+    const context = await ctx.browser.newContext({ viewport, colorScheme, acceptDownloads: true });
     const page = await context.newPage();
     page.consoleLog = [];
     page.on('console', (m) => page.consoleLog.push(`${m.type()}: ${m.text()}`));

@@ -22,7 +22,7 @@ import { KernelClient, JMsg } from './kernel';
 import { OutputArea, Output, joinText } from './outputs';
 import { renderMarkdown } from './markdown';
 import { settleColabWidgets } from './colab';
-import { formView, parseForm } from './forms';
+import { Form, formView, parseForm } from './forms';
 
 interface CellModel {
   id: string;
@@ -186,17 +186,46 @@ class Cell {
 
   private formTimer = 0;
 
-  /** Draws the cell's Colab form again (not while one of its fields is being used). */
-  drawForm(): void {
+  /** Draws the cell's Colab form again (not while one of its fields is being used,
+   * unless `force`), and hides the code when the cell shows only its form. */
+  drawForm(force = false): void {
     const form = this.m.cell_type === 'code' ? parseForm(this.m.source) : null;
     if (!form && !this.formEl) return;
-    if (this.formEl && this.formEl.contains(document.activeElement)) return;
-    const el = form ? formView(form, () => this.m.source, (src) => this.setFormSource(src)) : null;
+    const hidden = !!form && this.codeHidden(form);
+    if (this.m.cell_type === 'code') this.input.hidden = hidden;
+    this.el.classList.toggle('form-only', hidden);
+    if (!force && this.formEl && this.formEl.contains(document.activeElement)) return;
+    const el = form ? formView(form, {
+      source: () => this.m.source,
+      onSource: (src) => this.setFormSource(src),
+      codeHidden: hidden,
+      toggleCode: () => this.setCodeHidden(!hidden, form),
+    }) : null;
+    if (el) el.addEventListener('dblclick', (e) => { if (hidden && !(e.target as HTMLElement).closest('input, select, button')) this.setCodeHidden(false, form!); });
     if (this.formEl && el) this.formEl.replaceWith(el);
     else if (el) this.input.after(el);
     else this.formEl?.remove();
     this.formEl = el;
     this.el.classList.toggle('has-form', !!el);
+  }
+
+  /** Whether only the form shows: Colab's `cellView: "form"` in the cell's metadata,
+   * or, without that key, `{display-mode: "form"}` on the #@title line. */
+  codeHidden(form: Form): boolean {
+    const v = this.m.metadata.cellView;
+    return v === undefined ? form.displayMode === 'form' : v === 'form';
+  }
+
+  /** "Hide code" / "Show code": writes the metadata as Colab does (`cellView: "form"`,
+   * removed again when the code shows; `"both"` where the title itself asks for the
+   * form only, so that the choice sticks). */
+  setCodeHidden(hide: boolean, form: Form): void {
+    if (hide) this.m.metadata.cellView = 'form';
+    else if (form.displayMode === 'form') this.m.metadata.cellView = 'both';
+    else delete this.m.metadata.cellView;
+    if (hide && this.view) this.refresh(); /* the editor goes, with the code */
+    this.drawForm(true);
+    this.nb.changed(true);
   }
 
   /** A form field changed its line: the source follows, the form stays as it is. */
@@ -237,6 +266,7 @@ class Cell {
 
   /** Turns the static text into an editor and focuses it. */
   edit(at?: 'start' | 'end'): void {
+    if (this.m.cell_type === 'code' && this.input.hidden) return; /* only its form shows */
     if (this.m.cell_type === 'markdown' && !this.editingText) {
       this.editingText = true;
       this.refresh();
@@ -537,6 +567,10 @@ export class NotebookPage {
         const was = pop.hidden;
         for (const p of this.root.querySelectorAll<HTMLElement>('.menu-pop')) p.hidden = true;
         pop.hidden = !was;
+        // A menu near the window's right edge opens leftwards, so none of it is cut off.
+        pop.style.left = pop.style.right = '';
+        if (!pop.hidden && pop.getBoundingClientRect().right > document.documentElement.clientWidth) { pop.style.left = 'auto'; pop.style.right = '0'; }
+        if (!pop.hidden && pop.getBoundingClientRect().left < 0) { pop.style.right = 'auto'; pop.style.left = `${8 - pop.parentElement!.getBoundingClientRect().left}px`; }
       } });
       return h('div', { class: 'menu' }, btn, pop);
     };

@@ -6,6 +6,7 @@
 // allow-same-origin): they can never act as the user.
 import { AnsiUp } from 'ansi_up';
 import { saveBlob } from '../api';
+import { isDark } from '../theme';
 import { renderLatex, renderMarkdown } from './markdown';
 import { DOWNLOAD_MIME, Liveness, UPLOAD_MIME, colabView } from './colab';
 
@@ -75,8 +76,13 @@ window.addEventListener('message', (e) => {
   if (!e.data || typeof e.data !== 'object') return;
   const f = frameOf(e.source);
   if (!f) return;
-  if (e.data.labbookReady) (e.source as Window).postMessage({ labbookHtml: frameHtml.get(f) ?? '' }, '*');
+  if (e.data.labbookReady) (e.source as Window).postMessage({ labbookHtml: frameHtml.get(f) ?? '', labbookDark: isDark() }, '*');
   else if (typeof e.data.labbookHeight === 'number') f.style.height = Math.min(Math.max(20, e.data.labbookHeight + 4), 4000) + 'px';
+});
+
+// The page's theme changed: frames set their text colours to match.
+window.addEventListener('labbook-theme', () => {
+  for (const f of document.querySelectorAll<HTMLIFrameElement>('iframe.out-frame')) f.contentWindow?.postMessage({ labbookDark: isDark() }, '*');
 });
 
 function sandboxFrame(html: string): HTMLIFrameElement {
