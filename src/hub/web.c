@@ -38,11 +38,12 @@
 
 bool web_is_page(const char *path)
 {
-    static const char *const exact[] = {"/", "/tree", "/lab", "/notebooks"};
+    static const char *const exact[] = {"/", "/tree", "/lab", "/notebooks", "/edit"};
     for (size_t i = 0; i < ARRAY_SIZE(exact); i++)
         if (!strcmp(path, exact[i]))
             return true;
-    return str_starts_with(path, "/tree/") || str_starts_with(path, "/notebooks/");
+    return str_starts_with(path, "/tree/") || str_starts_with(path, "/notebooks/") ||
+           str_starts_with(path, "/edit/");
 }
 
 const char *web_mime_of(const char *name)

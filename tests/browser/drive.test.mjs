@@ -1,5 +1,6 @@
 // The drive: upload (and read the file from a cell), new folder, rename, move,
-// delete, recent notebooks.
+// delete, recent notebooks. drive_ergonomics.test.mjs has selection, keys, the
+// context menu, the folder picker, the text editor and the image preview.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -62,8 +63,9 @@ test('new folder, rename, move into it, delete; recent notebooks', async () => {
   await row(page, 'paper.ipynb').waitFor();
 
   await row(page, 'paper.ipynb').locator('button[title=Move]').click();
-  await page.fill('.modal input', 'Project');
-  await page.click('.modal button:has-text("OK")');
+  await page.click('.modal .picker-folder[data-name="Project"]');
+  await page.locator('.modal .picker-list li.empty').waitFor();
+  await page.click('.modal button:has-text("Move here")');
   await row(page, 'paper.ipynb').waitFor({ state: 'detached' });
   assert.ok(fs.existsSync(path.join(ctx.server.drive('alice'), 'Project', 'paper.ipynb')));
 

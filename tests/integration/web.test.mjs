@@ -46,7 +46,7 @@ function get(rawPath, { auth = true, headers = {} } = {}) {
 }
 
 test('the UI\'s routes answer index.html, not cached, with the UI\'s CSP', labbookOnly, async () => {
-  for (const p of ['/', '/tree', '/tree/a/b', '/notebooks/Colab%20Notebooks/x.ipynb', '/lab']) {
+  for (const p of ['/', '/tree', '/tree/a/b', '/notebooks/Colab%20Notebooks/x.ipynb', '/lab', '/edit/src/train.py']) {
     const r = await get(p);
     assert.equal(r.status, 200, p);
     assert.match(r.headers['content-type'], /^text\/html/, p);

@@ -1,8 +1,10 @@
 // The UI's entry: a small client-side router over the hub's pages. /tree/... is the
-// drive (home.ts, in this bundle); /notebooks/... loads the editor chunk on demand.
+// drive (home.ts, in this bundle); /notebooks/... loads the editor chunk on demand;
+// /edit/PATH is a text file of the drive in an editor (fileview.ts).
 import { me } from './api';
 import { h, toast } from './ui';
 import { renderHome } from './home';
+import { renderEditor } from './fileview';
 import { applyTheme, themeSwitch } from './theme';
 
 applyTheme();
@@ -50,6 +52,8 @@ async function route(): Promise<void> {
       const { openNotebook } = await import('./notebook/notebook');
       if (seq !== routeSeq) return;
       await openNotebook(app, decodePath(p.slice('/notebooks/'.length)));
+    } else if (p.startsWith('/edit/')) {
+      await renderEditor(app, decodePath(p.slice('/edit/'.length)));
     } else {
       const dir = p.startsWith('/tree/') ? decodePath(p.slice('/tree/'.length)) : '';
       await renderHome(app, dir);

@@ -126,3 +126,60 @@ export function notebookUrl(path: string): string {
 export function treeUrl(path: string): string {
   return path ? '/tree/' + path.split('/').map(encodeURIComponent).join('/') : '/tree';
 }
+
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
+/** Orders names as people read them: digits as numbers (Untitled2 before
+ * Untitled10), case and accents ignored; names that tie that way fall back to
+ * code point order, so the order never depends on how the server listed them. */
+export function naturalCompare(a: string, b: string): number {
+  return collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+export interface MenuItem { label: string; run: () => void; disabled?: boolean }
+
+let openMenu: (() => void) | null = null;
+
+/** A context menu at (x, y) in the viewport: arrows move, Enter picks, Escape, a
+ * click elsewhere, scrolling or a resize close it. One is open at a time. */
+export function contextMenu(x: number, y: number, items: MenuItem[]): void {
+  openMenu?.();
+  const menu = h('div', { class: 'ctx-menu', role: 'menu' });
+  const close = () => {
+    menu.remove();
+    document.removeEventListener('mousedown', onDown, true);
+    document.removeEventListener('keydown', onKey, true);
+    window.removeEventListener('blur', close);
+    window.removeEventListener('resize', close);
+    document.removeEventListener('scroll', close, true);
+    if (openMenu === close) openMenu = null;
+  };
+  const buttons = items.map((it) => h('button', {
+    role: 'menuitem', text: it.label, disabled: it.disabled, 'data-action': it.label,
+    onclick: () => { close(); it.run(); },
+  }));
+  const onDown = (e: MouseEvent) => { if (!menu.contains(e.target as Node)) close(); };
+  const onKey = (e: KeyboardEvent) => {
+    const live = buttons.filter((b) => !b.disabled);
+    const i = live.indexOf(document.activeElement as HTMLButtonElement);
+    if (e.key === 'Escape') close();
+    else if (e.key === 'ArrowDown') live[(i + 1) % live.length]?.focus();
+    else if (e.key === 'ArrowUp') live[(i - 1 + live.length) % live.length]?.focus();
+    else return;
+    e.preventDefault();
+    e.stopPropagation();
+  };
+  menu.append(...buttons);
+  document.body.append(menu);
+  // Kept inside the window, as a native menu is.
+  const r = menu.getBoundingClientRect();
+  menu.style.left = Math.max(0, Math.min(x, innerWidth - r.width - 4)) + 'px';
+  menu.style.top = Math.max(0, Math.min(y, innerHeight - r.height - 4)) + 'px';
+  document.addEventListener('mousedown', onDown, true);
+  document.addEventListener('keydown', onKey, true);
+  window.addEventListener('blur', close);
+  window.addEventListener('resize', close);
+  document.addEventListener('scroll', close, true);
+  openMenu = close;
+  buttons.find((b) => !b.disabled)?.focus();
+}

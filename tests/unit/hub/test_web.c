@@ -13,7 +13,7 @@ static void test_pages(void **state)
 {
     (void)state;
     const char *pages[] = {"/",    "/tree",      "/tree/a",           "/tree/a/b c",
-                           "/lab", "/notebooks", "/notebooks/x.ipynb"};
+                           "/lab", "/notebooks", "/notebooks/x.ipynb", "/edit/train.py"};
     for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
         assert_true(web_is_page(pages[i]));
     const char *not_pages[] = {"",
@@ -22,6 +22,7 @@ static void test_pages(void **state)
                                "/assets/app.js",
                                "/login",
                                "/notebooksx",
+                               "/editx",
                                "/tre",
                                "/lab/x",
                                "/kernelspecs/python3/logo-64x64.png"};

@@ -3,7 +3,7 @@
 // classes), so a notebook of hundreds of cells opens without building hundreds of
 // editors. This module is its own chunk, loaded just after a notebook is shown.
 import { EditorState, Extension, Prec } from '@codemirror/state';
-import { EditorView, KeyBinding, drawSelection, keymap, placeholder } from '@codemirror/view';
+import { EditorView, KeyBinding, drawSelection, highlightActiveLine, keymap, lineNumbers, placeholder } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
 import { Language, LanguageSupport, bracketMatching, defineLanguageFacet, indentOnInput, indentUnit, syntaxHighlighting } from '@codemirror/language';
 import { autocompletion, closeBrackets, closeBracketsKeymap, closeCompletion, completionKeymap, completionStatus, CompletionContext, CompletionResult } from '@codemirror/autocomplete';
@@ -27,6 +27,12 @@ export interface EditorHooks {
   complete?(code: string, pos: number): Promise<{ matches: string[]; start: number; end: number } | null>;
   inspect?(code: string, pos: number): Promise<string | null>;
   keys?: KeyBinding[];
+  /** How lines are joined (the file's own, '\r\n' for a Windows file); default '\n'. */
+  lineSeparator?: string;
+  /** What an empty markdown editor says; a cell's hint by default. */
+  placeholder?: string;
+  /** A file's editor (not a cell's): line numbers and the current line shown. */
+  fileEditor?: boolean;
 }
 
 /** Code points before a UTF-16 offset: Jupyter's cursor_pos counts code points. */
@@ -61,11 +67,13 @@ export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks
     EditorView.lineWrapping,
     keymap.of([...(hooks.keys || []), ...closeBracketsKeymap, ...completionKeymap, ...searchKeymap, ...historyKeymap, indentWithTab, ...defaultKeymap]),
     EditorView.updateListener.of((u) => {
-      if (u.docChanged) hooks.onChange(u.state.doc.toString());
+      if (u.docChanged) hooks.onChange(u.state.sliceDoc()); // joined with lineSeparator
       if (u.focusChanged && u.view.hasFocus) hooks.onFocus();
     }),
     EditorView.domEventHandlers({ keydown: () => { hideTip(); return false; }, blur: () => { hideTip(); return false; } }),
   ];
+  if (hooks.fileEditor) exts.push(lineNumbers(), highlightActiveLine());
+  if (hooks.lineSeparator) exts.push(EditorState.lineSeparator.of(hooks.lineSeparator));
   if (lang === 'python') {
     exts.push(python());
     if (hooks.complete) {
@@ -104,7 +112,7 @@ export function createEditor(parent: HTMLElement, doc: string, lang: Lang, hooks
       }])));
     }
   } else if (lang === 'markdown') {
-    exts.push(markdown(), placeholder('Double-click to edit text; Shift+Enter to render'));
+    exts.push(markdown(), placeholder(hooks.placeholder ?? 'Double-click to edit text; Shift+Enter to render'));
   }
   return new EditorView({ state: EditorState.create({ doc, extensions: exts }), parent });
 }
