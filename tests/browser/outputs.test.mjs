@@ -110,7 +110,9 @@ test('a kernel that dies mid-cell: the cell stops running, the reason is shown, 
   const page = await openNotebook('crash.ipynb', [['code', 'import os\nos._exit(1)'], ['code', 'print("after the crash")']]);
   await page.locator('.cell').nth(0).locator('.run').click();
   await page.locator('[data-testid=banner]', { hasText: /Your session crashed: the kernel died/ }).waitFor();
-  assert.match(await page.locator('.cell').nth(0).locator('.cell-note').innerText(), /crashed and restarted while this cell ran: the kernel died/);
+  // The note may be drawn a moment after the banner: wait for it rather than read at once.
+  const note = page.locator('.cell').nth(0).locator('.cell-note', { hasText: /crashed and restarted while this cell ran: the kernel died/ });
+  await note.waitFor({ timeout: 10000 });
   await page.waitForFunction(() => !document.querySelector('.cell.running, .cell.queued'));
   await page.locator('.cell').nth(1).locator('.run').click();
   await waitRun(page, 1);
