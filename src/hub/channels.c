@@ -588,12 +588,19 @@ static void push_gap_note(struct client *c, const char *parent)
     blob_unref(note);
 }
 
-void channels_run_adopted(struct kernel *k, const char *msg_id)
+/* The header of the execute_request msg_id, as the parent of hub-made messages (JSON). */
+static char *request_parent(const char *msg_id)
 {
     json_t *parent = json_pack("{s:s, s:s, s:s}", "msg_id", msg_id, "msg_type", "execute_request",
                                "version", "5.3");
-    char *p = json_dumps(parent, JSON_COMPACT);
+    char *p = parent ? json_dumps(parent, JSON_COMPACT) : NULL;
     json_decref(parent);
+    return p;
+}
+
+void channels_run_adopted(struct kernel *k, const char *msg_id)
+{
+    char *p = request_parent(msg_id);
     for (struct client *c = k->clients; c && p; c = c->next)
         if (c->unknown_session && !c->closing)
             push_gap_note(c, p);
@@ -617,10 +624,7 @@ static void tell_in_flight(struct client *c, bool unknown)
     json_t *run;
     json_array_foreach(runs, i, run)
     {
-        json_t *parent = json_pack("{s:O, s:s, s:s}", "msg_id", json_object_get(run, "msg_id"),
-                                   "msg_type", "execute_request", "version", "5.3");
-        char *p = json_dumps(parent, JSON_COMPACT);
-        json_decref(parent);
+        char *p = request_parent(json_string_value(json_object_get(run, "msg_id")));
         json_object_del(run, "msg_id");
         if (unknown && json_is_true(json_object_get(run, "adopted")))
             push_gap_note(c, p);
