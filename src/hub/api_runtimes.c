@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -14,6 +15,8 @@
 #include "hub/hub.h"
 #include "hub/kernels.h"
 #include "hub/runtime_files.h"
+#include "hub/scheduler.h"
+#include "sandbox/gpu.h"
 
 #define FRESH_MS 2000 /* answers use figures at most this old */
 
@@ -118,6 +121,80 @@ static void runtime_reset(struct hub *h, struct http_req *req, struct kernel *k)
     kernel_reset(k, on_reset, c);
 }
 
+
+/* The host's GPUs by model, [{name, memory_mb, count}], in index order of first sight. */
+static json_t *gpu_models(const struct hub *h)
+{
+    json_t *models = json_array();
+    for (size_t i = 0; h->gpus && i < h->gpus->n; i++) {
+        const struct gpu_info *g = &h->gpus->gpus[i];
+        json_int_t mb = (json_int_t)(g->memory_total >> 20);
+        json_t *same = NULL, *m;
+        size_t j;
+        json_array_foreach(models, j, m)
+        {
+            if (!strcmp(json_string_value(json_object_get(m, "name")), g->name) &&
+                json_integer_value(json_object_get(m, "memory_mb")) == mb)
+                same = m;
+        }
+        if (same) {
+            json_object_set_new(same, "count",
+                                json_integer(json_integer_value(json_object_get(same, "count")) + 1));
+            continue;
+        }
+        json_t *name = json_string(g->name);
+        if (!name)
+            name = json_string("GPU"); /* a driver's name that is not UTF-8 */
+        json_array_append_new(models,
+                              json_pack("{s:o, s:I, s:i}", "name", name, "memory_mb", mb, "count", 1));
+    }
+    return models;
+}
+
+/* GET /api/runtimes/types: each runtime type (profile) in people's words, with what it
+ * gets, its limits, how many of it the user holds, and whether its GPUs are free now. */
+static void runtime_types(struct hub *h, struct http_req *req)
+{
+    const struct user *u = &http_view(req)->user;
+    unsigned total = h->gpus ? (unsigned)h->gpus->n : 0;
+    unsigned free_now = h->sched ? scheduler_free_gpus(h->sched) : 0;
+    size_t waiting = h->sched ? scheduler_queued(h->sched) : 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    json_t *models = gpu_models(h), *list = json_array();
+    for (int i = 0; i < h->cfg.nprofiles; i++) {
+        const struct profile *p = &h->cfg.profiles[i];
+        int yours = 0;
+        for (struct kernel *k = h->kernels; k; k = k->next)
+            if (k->owner == u->id && !k->pooled && k->life != KERNEL_STOPPING &&
+                !strcmp(k->profile, p->name))
+                yours++;
+        char *note = NULL;
+        if ((unsigned)p->gpus > total)
+            note = xasprintf("this type needs %d GPU%s; this server has %u", p->gpus,
+                             p->gpus == 1 ? "" : "s", total);
+        char *suffix = i ? xasprintf("-%s", p->name) : xstrdup("");
+        json_t *t = json_pack(
+            "{s:s, s:s, s:b, s:s, s:i, s:o, s:I, s:i, s:i, s:I, s:i, s:i, s:i, s:i, s:b}", "name",
+            p->name, "display_name", p->display_name, "default", i == 0, "kernel_suffix", suffix,
+            "gpus", p->gpus, "gpu_models", p->gpus > 0 ? json_incref(models) : json_array(),
+            "memory_mb", (json_int_t)(p->memory >> 20), "cpu_shares", p->cpu_shares, "host_cpus",
+            cpus > 0 ? (int)cpus : 1, "disk_mb", (json_int_t)(p->disk >> 20), "idle_timeout_s",
+            p->idle_timeout_s, "max_lifetime_s", p->max_lifetime_s, "max_per_user",
+            p->max_per_user, "yours", yours, "network", p->network != 0);
+        json_object_set_new(t, "note", note ? json_string(note) : json_null());
+        if (p->gpus > 0) {
+            json_object_set_new(t, "gpus_total", json_integer(total));
+            json_object_set_new(t, "gpus_free", json_integer(free_now));
+            json_object_set_new(t, "queued", json_integer((json_int_t)waiting));
+        }
+        json_array_append_new(list, t);
+        free(note);
+        free(suffix);
+    }
+    json_decref(models);
+    http_reply_json(req, 200, list);
+}
+
 void runtimes_api(struct hub *h, struct http_req *req, const char *rest)
 {
     const struct http_req_view *v = http_view(req);
@@ -133,6 +210,13 @@ void runtimes_api(struct hub *h, struct http_req *req, const char *rest)
             return;
         }
         answer_with_figures(h, req, RT_LIST, all, NULL);
+        return;
+    }
+    if (!strcmp(rest, "/types")) {
+        if (v->method != HTTP_GET && v->method != HTTP_HEAD)
+            http_reply_error(req, 405, "method not allowed");
+        else
+            runtime_types(h, req);
         return;
     }
     char id[64];

@@ -61,6 +61,47 @@ describe('runtime types', { skip }, () => {
     assert.equal(r.status, 400);
     assert.match(r.body.message, /8 GPUs.*4/);
   });
+
+  test('/api/runtimes/types describes each type in people\'s words: GPUs, memory, limits, what is free', async () => {
+    const types = async (u) => {
+      const r = await api(ctx.server, u, 'GET', '/api/runtimes/types');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return Object.fromEntries(r.body.map((t) => [t.name, t]));
+    };
+    let t = await types('alice');
+    assert.deepEqual(Object.keys(t), ['cpu', 'gpu', 'short', 'huge', 'capped'], 'every profile, in config order');
+    assert.equal(t.cpu.default, true);
+    assert.equal(t.cpu.kernel_suffix, '');
+    assert.equal(t.gpu.kernel_suffix, '-gpu');
+    assert.equal(t.cpu.gpus, 0);
+    assert.deepEqual(t.cpu.gpu_models, [], 'a CPU type has no GPU model');
+    assert.equal(t.gpu.display_name, 'GPU');
+    assert.deepEqual(t.gpu.gpu_models.map((m) => [m.name, m.memory_mb, m.count]),
+      [0, 1, 2, 3].map((i) => [`Fake GPU ${i}`, 16384, 1]), 'the provider\'s models and memory');
+    assert.equal(t.gpu.gpus_total, 4);
+    assert.equal(t.gpu.gpus_free, 4);
+    assert.equal(t.gpu.queued, 0);
+    assert.equal(t.cpu.idle_timeout_s, 2);
+    assert.equal(t.short.max_lifetime_s, 4);
+    assert.equal(t.gpu.max_per_user, 5);
+    assert.ok(t.cpu.memory_mb > 0, 'a RAM limit');
+    assert.ok(t.cpu.host_cpus >= 1);
+    assert.equal(t.gpu.note, null);
+    assert.match(t.huge.note, /needs 8 GPUs; this server has 4/);
+
+    const r = await start('alice', 'python3-gpu');
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    try {
+      t = await types('alice');
+      assert.equal(t.gpu.yours, 1, 'her runtime counts against her limit');
+      assert.equal(t.gpu.gpus_free, 3);
+      assert.equal(t.cpu.yours, 0);
+      assert.equal((await types('bob')).gpu.yours, 0, 'not against anyone else\'s');
+    } finally {
+      await api(ctx.server, 'alice', 'DELETE', `/api/kernels/${r.body.id}`);
+    }
+    assert.equal((await api(ctx.server, 'alice', 'POST', '/api/runtimes/types')).status, 405);
+  });
 });
 
 describe('GPUs and the queue', { skip }, () => {
