@@ -121,7 +121,6 @@ static void runtime_reset(struct hub *h, struct http_req *req, struct kernel *k)
     kernel_reset(k, on_reset, c);
 }
 
-
 /* The host's GPUs by model, [{name, memory_mb, count}], in index order of first sight. */
 static json_t *gpu_models(const struct hub *h)
 {
@@ -138,15 +137,16 @@ static json_t *gpu_models(const struct hub *h)
                 same = m;
         }
         if (same) {
-            json_object_set_new(same, "count",
-                                json_integer(json_integer_value(json_object_get(same, "count")) + 1));
+            json_object_set_new(
+                same, "count",
+                json_integer(json_integer_value(json_object_get(same, "count")) + 1));
             continue;
         }
         json_t *name = json_string(g->name);
         if (!name)
             name = json_string("GPU"); /* a driver's name that is not UTF-8 */
-        json_array_append_new(models,
-                              json_pack("{s:o, s:I, s:i}", "name", name, "memory_mb", mb, "count", 1));
+        json_array_append_new(
+            models, json_pack("{s:o, s:I, s:i}", "name", name, "memory_mb", mb, "count", 1));
     }
     return models;
 }
@@ -179,8 +179,8 @@ static void runtime_types(struct hub *h, struct http_req *req)
             "gpus", p->gpus, "gpu_models", p->gpus > 0 ? json_incref(models) : json_array(),
             "memory_mb", (json_int_t)(p->memory >> 20), "cpu_shares", p->cpu_shares, "host_cpus",
             cpus > 0 ? (int)cpus : 1, "disk_mb", (json_int_t)(p->disk >> 20), "idle_timeout_s",
-            p->idle_timeout_s, "max_lifetime_s", p->max_lifetime_s, "max_per_user",
-            p->max_per_user, "yours", yours, "network", p->network != 0);
+            p->idle_timeout_s, "max_lifetime_s", p->max_lifetime_s, "max_per_user", p->max_per_user,
+            "yours", yours, "network", p->network != 0);
         json_object_set_new(t, "note", note ? json_string(note) : json_null());
         if (p->gpus > 0) {
             json_object_set_new(t, "gpus_total", json_integer(total));
