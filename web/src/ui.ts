@@ -25,8 +25,9 @@ export function clear(el: Element): void {
 interface DialogButton { label: string; value: string; primary?: boolean }
 
 /** A modal dialog with a body and buttons; resolves with the button's value, or null
- * when dismissed (Escape, click outside). */
-export function dialog(title: string, body: Node | string, buttons: DialogButton[], opts: { wide?: boolean; onOpen?: () => void } = {}): Promise<string | null> {
+ * when dismissed (Escape, click outside). opts.enter: the value Enter gives (outside
+ * buttons and text areas); opts.focus: a selector for what gets the focus first. */
+export function dialog(title: string, body: Node | string, buttons: DialogButton[], opts: { wide?: boolean; onOpen?: () => void; enter?: string; focus?: string; class?: string } = {}): Promise<string | null> {
   return new Promise((resolve) => {
     const back = h('div', { class: 'modal-back' });
     const done = (v: string | null) => {
@@ -35,9 +36,14 @@ export function dialog(title: string, body: Node | string, buttons: DialogButton
       resolve(v);
     };
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); done(null); }
+      if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); done(null); return; }
+      const t = e.target as HTMLElement | null;
+      if (e.key === 'Enter' && opts.enter !== undefined && !e.shiftKey && !e.ctrlKey && !e.altKey && !e.metaKey &&
+          t && box.contains(t) && t.tagName !== 'BUTTON' && t.tagName !== 'TEXTAREA') {
+        e.preventDefault(); e.stopPropagation(); done(opts.enter);
+      }
     };
-    const box = h('div', { class: 'modal' + (opts.wide ? ' wide' : ''), role: 'dialog', 'aria-label': title },
+    const box = h('div', { class: 'modal' + (opts.wide ? ' wide' : '') + (opts.class ? ' ' + opts.class : ''), role: 'dialog', 'aria-modal': 'true', 'aria-label': title },
       h('h2', { text: title }),
       h('div', { class: 'modal-body' }, body),
       h('div', { class: 'modal-buttons' }, ...buttons.map((b) =>
@@ -47,7 +53,7 @@ export function dialog(title: string, body: Node | string, buttons: DialogButton
     document.addEventListener('keydown', onKey, true);
     document.body.append(back);
     opts.onOpen?.();
-    const focus = box.querySelector<HTMLElement>('input, select, button.primary, button');
+    const focus = (opts.focus ? box.querySelector<HTMLElement>(opts.focus) : null) || box.querySelector<HTMLElement>('input, select, button.primary, button');
     focus?.focus();
   });
 }

@@ -23,6 +23,7 @@ import { OutputArea, Output, joinText } from './outputs';
 import { renderMarkdown } from './markdown';
 import { settleColabWidgets } from './colab';
 import { Form, formView, parseForm } from './forms';
+import { notebookSettings, SettingsChoice } from './settings';
 
 interface CellModel {
   id: string;
@@ -599,6 +600,7 @@ export class NotebookPage {
         ['Delete cell', () => this.sel && this.deleteCell(this.sel), 'Ctrl+M D'],
         ['Find and replace', () => this.showSide('find'), 'Ctrl+H'],
         ['Clear all outputs', () => this.clearAllOutputs()],
+        ['Notebook settings', () => this.changeRuntimeType('Notebook settings')],
       ]),
       menu('View', [
         ['Table of contents', () => this.showSide('toc')],
@@ -626,12 +628,12 @@ export class NotebookPage {
       ]));
 
     const connectBtn = h('button', { class: 'connect', 'data-testid': 'connect', onclick: () => {
-      if (this.conn === 'none') this.connect().catch((e) => toast(e.message, 'error'));
+      if (this.conn === 'none') this.connect().catch((e) => this.startFailed(e));
       else this.showRuntimeInfo();
     } });
     // While a GPU runtime waits in the queue, Colab's way out: a CPU runtime now.
     const cpuBtn = h('button', { class: 'use-cpu link', 'data-testid': 'use-cpu', text: 'Use a CPU runtime instead', hidden: true,
-      onclick: () => { this.useCpuInstead().catch((e) => toast(e.message, 'error')); } });
+      onclick: () => { this.useCpuInstead().catch((e) => this.startFailed(e)); } });
     this.statusEl.append(connectBtn, h('span', { class: 'dot' }), h('span', { class: 'label' }), cpuBtn);
     this.setStatus('Connect', 'none');
 
@@ -1114,7 +1116,7 @@ export class NotebookPage {
     this.abandonRuns('The runtime was shut down while this cell ran.');
     this.disconnect(false);
     this.banner('Runtime disconnected: the runtime was shut down (left idle too long, at its maximum lifetime, or from elsewhere). Its variables are gone; the outputs are kept in the notebook. Running a cell starts a new one.',
-      'info', [['Connect', () => { this.connect().catch((e) => toast(e.message, 'error')); }]]);
+      'info', [['Connect', () => { this.connect().catch((e) => this.startFailed(e)); }]]);
   }
 
   async runCell(c: Cell): Promise<void> {
@@ -1135,7 +1137,7 @@ export class NotebookPage {
       k = await this.ensureKernel();
     } catch (e) {
       c.setDone(true);
-      toast(`Cannot connect to a runtime: ${(e as Error).message}`, 'error');
+      this.startFailed(e, 'Cannot connect to a runtime: ');
       return;
     }
     if (!c.queued) return; // restarted meanwhile
@@ -1379,28 +1381,43 @@ export class NotebookPage {
     });
   }
 
-  async changeRuntimeType(): Promise<void> {
-    let specs: any;
-    try { specs = await api('GET', '/api/kernelspecs'); } catch (e) { toast((e as Error).message, 'error'); return; }
-    const current = this.kernelName();
-    const sel = h('select', { 'aria-label': 'Runtime type' });
-    for (const [name, s] of Object.entries<any>(specs.kernelspecs)) {
-      sel.append(h('option', { value: name, text: `${s.spec.display_name}`, selected: name === current }));
-    }
-    const v = await dialog('Change runtime type', h('label', { class: 'field' }, h('span', { text: 'Runtime type' }), sel), [
-      { label: 'Cancel', value: 'cancel' }, { label: 'Save', value: 'save', primary: true }]);
-    if (v !== 'save' || sel.value === current) return;
-    const spec = specs.kernelspecs[sel.value];
-    this.meta.kernelspec = { name: sel.value, display_name: spec.spec.display_name, language: spec.spec.language || 'python' };
-    const gpus = spec.spec.metadata?.labbook_gpus || 0;
-    if (gpus > 0) this.meta.accelerator = 'GPU';
+  /** Notebook settings (Colab's dialog, also Runtime > Change runtime type): the runtime
+   * type in people's words. Saving sets metadata.kernelspec and metadata.accelerator as
+   * Colab does, and offers to move a running runtime onto the new type. */
+  async changeRuntimeType(title = 'Change runtime type'): Promise<void> {
+    let choice: SettingsChoice | null;
+    try {
+      choice = await notebookSettings(title, this.kernelName(), String(this.meta.accelerator || '').toUpperCase() === 'GPU');
+    } catch (e) { toast((e as Error).message, 'error'); return; }
+    if (!choice) return;
+    const wasGpu = !!this.meta.accelerator;
+    if (choice.kernel === this.kernelName() && wasGpu === choice.type.gpus > 0) return;
+    this.meta.kernelspec = { name: choice.kernel, display_name: choice.display_name, language: choice.language };
+    if (choice.type.gpus > 0) this.meta.accelerator = 'GPU';
     else delete this.meta.accelerator;
     this.changed(true);
-    if (this.conn !== 'none') {
-      await this.disconnect(true);
-      await this.saveNow();
-      this.connect(sel.value).catch((e) => toast(e.message, 'error'));
+    if (this.conn === 'none') return;
+    const v = await dialog('Restart the runtime?', `This notebook now runs on ${choice.type.display_name}. The runtime it has now is deleted (its variables are lost; the outputs stay in the notebook) and one of the new type starts.`,
+      [{ label: 'Later', value: 'later' }, { label: `Restart on ${choice.type.display_name}`, value: 'restart', primary: true }], { enter: 'restart' });
+    if (v !== 'restart') {
+      toast(`${choice.type.display_name} is used from the next runtime on`);
+      return;
     }
+    await this.disconnect(true);
+    await this.saveNow(); /* the hub reads metadata.accelerator from the file */
+    this.connect(choice.kernel).catch((e) => this.startFailed(e));
+  }
+
+  /** A runtime that could not start: a refusal at the user's limit of a type (403) says
+   * so in a dialog that stays, with Manage sessions, as Colab does; anything else is a toast. */
+  startFailed(e: unknown, prefix = ''): void {
+    const msg = (e as Error).message;
+    if (!(e instanceof ApiError && e.status === 403)) { toast(prefix + msg, 'error'); return; }
+    const body = h('div', { 'data-testid': 'limit-refusal' },
+      h('p', { text: `Cannot start a runtime: ${msg}.` }),
+      h('p', { text: 'Terminate one of your runtimes in Manage sessions, or pick another type in Notebook settings.' }));
+    dialog('Runtime limit reached', body, [{ label: 'Close', value: 'close' }, { label: 'Manage sessions', value: 'manage', primary: true }], { enter: 'manage' })
+      .then((v) => { if (v === 'manage') this.manageSessions(); });
   }
 
   async manageSessions(): Promise<void> {
