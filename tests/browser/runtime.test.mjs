@@ -1,13 +1,18 @@
-// The runtime: change its type (GPU, from the hub's kernelspec variants), the
-// notebook's metadata.accelerator following it, gauges, "Manage sessions", and a lost
-// connection that shows its state and comes back by itself.
+// The runtime: Notebook settings (its types in people's words; choosing GPU switches
+// the runtime, metadata.accelerator following it), a refusal at the per-user limit
+// that offers Manage sessions, gauges, "Manage sessions", and a lost connection that
+// shows its state and comes back by itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { useBrowser, notebookJson, typeInCell, waitRun, outputText } from './lib/browser.mjs';
 
-const ctx = useBrowser({ config: '[runtimes]\ngpus = fake:1\n', users: ['alice', 'bob'] });
+// The GPU type's figures are set here so that the dialog's words can be checked.
+const ctx = useBrowser({
+  config: '[runtimes]\ngpus = fake:1\n[profile.gpu]\nmemory_mb = 4096\nidle_timeout_s = 7200\nmax_lifetime_s = 86400\n',
+  users: ['alice', 'bob'],
+});
 
 async function openNotebook(name, cells) {
   await ctx.api('PUT', `/api/contents/${name}`, { type: 'notebook', format: 'json', content: notebookJson(cells) });
@@ -17,21 +22,64 @@ async function openNotebook(name, cells) {
   return page;
 }
 
-test('change runtime type to GPU: the notebook says so (metadata.accelerator) and the runtime has it', async () => {
-  const page = await openNotebook('gpu.ipynb', [['code', 'import os\nprint(os.environ.get("CUDA_VISIBLE_DEVICES"))']]);
+test('Notebook settings shows each runtime type in words, with the keyboard: focus in, Escape, Enter saves', async () => {
+  const page = await openNotebook('settings.ipynb', [['code', 'print(1)']]);
+  await page.click('.menu-btn:has-text("Edit")');
+  await page.click('.menu-pop button:has-text("Notebook settings")');
+  const dlg = page.getByRole('dialog', { name: 'Notebook settings' });
+  const gpu = dlg.locator('.rt-card[data-type=gpu]');
+  await gpu.waitFor();
+  const gpuText = await gpu.innerText();
+  assert.match(gpuText, /Fake GPU 0 16 GB ×1/);
+  assert.match(gpuText, /4 GB RAM/);
+  assert.match(gpuText, /stops after 2 h idle, 24 h at most/);
+  assert.match(gpuText, /1 of 1 GPU free/);
+  assert.match(gpuText, /you have 0 of 1/);
+  const cpuText = await dlg.locator('.rt-card[data-type=cpu]').innerText();
+  assert.match(cpuText, /Accelerator\s+none/);
+  assert.match(cpuText, /\d+(\.\d)? GB RAM/);
+  assert.match(cpuText, /stops after 1\.5 h idle, 12 h at most/);
+  assert.match(cpuText, /you have 0 of 4/);
+  assert.doesNotMatch(await dlg.innerText(), /python3-gpu/, 'no kernelspec names');
+  // The focus is in the dialog, on the type the notebook has; Escape closes it unchanged.
+  assert.equal(await page.evaluate(() => document.activeElement.closest('.rt-card')?.dataset.type), 'cpu');
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'detached' });
+  assert.equal((await ctx.api('GET', '/api/contents/settings.ipynb')).content.metadata.accelerator, undefined);
+
+  // Runtime > Change runtime type is the same dialog: arrows pick GPU, Enter saves.
   await page.click('.menu-btn:has-text("Runtime")');
   await page.click('.menu-pop button:has-text("Change runtime type")');
-  const select = page.locator('.modal select');
-  // The dialog opens once /api/kernelspecs has answered: wait for its options.
-  await page.waitForSelector('.modal select option', { state: 'attached' });
-  const options = await select.locator('option').allTextContents();
-  assert.ok(options.some((o) => /GPU/.test(o)), `a GPU type is offered: ${options}`);
-  await select.selectOption('python3-gpu');
+  const again = page.getByRole('dialog', { name: 'Change runtime type' });
+  await again.locator('.rt-card[data-type=gpu]').waitFor();
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await again.locator('.rt-card[data-type=gpu] input').isChecked(), true);
+  await page.keyboard.press('Enter');
+  await again.waitFor({ state: 'detached' });
+  await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
+  const nb = await ctx.api('GET', '/api/contents/settings.ipynb');
+  assert.equal(nb.content.metadata.accelerator, 'GPU');
+  assert.equal(nb.content.metadata.kernelspec.name, 'python3-gpu');
+  assert.deepEqual(await ctx.api('GET', '/api/kernels'), [], 'nothing was running: nothing starts');
+});
+
+test('choosing GPU in Notebook settings moves the running runtime onto a GPU', async () => {
+  const page = await openNotebook('gpu.ipynb', [['code', 'import os\nprint(os.environ.get("CUDA_VISIBLE_DEVICES"))']]);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  assert.doesNotMatch(await outputText(page, 0), /GPU-/, 'a CPU runtime first');
+  assert.deepEqual((await ctx.api('GET', '/api/kernels')).map((k) => k.name), ['python3']);
+  await page.click('.menu-btn:has-text("Runtime")');
+  await page.click('.menu-pop button:has-text("Change runtime type")');
+  await page.locator('.modal .rt-card[data-type=gpu]').click();
   await page.click('.modal button:has-text("Save")');
+  // A runtime is running: the page offers to restart it on the new type.
+  await page.click('.modal button:has-text("Restart on GPU")');
   await page.waitForSelector('[data-testid=save-state]:has-text("All changes saved")');
   const nb = await ctx.api('GET', '/api/contents/gpu.ipynb');
   assert.equal(nb.content.metadata.accelerator, 'GPU');
   assert.equal(nb.content.metadata.kernelspec.name, 'python3-gpu');
+  await page.waitForSelector('[data-testid=runtime-status][data-state=idle]', { timeout: 60000 });
 
   await page.locator('.cell').nth(0).locator('.run').click();
   await waitRun(page, 0);
@@ -51,6 +99,35 @@ test('change runtime type to GPU: the notebook says so (metadata.accelerator) an
   await row.locator('button:has-text("Terminate")').click();
   await page.locator('.modal', { hasText: 'You have no runtimes' }).waitFor();
   assert.deepEqual(await ctx.api('GET', '/api/kernels'), []);
+});
+
+test('a start refused at the per-user limit says so and offers Manage sessions, which opens the sessions', async () => {
+  // alice holds her one GPU runtime (the GPU type's max_per_user is 1) from elsewhere.
+  const held = await ctx.api('POST', '/api/kernels', { name: 'python3-gpu' });
+  const nb = notebookJson([['code', 'print("second GPU")']]);
+  nb.metadata.accelerator = 'GPU';
+  nb.metadata.kernelspec = { name: 'python3-gpu', display_name: 'Python 3 (GPU)', language: 'python' };
+  await ctx.api('PUT', '/api/contents/limit.ipynb', { type: 'notebook', format: 'json', content: nb });
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.server.baseUrl}/notebooks/limit.ipynb`);
+  await page.waitForSelector('.cell');
+  await page.locator('.cell').nth(0).locator('.run').click();
+  const refusal = page.getByRole('dialog', { name: 'Runtime limit reached' });
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /the limit is 1/);
+  await refusal.locator('button:has-text("Manage sessions")').click();
+  const sessions = page.getByRole('dialog', { name: 'Active sessions' });
+  const row = sessions.locator('tr', { hasText: 'GPU' });
+  await row.waitFor();
+  // Terminating the one held frees the way: the cell runs on a GPU.
+  await row.locator('button:has-text("Terminate")').click();
+  await sessions.locator('text=You have no runtimes').waitFor();
+  await sessions.locator('button:has-text("Close")').click();
+  assert.deepEqual((await ctx.api('GET', '/api/kernels')).filter((k) => k.id === held.id), []);
+  await page.locator('.cell').nth(0).locator('.run').click();
+  await waitRun(page, 0);
+  assert.match(await outputText(page, 0), /second GPU/);
+  for (const k of await ctx.api('GET', '/api/kernels')) await ctx.api('DELETE', `/api/kernels/${k.id}`);
 });
 
 test('a lost connection shows its state and reconnects by itself, output included', async () => {
