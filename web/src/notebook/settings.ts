@@ -76,7 +76,8 @@ export function availabilityWords(t: RuntimeType): string {
 }
 
 export function yoursWords(t: RuntimeType): string {
-  return t.max_per_user ? `you have ${t.yours} of ${t.max_per_user}` : `you have ${t.yours}; no limit`;
+  if (!t.max_per_user) return `you have ${t.yours}; no limit`;
+  return `you have ${t.yours} of ${t.max_per_user}` + (t.yours >= t.max_per_user ? ': at the limit, a new one is refused' : '');
 }
 
 /** The facts shown on a type's card, in order: [label, words]. */
@@ -87,9 +88,9 @@ export function typeFacts(t: RuntimeType): [string, string][] {
     ['CPU', cpuWords(t)],
     ['Disk', t.disk_mb ? `${sizeWords(t.disk_mb)} disk` : 'no disk limit of its own'],
     ['Time limits', timeWords(t)],
-    ['Network', t.network ? 'internet access' : 'no internet access'],
   ];
-  const avail = availabilityWords(t);
+  if (!t.network) facts.push(['Network', 'no internet access']);
+  const avail = t.note ? '' : availabilityWords(t);
   if (avail) facts.push(['Available now', avail]);
   facts.push(['Your runtimes', yoursWords(t)]);
   return facts;
