@@ -1396,7 +1396,7 @@ export class NotebookPage {
     if (choice.type.gpus > 0) this.meta.accelerator = 'GPU';
     else delete this.meta.accelerator;
     this.changed(true);
-    if (this.conn === 'none') return;
+    if (this.conn === 'none' || choice.same) return;
     const v = await dialog('Restart the runtime?', `This notebook now runs on ${choice.type.display_name}. The runtime it has now is deleted (its variables are lost; the outputs stay in the notebook) and one of the new type starts.`,
       [{ label: 'Later', value: 'later' }, { label: `Restart on ${choice.type.display_name}`, value: 'restart', primary: true }], { enter: 'restart' });
     if (v !== 'restart') {
@@ -1412,7 +1412,7 @@ export class NotebookPage {
    * so in a dialog that stays, with Manage sessions, as Colab does; anything else is a toast. */
   startFailed(e: unknown, prefix = ''): void {
     const msg = (e as Error).message;
-    if (!(e instanceof ApiError && e.status === 403)) { toast(prefix + msg, 'error'); return; }
+    if (!(e instanceof ApiError && e.status === 403 && /limit/.test(msg))) { toast(prefix + msg, 'error'); return; }
     const body = h('div', { 'data-testid': 'limit-refusal' },
       h('p', { text: `Cannot start a runtime: ${msg}.` }),
       h('p', { text: 'Terminate one of your runtimes in Manage sessions, or pick another type in Notebook settings.' }));

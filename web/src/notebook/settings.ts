@@ -107,6 +107,8 @@ export interface SettingsChoice {
   display_name: string;
   language: string;
   type: RuntimeType;
+  /** the same kernel and type the notebook runs on already (only the words may differ) */
+  same: boolean;
 }
 
 /** Shows the settings dialog; resolves with the choice on Save, null on Cancel or Escape.
@@ -151,5 +153,6 @@ export async function notebookSettings(title: string, current: string, gpu: bool
   if (!type || !sel.value) return null;
   const kernel = sel.value + (type.kernel_suffix || '');
   const spec = all[kernel] || all[sel.value];
-  return { kernel, display_name: spec?.spec.display_name || kernel, language: spec?.spec.language || 'python', type };
+  const same = type === curType && sel.value === base;
+  return { kernel, display_name: spec?.spec.display_name || kernel, language: spec?.spec.language || 'python', type, same };
 }
