@@ -274,4 +274,22 @@ describe('userdata.get() in unsandboxed runtimes ([runtimes] sandbox = 0)', { sk
   test('the same flow through the agent socket in the runtime folder', async () => {
     await kernelFlow(ctx, k, 'plain.ipynb');
   });
+
+  test('requests are rate-limited per runtime: a burst of 20, then 10 a second', async () => {
+    assert.ok([200, 201].includes((await k.put('alice', 'RATE', 'r')).status));
+    await k.access('alice', 'RATE', 'rate.ipynb', true);
+    const s = await k.session('alice', 'rate.ipynb');
+    try {
+      const r = await run(s.c, "from google.colab import userdata\nok = limited = 0\nfor i in range(40):\n"
+        + "    try:\n        userdata.get('RATE'); ok += 1\n    except RuntimeError as e:\n"
+        + "        assert 'too many secret requests' in str(e), e; limited += 1\nprint(ok >= 20, limited > 0)");
+      assert.equal(r.status, 'ok', `${r.ename}: ${r.evalue}`);
+      assert.equal(r.stdout, 'True True\n');
+      // A moment later it answers again.
+      await new Promise((res) => setTimeout(res, 1200));
+      assert.equal((await run(s.c, "print(userdata.get('RATE'))")).stdout, 'r\n');
+    } finally {
+      await k.end('alice', s);
+    }
+  });
 });
