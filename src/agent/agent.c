@@ -29,6 +29,7 @@
 #include "agent/files.h"
 #include "agent/kernel.h"
 #include "agent/runlog.h"
+#include "agent/userdata.h"
 #include "common/fsat.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -450,6 +451,8 @@ struct agent {
     char exec_state[16];
     /* Runs in flight and what no hub has seen yet, for the next hub (runlog.h). */
     struct runlog *runlog;
+    /* google.colab.userdata's socket (userdata.h), or NULL. */
+    struct userdata *ud;
 };
 
 /* ---- hub output ---- */
@@ -553,6 +556,16 @@ static void hub_send_json(struct agent *a, enum stream_type type, json_t *o /* s
     it->iov[1] = (struct iovec){s, n};
     it->niov = 2;
     hub_push(a, it);
+}
+
+/* userdata.h's way to the hub: a STREAM_SECRET request. */
+static int send_secret_request(void *ctx, const char *json, size_t len)
+{
+    struct agent *a = ctx;
+    if (a->hub_fd < 0)
+        return -ENOTCONN;
+    hub_send_json(a, STREAM_SECRET, json_loadb(json, len, 0, NULL));
+    return a->hub_fd < 0 ? -ENOTCONN : 0;
 }
 
 static void send_state(struct agent *a, const char *state, const char *reason)
@@ -1238,6 +1251,10 @@ static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size
     case STREAM_FILE:
         serve_file(a, p, len);
         break;
+    case STREAM_SECRET_REPLY:
+        if (a->ud)
+            userdata_reply(a->ud, p, len);
+        break;
     case STREAM_RECORDED: {
         json_t *o = json_loadb((const char *)p, len, 0, NULL);
         json_t *id = json_object_get(o, "msg_id");
@@ -1257,6 +1274,8 @@ static int on_hub_frame(void *ctx, enum stream_type type, const uint8_t *p, size
 static void hub_lost(struct agent *a, const char *why)
 {
     hub_close(a);
+    if (a->ud)
+        userdata_hub_lost(a->ud);
     if (a->cfg.orphan_timeout_s <= 0) {
         log_info("agent: %s; shutting the kernel down", why);
         kernel_stop(a, AFTER_EXIT);
@@ -1449,7 +1468,7 @@ static int loop(struct agent *a)
         }
         /* Item i of rev[] is the hub, the signalfd, then the channels; absent ones
          * are left out of the poll set. */
-        zmq_pollitem_t items[3 + CH_COUNT];
+        zmq_pollitem_t items[3 + CH_COUNT + USERDATA_POLL_MAX];
         int map[3 + CH_COUNT], m = 0;
         memset(items, 0, sizeof(items));
         if (a->hub_fd >= 0) {
@@ -1473,10 +1492,15 @@ static int loop(struct agent *a)
             items[m].events = c == CH_HB || !a->outq ? ZMQ_POLLIN : 0;
             map[m++] = 2 + c;
         }
+        /* userdata's items go last, outside map[]. */
+        int ud_at = m, ud_n = a->ud ? userdata_poll_items(a->ud, items + m) : 0;
         long t = next_timeout(a), lt = agentlog_tick();
         if (lt >= 0 && (t < 0 || lt < t))
             t = lt;
-        int r = zmq_poll(items, m, t);
+        long ut = a->ud ? userdata_timeout(a->ud) : -1;
+        if (ut >= 0 && (t < 0 || ut < t))
+            t = ut;
+        int r = zmq_poll(items, m + ud_n, t);
         if (r < 0 && zmq_errno() != EINTR) {
             log_error("agent: zmq_poll: %s", zmq_strerror(zmq_errno()));
             return -zmq_errno();
@@ -1484,6 +1508,8 @@ static int loop(struct agent *a)
         short rev[3 + CH_COUNT] = {0};
         for (int i = 0; r > 0 && i < m; i++)
             rev[map[i]] = items[i].revents;
+        if (a->ud && r >= 0)
+            userdata_handle(a->ud, items + ud_at, ud_n);
         if (rev[1] & ZMQ_POLLIN)
             on_signal(a);
         if (rev[2 + CH_COUNT] & (ZMQ_POLLIN | ZMQ_POLLERR))
@@ -1511,6 +1537,28 @@ static int loop(struct agent *a)
 }
 
 /* ---- setup ---- */
+
+/* google.colab.userdata's socket: in the run folder the kernel sees at SANDBOX_RUN_DIR
+ * (owned by the sandbox's root, who alone may connect), or unsandboxed in the runtime's
+ * own 0700 folder. Without it userdata.get() says the runtime cannot reach its agent. */
+static void userdata_listen(struct agent *a)
+{
+    char *dir =
+        a->cfg.sandboxed ? sandbox_host_run_dir(a->cfg.sbx.state_dir) : xstrdup(a->cfg.runtime_dir);
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    uid_t owner = a->cfg.sandboxed && geteuid() == 0 ? sandbox_root_uid(&a->cfg.sbx) : (uid_t)-1;
+    char *err = NULL;
+    if (dfd < 0)
+        err = xasprintf("%s: %s", dir, strerror(errno));
+    else
+        a->ud = userdata_new(dfd, owner, send_secret_request, a, &err);
+    if (!a->ud)
+        log_warn("agent: no socket for google.colab.userdata: %s", err);
+    if (dfd >= 0)
+        close(dfd);
+    free(err);
+    free(dir);
+}
 
 static int hub_dial(const char *path)
 {
@@ -1631,6 +1679,8 @@ int agent_main(int argc, char **argv)
     } else {
         a->conn_path = xasprintf("%s/kernel-%s.json", a->cfg.runtime_dir, a->cfg.id);
     }
+    if (r == 0)
+        userdata_listen(a);
     a->zctx = zmq_ctx_new();
     if (r < 0) {
         char *reason =
@@ -1650,6 +1700,7 @@ out:
             ;
     }
     sandbox_release(&a->sbx);
+    userdata_free(a->ud);
     free(a->ipc_prefix);
     close_sockets(a);
     remove_conn_file(a);

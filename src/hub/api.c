@@ -24,6 +24,7 @@
 #include "hub/http.h"
 #include "hub/hub.h"
 #include "hub/kernels.h"
+#include "hub/secrets.h"
 #include "hub/sessions.h"
 #include "hub/tus.h"
 #include "hub/web.h"
@@ -623,6 +624,8 @@ void api_route(struct hub *h, struct http_req *req)
         contents_api(h, req, path + 13);
     } else if (str_starts_with(path, "/api/runtimes") && (path[13] == '\0' || path[13] == '/')) {
         runtimes_api(h, req, path + 13);
+    } else if (str_starts_with(path, "/api/secrets") && (path[12] == '\0' || path[12] == '/')) {
+        secrets_api(h, req, path + 12);
     } else if (str_starts_with(path, "/api/drive/")) {
         drive_api(h, req, path + 10);
     } else if (str_starts_with(path, "/files/")) {

@@ -28,6 +28,7 @@
 #include "hub/kernels.h"
 #include "hub/launcher.h"
 #include "hub/scheduler.h"
+#include "hub/secrets.h"
 #include "hub/sessions.h"
 #include "hub/tus.h"
 #include "sandbox/gpu.h"
@@ -416,6 +417,12 @@ int hub_main(int argc, char **argv)
         free(err);
         return 1;
     }
+    if (secrets_open(h, &err) < 0) {
+        /* Everything else works; /api/secrets and userdata.get() say why they cannot. */
+        log_error("users' secrets are unavailable: %s", err);
+        free(err);
+        err = NULL;
+    }
     r = gpu_provider_open(h->cfg.gpu_provider, &h->gpus, &err);
     if (r < 0) {
         log_error("GPUs: %s", err ? err : strerror(-r));
@@ -495,6 +502,7 @@ out:
     uv_run(h->loop, UV_RUN_DEFAULT);
     uv_loop_close(h->loop);
     contents_flush(); /* upload chunks already answered */
+    secrets_close(h);
     store_close(h->store);
     kernelspec_list_free(h->specs, h->nspecs);
     scheduler_free(h->sched);

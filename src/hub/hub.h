@@ -46,7 +46,8 @@ struct hub {
     char started[32];
     char last_activity[32];
     int http_connections;
-    uint64_t pool_retry_ms; /* no new pool runtime before this (after a failure) */
+    uint64_t pool_retry_ms;     /* no new pool runtime before this (after a failure) */
+    unsigned char *secrets_key; /* secrets.c: sealing users' secrets (sodium_malloc); or NULL */
 };
 
 /* `labbook serve [--config FILE] [--data DIR] [--port N] [--bind ADDR]`. */

@@ -21,6 +21,7 @@
 #include "hub/launcher.h"
 #include "hub/nbdoc.h"
 #include "hub/scheduler.h"
+#include "hub/secrets.h"
 #include "sandbox/gpu.h"
 #include "sandbox/sandbox.h"
 
@@ -720,6 +721,9 @@ static int on_agent_frame(void *ctx, enum stream_type type, const uint8_t *p, si
     case STREAM_GAP:
         on_gap(k, p, len);
         return 0;
+    case STREAM_SECRET:
+        secrets_on_agent_request(k, p, len);
+        return 0;
     default:
         return 0;
     }
@@ -1036,6 +1040,15 @@ static void colab_env(struct kernel *k, json_t *env)
 {
     struct hub *h = k->hub;
     const char *py = h->cfg.python_path;
+    /* Where google.colab.userdata asks the agent for secrets (agent/userdata.h). */
+    if (h->sandboxed) {
+        json_object_set_new(env, "LABBOOK_USERDATA_SOCKET",
+                            json_string(SANDBOX_RUN_DIR "/" USERDATA_SOCKET_NAME));
+    } else {
+        char *sock = xasprintf("%s/%s/" USERDATA_SOCKET_NAME, h->runtimes_dir, k->id);
+        json_object_set_new(env, "LABBOOK_USERDATA_SOCKET", json_string(sock));
+        free(sock);
+    }
     if (h->sandboxed) {
         json_object_set_new(env, "LABBOOK_DRIVE", json_string("/content/drive/MyDrive"));
         if (py && *py) {

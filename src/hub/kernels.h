@@ -90,6 +90,9 @@ struct kernel {
     /* File requests on its /content waiting for the agent's reply. */
     struct kfile *files;
     int64_t file_next;
+    /* secrets.c: its requests for secrets, a token bucket. */
+    double secret_tokens;
+    uint64_t secret_at_ms;
 };
 
 #define KERNEL_ID_BASE 100000

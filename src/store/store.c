@@ -2,6 +2,7 @@
  * with argon2id passwords, and API tokens and login cookies kept only as BLAKE2b hashes;
  * their revocation, and the cheap check that tells the hub something changed. */
 #include "store/store.h"
+#include "store/store_db.h"
 
 #include "common/util.h"
 
@@ -72,6 +73,24 @@ static const char *const migrations[] = {
     "  name TEXT NOT NULL,"
     "  deleted INTEGER NOT NULL"
     ");",
+    /* 4: each user's secrets (google.colab.userdata), encrypted by the hub before they
+     * get here (store/secrets.h), and the notebooks each may be read from */
+    "CREATE TABLE secrets ("
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  nonce BLOB NOT NULL,"
+    "  value BLOB NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, name)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE secret_grants ("
+    "  user_id INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  notebook TEXT NOT NULL,"
+    "  PRIMARY KEY (user_id, name, notebook),"
+    "  FOREIGN KEY (user_id, name) REFERENCES secrets(user_id, name) ON DELETE CASCADE"
+    ") WITHOUT ROWID;",
 };
 
 #define USER_COLS "u.id, u.name, u.admin, u.password_hash IS NOT NULL, u.created, u.disabled"
@@ -350,6 +369,11 @@ out:
     sqlite3_finalize(st);
     store_close(s);
     return r;
+}
+
+sqlite3 *store_db(struct store *s)
+{
+    return s->db;
 }
 
 void store_close(struct store *s)

@@ -55,9 +55,17 @@ enum stream_type {
     STREAM_HISTORY = 12,
     STREAM_GAP = 13,
     STREAM_RECORDED = 14,
+    /* google.colab.userdata (docs/agent-protocol.md, "Secrets"); numbered apart from the
+     * rest so that other additions need not renumber them. */
+    STREAM_SECRET = 20,
+    STREAM_SECRET_REPLY = 21,
 };
 
 #define STREAM_HEADER_LEN 5
+
+/* The agent's socket for google.colab.userdata, in the runtime's run folder (a sandbox's
+ * SANDBOX_RUN_DIR) or, unsandboxed, its runtime folder: the hub tells the kernel where. */
+#define USERDATA_SOCKET_NAME "userdata.sock"
 
 /* Fills hdr with the 5-byte frame header for a payload of n bytes. */
 void stream_header(uint8_t hdr[STREAM_HEADER_LEN], enum stream_type type, size_t n);

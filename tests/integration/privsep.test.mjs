@@ -110,6 +110,25 @@ atexit.register(bye)
     assert.ok(!fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(`/runtimes/${id}/`), 'its disk is unmounted');
   });
 
+  test("secrets: the key is the hub user's, 0600; a runtime from the pool reads a granted secret through its agent", async () => {
+    const labbookUid = Number(execFileSync('id', ['-u', 'labbook'], { encoding: 'utf8' }).trim());
+    const key = fs.statSync(path.join(server.dataDir, 'secrets.key'));
+    assert.equal(key.uid, labbookUid);
+    assert.equal(key.mode & 0o777, 0o600);
+    assert.equal((await api(server, 'alice', 'PUT', '/api/secrets/PRIV', { value: 'through-the-launcher' })).status, 201);
+    assert.equal((await api(server, 'alice', 'PUT', '/api/secrets/PRIV/access', { notebook: 'priv.ipynb', access: true })).status, 200);
+    const s = await api(server, 'alice', 'POST', '/api/sessions', { path: 'priv.ipynb', name: 'priv.ipynb', type: 'notebook', kernel: { name: 'python3' } });
+    assert.equal(s.status, 201, s.text);
+    try {
+      await until(async () => (await api(server, 'alice', 'GET', `/api/kernels/${s.body.kernel.id}`)).body?.execution_state === 'idle',
+        { timeoutMs: 30000, what: 'kernel idle' });
+      const r = await probe(server, 'alice', s.body.kernel.id, "from google.colab import userdata\nR['v'] = userdata.get('PRIV')");
+      assert.equal(r.v, 'through-the-launcher');
+    } finally {
+      await api(server, 'alice', 'DELETE', `/api/sessions/${s.body.id}`);
+    }
+  });
+
   test('the CLI run as root keeps the database usable by the hub; a restart adopts runtimes', async () => {
     labbookCli(['user', 'add', 'carol', '--data', server.dataDir]);
     const tok = labbookCli(['user', 'token', 'carol', '--data', server.dataDir]).trim();

@@ -20,6 +20,8 @@ const paths: Record<string, string> = {
   down: 'M12 5v14M6 13l6 6 6-6',
   copy: 'M8 8h12v12H8zM4 16V4h12',
   clear: 'M6 6l12 12M18 6 6 18',
+  key: 'M8 11a4 4 0 1 0 0 8 4 4 0 1 0 0-8zM11 13l9-9M17 7l3 3M15 9l2 2',
+  eye: 'M2 12s4-7 10-7 10 7 10 7-4 7-10 7S2 12 2 12zM12 9a3 3 0 1 0 0 6 3 3 0 1 0 0-6z',
 };
 
 /** An inline SVG icon; `label` makes it readable to screen readers. */

@@ -2,10 +2,10 @@
 
 drive.mount() shows the user's labbook drive where a Colab notebook expects Google
 Drive; files.upload() and files.download() move files between the browser and the
-runtime through labbook's UI. Kernels find this package on PYTHONPATH, which the hub
-sets for every runtime.
+runtime through labbook's UI; userdata.get() reads the secrets of the Secrets panel.
+Kernels find this package on PYTHONPATH, which the hub sets for every runtime.
 """
 
-from google.colab import drive, files  # noqa: F401
+from google.colab import drive, files, userdata  # noqa: F401
 
-__all__ = ["drive", "files"]
+__all__ = ["drive", "files", "userdata"]

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "common/util.h"
+#include "store/secrets.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -101,7 +102,7 @@ static bool db_contains(const char *path, const void *needle, size_t n)
 static void test_migrations_fresh_and_reopen(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
     struct stat sb;
     assert_int_equal(stat(f->path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -127,7 +128,7 @@ static void test_migrations_fresh_and_reopen(void **state)
     struct user u;
     assert_int_equal(store_user_get(f->s, "alice", &u), 0);
     assert_true(u.admin);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
     /* WAL mode is persistent in the file. */
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -490,7 +491,7 @@ static void test_migration_keeps_old_tokens(void **state)
     free(sql);
     char *err = NULL;
     assert_int_equal(store_open(f->path, &f->s, &err), 0);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
     struct user u;
     assert_int_equal(store_token_check(f->s, hex, &u), 0);
     assert_string_equal(u.name, "old");
@@ -755,6 +756,77 @@ static void test_hub_state(void **state)
     assert_string_equal(acc, "s1={};");
 }
 
+static void count_secret(void *ctx, const struct store_secret *sec)
+{
+    (void)sec;
+    ++*(int *)ctx;
+}
+
+static void note_granted(void *ctx, const struct store_secret *sec)
+{
+    if (sec->granted)
+        ++*(int *)ctx;
+}
+
+/* Secrets: put and replace, per-user names, grants per notebook, the caps, and a user's
+ * deletion taking their secrets and grants. */
+static void test_secrets(void **state)
+{
+    struct fixture *f = *state;
+    struct user a, b;
+    assert_int_equal(store_user_add(f->s, "alice", false, NULL), 0);
+    assert_int_equal(store_user_add(f->s, "bob", false, NULL), 0);
+    assert_int_equal(store_user_get(f->s, "alice", &a), 0);
+    assert_int_equal(store_user_get(f->s, "bob", &b), 0);
+    bool created = false;
+    assert_int_equal(store_secret_put(f->s, a.id, "K", "n1", 2, "sealed1", 7, &created), 0);
+    assert_true(created);
+    assert_int_equal(store_secret_put(f->s, a.id, "K", "n2", 2, "sealed2", 7, &created), 0);
+    assert_false(created);
+    uint8_t *nonce, *sealed;
+    size_t nl, sl;
+    assert_int_equal(store_secret_get(f->s, a.id, "K", &nonce, &nl, &sealed, &sl, NULL), 0);
+    assert_memory_equal(sealed, "sealed2", 7);
+    free(nonce);
+    free(sealed);
+    assert_int_equal(store_secret_get(f->s, b.id, "K", &nonce, &nl, &sealed, &sl, NULL), -ENOENT);
+    bool g = true;
+    assert_int_equal(store_secret_granted(f->s, a.id, "K", "x.ipynb", &g), 0);
+    assert_false(g);
+    assert_int_equal(store_secret_grant(f->s, a.id, "K", "x.ipynb", true), 0);
+    assert_int_equal(store_secret_grant(f->s, a.id, "K", "x.ipynb", true), 0); /* twice: once */
+    assert_int_equal(store_secret_granted(f->s, a.id, "K", "x.ipynb", &g), 0);
+    assert_true(g);
+    assert_int_equal(store_secret_granted(f->s, a.id, "K", "y.ipynb", &g), 0);
+    assert_false(g);
+    assert_int_equal(store_secret_grant(f->s, b.id, "K", "x.ipynb", true), -ENOENT);
+    int n = 0;
+    assert_int_equal(store_secret_list(f->s, a.id, "x.ipynb", note_granted, &n), 0);
+    assert_int_equal(n, 1);
+    /* Deleting and making it again: the old grant is gone. */
+    assert_int_equal(store_secret_delete(f->s, a.id, "K"), 0);
+    assert_int_equal(store_secret_delete(f->s, a.id, "K"), -ENOENT);
+    assert_int_equal(store_secret_put(f->s, a.id, "K", "n", 1, "s", 1, NULL), 0);
+    assert_int_equal(store_secret_granted(f->s, a.id, "K", "x.ipynb", &g), 0);
+    assert_false(g);
+    /* The cap on secrets per user. */
+    for (int i = 1; i < STORE_SECRETS_MAX; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "S%d", i);
+        assert_int_equal(store_secret_put(f->s, a.id, name, "n", 1, "s", 1, NULL), 0);
+    }
+    assert_int_equal(store_secret_put(f->s, a.id, "ONE_MORE", "n", 1, "s", 1, NULL), -EDQUOT);
+    assert_int_equal(store_secret_put(f->s, a.id, "K", "n", 1, "s2", 2, NULL), 0); /* replace */
+    n = 0;
+    assert_int_equal(store_secret_list(f->s, a.id, NULL, count_secret, &n), 0);
+    assert_int_equal(n, STORE_SECRETS_MAX);
+    assert_int_equal(store_secret_grant(f->s, a.id, "K", "x.ipynb", true), 0);
+    /* A deleted user's secrets and grants go with them. */
+    assert_int_equal(store_user_delete(f->s, "alice", NULL), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM secrets"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM secret_grants"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +843,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_names_expiry_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_changed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

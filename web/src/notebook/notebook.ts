@@ -24,6 +24,7 @@ import { renderMarkdown } from './markdown';
 import { settleColabWidgets } from './colab';
 import { Form, formView, parseForm } from './forms';
 import { notebookSettings, SettingsChoice } from './settings';
+import { drawSecrets } from './secrets';
 
 interface CellModel {
   id: string;
@@ -646,7 +647,8 @@ export class NotebookPage {
         h('button', { title: 'Interrupt execution (Ctrl+M I)', 'aria-label': 'Interrupt', onclick: () => this.interrupt() }, icon('stop')),
         h('button', { class: 'icon', title: 'Table of contents', onclick: () => this.showSide('toc') }, icon('toc')),
         h('button', { class: 'icon', title: 'Files', onclick: () => this.showSide('files') }, icon('folder')),
-        h('button', { class: 'icon', title: 'Find and replace', onclick: () => this.showSide('find') }, icon('search'))),
+        h('button', { class: 'icon', title: 'Find and replace', onclick: () => this.showSide('find') }, icon('search')),
+        h('button', { class: 'icon', title: 'Secrets', 'aria-label': 'Secrets', onclick: () => this.showSide('secrets') }, icon('key'))),
       h('span', { class: 'spacer' }), this.gaugesEl, this.statusEl);
 
     this.root.append(head, bar, this.bannerEl, h('div', { class: 'nb-main' }, this.side, h('main', { class: 'nb-scroll' }, this.list)));
@@ -1463,6 +1465,7 @@ export class NotebookPage {
     if (which === 'toc') this.drawToc();
     else if (which === 'files') this.drawFiles();
     else if (which === 'find') this.drawFind();
+    else if (which === 'secrets') drawSecrets(this.side, this.path);
   }
 
   private tocTimer = 0;
