@@ -30,6 +30,7 @@
 #include "hub/scheduler.h"
 #include "hub/sessions.h"
 #include "hub/tus.h"
+#include "hub/trash.h"
 #include "sandbox/gpu.h"
 #include "sandbox/sandbox.h"
 
@@ -97,6 +98,7 @@ static void on_tick(uv_timer_t *t)
         channels_expire(k);
     kernels_tick(h);
     tus_tick(h);
+    trash_tick(h);
     figures_write_status(h);
 }
 
