@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { useServer, RUN_LABBOOK_ONLY } from './lib/server.mjs';
+import os from 'node:os';
+import { useServer, labbookCli, IS_LABBOOK, RUN_LABBOOK_ONLY } from './lib/server.mjs';
 import { api, rawRequest, sleep } from './lib/clients.mjs';
 import { walk } from './lib/drive.mjs';
 
@@ -272,4 +273,16 @@ describe('trash expiry', { skip }, () => {
     assert.ok(!fs.existsSync(path.join(s.drive('alice'), 'now.txt')));
     assert.deepEqual(fs.readdirSync(at), [], 'nothing kept');
   });
+});
+
+test('trash_days is validated', { skip: IS_LABBOOK ? false : 'a labbook config key' }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labbook-trash-cfg-'));
+  for (const v of ['-1', 'abc', '3651', 'nan', '1e9']) {
+    fs.writeFileSync(path.join(dir, 'bad.ini'), `[drive]\ntrash_days = ${v}\n`);
+    let err = null;
+    try { labbookCli(['serve', '--config', path.join(dir, 'bad.ini'), '--data', path.join(dir, 'data'), '--port', '1']); } catch (e) { err = e; }
+    assert.ok(err, `trash_days = ${v} is refused`);
+    assert.match(String(err.stderr), new RegExp(`\\[drive\\] trash_days: impossible value "${v}"`));
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
 });
