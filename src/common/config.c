@@ -39,6 +39,20 @@ static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max, int64_
     return 0;
 }
 
+/* A number of days from 0 to max, fractions allowed (tests use a few seconds), into
+ * seconds: a positive figure is at least 1 s. */
+static int set_days(int64_t *dst, const char *v, double max)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= 0 && d <= max))
+        return -1;
+    int64_t s = (int64_t)(d * 86400 + 0.5);
+    *dst = d > 0 && s == 0 ? 1 : s;
+    return 0;
+}
+
 static struct profile *profile_get(struct config *cfg, const char *name, bool create)
 {
     for (int i = 0; i < cfg->nprofiles; i++)
@@ -215,7 +229,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
         else if (!strcmp(name, "max_extracts_per_user")) {
             r = set_int(&v, value, 1, 1000, 1);
             cfg->extracts_per_user = (int)v;
-        }
+        } else if (!strcmp(name, "trash_days"))
+            r = set_days(&cfg->trash_s, value, 3650);
     } else if (!strcmp(section, "kernels")) {
         if (!strcmp(name, "default"))
             r = set_str(&cfg->default_kernel, value);
@@ -283,6 +298,7 @@ int config_load(const char *path, struct config *cfg, char **err)
     cfg->extract_max_entry = 10240 * MB;
     cfg->extract_max_ratio = 1000;
     cfg->extracts_per_user = 4;
+    cfg->trash_s = 30 * 86400;
     profile_get(cfg, "cpu", true);
     if (!path)
         return 0;

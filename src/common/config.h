@@ -70,6 +70,8 @@ struct config {
     int64_t extract_max_entry;   /* extract_max_entry_mb = 10240: largest file in an archive */
     int64_t extract_max_ratio;   /* extract_max_ratio = 1000: unpacked bytes per archive byte */
     int extracts_per_user;       /* max_extracts_per_user = 4: extractions running at once */
+    int64_t trash_s;             /* trash_days = 30: a deleted item stays in the trash that long,
+                                    in seconds (fractions of a day allowed; 0: no trash) */
     /* [profile.*]: "cpu" always exists and comes first; "gpu" is added when the
      * host has GPUs and the file does not define it. */
     struct profile *profiles;

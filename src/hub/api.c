@@ -258,6 +258,7 @@ static void contents_work(uv_work_t *w)
             goto done;
         }
     }
+    j->req.to_trash = j->h->cfg.trash_s > 0;
     j->status = contents_handle(&j->req, &out, &j->location);
     if (strcmp(j->method, "GET"))
         drive_usage_forget(j->h->drive, j->user.name);

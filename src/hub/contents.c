@@ -9,6 +9,7 @@
 
 #include "common/utf8.h"
 #include "common/util.h"
+#include "hub/trash.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -2065,7 +2066,17 @@ static int op_delete(struct op *op, const char *norm)
         close(pfd);
         return reply_err(op, 404, NULL, "File or directory does not exist: %s", norm);
     }
-    if (S_ISDIR(st.st_mode)) {
+    /* to the trash, except the google.colab transfer files (never listed) */
+    if (op->req->to_trash && !str_starts_with(norm, ".labbook/")) {
+        char id[TRASH_ID_LEN + 1];
+        r = trash_put(op->root_fd, norm, id);
+        if (r == 0 && op->location) {
+            free(*op->location);
+            *op->location = xasprintf("/api/drive/trash/%s", id);
+        }
+        if (r == 0 && !S_ISDIR(st.st_mode))
+            checkpoint_move(op->root_fd, norm, NULL);
+    } else if (S_ISDIR(st.st_mode)) {
         r = fs_remove_tree(pfd, name, 0);
     } else {
         r = unlinkat(pfd, name, 0) < 0 ? -errno : 0;

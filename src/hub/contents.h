@@ -46,6 +46,9 @@ struct contents_req {
      * file: a background thread appends them in order, overlapping the client's next
      * chunk. The last chunk waits for them, then writes, syncs and renames. */
     bool write_behind;
+    /* DELETE moves to the user's trash (docs/drive.md, "Trash") rather than removing;
+     * its 204 then carries *location = "/api/drive/trash/ID". */
+    bool to_trash;
 };
 
 /* Lets the writer thread append the upload chunks queued so far: called once their

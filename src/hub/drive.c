@@ -19,6 +19,7 @@
 #include "hub/extract.h"
 #include "hub/http.h"
 #include "hub/hub.h"
+#include "hub/trash.h"
 
 #define USAGE_FRESH_MS 5000
 
@@ -187,6 +188,8 @@ void drive_api(struct hub *h, struct http_req *req, const char *rest)
         usage_api(h, req);
     } else if (!strcmp(rest, "/extract") || str_starts_with(rest, "/extract/")) {
         extract_api(h, req, rest + strlen("/extract"));
+    } else if (!strcmp(rest, "/trash") || str_starts_with(rest, "/trash/")) {
+        trash_api(h, req, rest + strlen("/trash"));
     } else if (!strcmp(rest, "/zip") || str_starts_with(rest, "/zip/")) {
         download_zip(h, req, rest + strlen("/zip"));
     } else {

@@ -27,6 +27,8 @@ struct drive {
     bool stopping;       /* the hub is shutting down: extractions stop (read by workers) */
     uint64_t last_sweep; /* when expired uploads were last looked for (ms) */
     bool sweeping;
+    uint64_t trash_last_sweep; /* when expired trash was last looked for (ms) */
+    bool trash_sweeping;
 };
 
 struct drive *drive_new(const char *data_dir);

@@ -31,6 +31,7 @@
 #include "hub/secrets.h"
 #include "hub/sessions.h"
 #include "hub/tus.h"
+#include "hub/trash.h"
 #include "sandbox/gpu.h"
 #include "sandbox/sandbox.h"
 
@@ -98,6 +99,7 @@ static void on_tick(uv_timer_t *t)
         channels_expire(k);
     kernels_tick(h);
     tus_tick(h);
+    trash_tick(h);
     figures_write_status(h);
 }
 

@@ -38,7 +38,7 @@
 
 bool web_is_page(const char *path)
 {
-    static const char *const exact[] = {"/", "/tree", "/lab", "/notebooks", "/edit"};
+    static const char *const exact[] = {"/", "/tree", "/lab", "/notebooks", "/edit", "/trash"};
     for (size_t i = 0; i < ARRAY_SIZE(exact); i++)
         if (!strcmp(path, exact[i]))
             return true;

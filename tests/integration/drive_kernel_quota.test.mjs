@@ -77,6 +77,9 @@ R['read'] = len(open(D + '/small.bin', 'rb').read())
       // Free space through the hub: the kernel may write again soon.
       const del = await api(ctx.server, 'alice', 'DELETE', `/api/contents/big-${which}.bin`);
       assert.equal(del.status, 204, del.text);
+      // The trash still counts against the quota (docs/drive.md, "Trash"): delete it forever.
+      const forever = await api(ctx.server, 'alice', 'DELETE', del.headers.get('location'));
+      assert.equal(forever.status, 204, forever.text);
       const A = await probe(ctx.server, 'alice', id, `${FILL}
 for _ in range(50):
     R['again'] = fill('/content/drive/MyDrive/again.bin', 1, 0)

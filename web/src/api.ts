@@ -83,6 +83,19 @@ export const contents = {
   remove(p: string): Promise<void> {
     return api('DELETE', contentsUrl(p));
   },
+  /** Deletes p (to the trash when the hub keeps one): the trash item's id, or null. */
+  async trash(p: string): Promise<string | null> {
+    const r = await fetch(contentsUrl(p), { method: 'DELETE', headers: { 'X-XSRFToken': xsrfToken() }, credentials: 'same-origin' })
+      .catch(() => { throw new ApiError(0, 'the server cannot be reached'); });
+    if (!r.ok) {
+      let msg = `${r.status} ${r.statusText}`;
+      try { const j = await r.json(); if (j && j.message) msg = j.message; } catch { /* not JSON */ }
+      throw new ApiError(r.status, msg);
+    }
+    const loc = r.headers.get('location') || '';
+    const m = loc.match(/^\/api\/drive\/trash\/([0-9a-f]{32})$/);
+    return m ? m[1] : null;
+  },
   async exists(p: string): Promise<boolean> {
     try {
       await contents.get(p, { content: false });
@@ -199,3 +212,21 @@ export interface Me {
 export function me(): Promise<Me> {
   return api('GET', '/api/me');
 }
+
+/** An item of the drive's trash (GET /api/drive/trash). */
+export interface TrashItem { id: string; name: string; path: string; type: 'file' | 'directory'; deleted: string; size: number }
+
+export const trash = {
+  list(): Promise<{ items: TrashItem[]; truncated: boolean; days: number }> {
+    return api('GET', '/api/drive/trash');
+  },
+  restore(id: string): Promise<{ path: string; name: string }> {
+    return api('POST', `/api/drive/trash/${id}/restore`);
+  },
+  deleteForever(id: string): Promise<void> {
+    return api('DELETE', `/api/drive/trash/${id}`);
+  },
+  empty(): Promise<{ deleted: number }> {
+    return api('DELETE', '/api/drive/trash');
+  },
+};

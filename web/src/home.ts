@@ -4,7 +4,7 @@
 // (with a folder picker), delete, download (files, and folders as zips); selection
 // with Shift/Ctrl, Delete and F2, a context menu; text files open in the editor
 // page, images in a preview (fileview.ts); recent notebooks.
-import { ContentsModel, contents, downloadFile } from './api';
+import { ContentsModel, contents, downloadFile, trash } from './api';
 import { downloadUrl, folderZipUrl, isArchive, showExtraction, startExtract, uploadFiles } from './upload';
 import { ask, clear, confirmBox, contextMenu, dialog, formatDate, formatSize, h, naturalCompare, notebookUrl, recent, toast, treeUrl } from './ui';
 import { navigate, topBar } from './main';
@@ -214,12 +214,24 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
       : `Delete these ${its.length} items${its.some((x) => x.type === 'directory') ? ', folders with everything in them' : ''}? ` +
         its.slice(0, 5).map((x) => x.name).join(', ') + (its.length > 5 ? `, and ${its.length - 5} more` : '');
     if (!(await confirmBox('Delete', what, 'Delete'))) return;
+    const trashed: string[] = [];
     for (const it of its) {
       try {
-        await contents.remove(it.path);
+        const id = await contents.trash(it.path);
+        if (id) trashed.push(id);
         recent.remove(it.path);
         selected.delete(it.name);
       } catch (e) { toast(`Deleting ${it.name} failed: ${(e as Error).message}`, 'error'); }
+    }
+    if (trashed.length) {
+      toast(trashed.length === 1 ? 'Moved to trash' : `${trashed.length} items moved to trash`, 'info', 10000, {
+        label: 'Undo', run: async () => {
+          for (const id of trashed) {
+            try { await trash.restore(id); } catch (e) { toast(`Restoring failed: ${(e as Error).message}`, 'error'); }
+          }
+          refresh();
+        },
+      });
     }
     refresh();
   };
@@ -396,6 +408,7 @@ export async function renderHome(root: HTMLElement, dir: string): Promise<void> 
           h('input', { type: 'checkbox', 'data-testid': 'extract-on-arrival', checked: extractOnArrival(),
             onchange: (e: Event) => localStorage.setItem(EXTRACT_KEY, (e.target as HTMLInputElement).checked ? '1' : '0') }),
           ' Extract archives on arrival'),
+        h('a', { class: 'side-link', href: '/trash', 'data-testid': 'trash-link', onclick: (e: Event) => { e.preventDefault(); navigate('/trash'); } }, icon('trash'), ' Trash'),
         h('h3', { text: 'Recent notebooks' }),
         recentBox,
         h('button', { class: 'link', text: 'Open a notebook by path…', onclick: async () => {

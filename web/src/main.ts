@@ -4,6 +4,7 @@
 import { me } from './api';
 import { h, toast } from './ui';
 import { renderHome } from './home';
+import { renderTrash } from './trash';
 import { renderEditor } from './fileview';
 import { applyTheme, themeSwitch } from './theme';
 
@@ -52,6 +53,8 @@ async function route(): Promise<void> {
       const { openNotebook } = await import('./notebook/notebook');
       if (seq !== routeSeq) return;
       await openNotebook(app, decodePath(p.slice('/notebooks/'.length)));
+    } else if (p === '/trash') {
+      await renderTrash(app);
     } else if (p.startsWith('/edit/')) {
       await renderEditor(app, decodePath(p.slice('/edit/'.length)));
     } else {

@@ -81,12 +81,18 @@ export async function confirmBox(title: string, text: string, ok = 'OK'): Promis
 let toastBox: HTMLElement | null = null;
 
 /** A short message at the bottom of the page. */
-export function toast(text: string, kind: 'info' | 'error' = 'info', ms = 5000): void {
+/** A passing message at the bottom left; with action, a button in it (Undo) that runs
+ * once and closes the toast. */
+export function toast(text: string, kind: 'info' | 'error' = 'info', ms = 5000,
+  action?: { label: string; run: () => void }): void {
   if (!toastBox || !toastBox.isConnected) {
     toastBox = h('div', { class: 'toasts', role: 'status', 'aria-live': 'polite' });
     document.body.append(toastBox);
   }
-  const t = h('div', { class: 'toast ' + kind, text });
+  const t = h('div', { class: 'toast ' + kind }, h('span', { text }));
+  if (action) {
+    t.append(h('button', { class: 'toast-act', text: action.label, onclick: () => { t.remove(); action.run(); } }));
+  }
   toastBox.append(t);
   setTimeout(() => t.remove(), ms);
 }
