@@ -72,6 +72,7 @@ struct run {
     /* the last parent folder opened, reused for entries in the same folder */
     char *parent;
     int parentfd;
+    bool marked; /* the marker is written: the moves have begun */
 };
 
 static int fail(struct run *r, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -354,6 +355,9 @@ static int publish(int from, int to, bool dry, int depth, char *clash, size_t cl
     return rc;
 }
 
+static int write_marker(int to_fd, const char *tmp_name, const struct extract_result *res);
+static void marker_name(const char *tmp_name, char out[NAME_MAX + 1]);
+
 static int run_archive(struct run *r, int archive_fd, int to_fd, const char *tmp_name)
 {
     struct stat st;
@@ -404,12 +408,82 @@ static int run_archive(struct run *r, int archive_fd, int to_fd, const char *tmp
     rc = publish(r->tmpfd, to_fd, true, 0, clash, sizeof(clash));
     if (rc == -EEXIST)
         return fail(r, rc, "\"%s\" is in the way: a file and a folder of that name", clash);
-    if (rc == 0)
-        rc = publish(r->tmpfd, to_fd, false, 0, clash, sizeof(clash));
+    /* From here on the extraction is complete: the marker says so to the next hub,
+     * which finishes the moves if this one dies part way through them. */
+    if (rc == 0 && (rc = write_marker(to_fd, tmp_name, r->res)) < 0)
+        return fail(r, rc, "cannot save the files: %s", strerror(-rc));
+    r->marked = true;
+    rc = publish(r->tmpfd, to_fd, false, 0, clash, sizeof(clash));
     if (rc < 0)
         return fail(r, rc, "cannot move the files into place: %s", strerror(-rc));
     fsync(to_fd);
     return 0;
+}
+
+/* The name of the marker beside the temporary folder tmp_name. */
+static void marker_name(const char *tmp_name, char out[NAME_MAX + 1])
+{
+    snprintf(out, NAME_MAX + 1, "%s.done", tmp_name);
+}
+
+/* Writes the marker (the counts in it, for the job's record) through a temporary name
+ * and a rename, and makes it durable with the folder. */
+static int write_marker(int to_fd, const char *tmp_name, const struct extract_result *res)
+{
+    char name[NAME_MAX + 1], tmp[NAME_MAX + 8];
+    marker_name(tmp_name, name);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+    int fd = openat(to_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    char text[64];
+    int n =
+        snprintf(text, sizeof(text), "%lld %lld\n", (long long)res->entries, (long long)res->bytes);
+    int rc = write_all(fd, text, (size_t)n);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0 && renameat(to_fd, tmp, to_fd, name) < 0)
+        rc = -errno;
+    if (rc == 0 && fsync(to_fd) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlinkat(to_fd, tmp, 0);
+    return rc;
+}
+
+int extract_recover_dir(int to_fd, const char *tmp_name, struct extract_result *res)
+{
+    char name[NAME_MAX + 1], tmp[NAME_MAX + 8];
+    marker_name(tmp_name, name);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+    unlinkat(to_fd, tmp, 0);
+    int mfd = openat(to_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = 0;
+    if (mfd >= 0) {
+        char buf[64] = "";
+        ssize_t n = read(mfd, buf, sizeof(buf) - 1);
+        close(mfd);
+        long long e = 0, b = 0;
+        if (n > 0 && sscanf(buf, "%lld %lld", &e, &b) == 2) {
+            res->entries = e;
+            res->bytes = b;
+        }
+        int tfd = openat(to_fd, tmp_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (tfd >= 0) {
+            char clash[NAME_MAX + 1] = "";
+            rc = publish(tfd, to_fd, false, 0, clash, sizeof(clash));
+            close(tfd);
+        } else if (errno != ENOENT) {
+            rc = -errno;
+        }
+        if (rc == 0)
+            rc = 1;
+    }
+    fs_remove_tree(to_fd, tmp_name, FS_RM_ONE_FS);
+    unlinkat(to_fd, name, 0);
+    fsync(to_fd);
+    return rc;
 }
 
 int extract_run(int archive_fd, int to_fd, const char *tmp_name, const struct extract_limits *lim,
@@ -430,6 +504,12 @@ int extract_run(int archive_fd, int to_fd, const char *tmp_name, const struct ex
     if (r.tmpfd >= 0) {
         close(r.tmpfd);
         fs_remove_tree(to_fd, tmp_name, 0);
+    }
+    if (r.marked) { /* the folder is gone: the marker has nothing left to finish */
+        char name[NAME_MAX + 1];
+        marker_name(tmp_name, name);
+        unlinkat(to_fd, name, 0);
+        fsync(to_fd);
     }
     if (loc) {
         uselocale(old);

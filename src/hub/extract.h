@@ -31,21 +31,44 @@ struct extract_result {
 /* Unpacks the archive read from archive_fd (from its start) into the folder to_fd,
  * through a temporary folder tmp_name made in to_fd: entries are written there, then
  * moved into to_fd (merging into folders that exist, replacing files) once all are
- * in. Blocking. Returns 0, or a negative errno with res->error saying which rule or
- * limit refused the archive; then nothing of it is left in to_fd. */
+ * in. Before the first move, a marker "<tmp_name>.done" (with the counts) is made
+ * durable beside the folder, so that a crash during the moves can be finished by
+ * extract_recover_dir. Blocking. Returns 0, or a negative errno with res->error saying
+ * which rule or limit refused the archive; then nothing of it is left in to_fd. */
 int extract_run(int archive_fd, int to_fd, const char *tmp_name, const struct extract_limits *lim,
                 struct extract_result *res);
+
+/* After a crash of an extraction into to_fd through tmp_name: when its marker is
+ * there, finishes the moves (res gets the counts the marker kept) and returns 1;
+ * otherwise returns 0. Either way the temporary folder and the marker are removed
+ * (never following a link). A negative errno when the moves could not be finished.
+ * Blocking. */
+int extract_recover_dir(int to_fd, const char *tmp_name, struct extract_result *res);
 
 /* Checks one entry's path and makes it relative ("./a/b" is "a/b"). Returns 0 and a
  * new string in *out, or -EINVAL (absolute, "..", empty, NUL, too long). Pure. */
 int extract_entry_path(const char *name, char **out);
 
+/* Where an archive that came by tus waits while it is extracted: DATA/uploads/<user>
+ * (dir), its upload id, and the folder and name the upload asked for (where it is kept
+ * in the drive if the extraction is cut off by the server). */
+struct extract_upload {
+    const char *dir, *id, *path, *filename;
+};
+
 /* Starts extracting the archive open on archive_fd (taken over) into the folder to
- * (normalized, created if missing) of u's drive. Returns 0 with the job's id in
- * id_out, or a negative errno with *err (caller frees); -EAGAIN when the user has too
- * many extractions running. */
+ * (normalized, created if missing) of u's drive; up, when not NULL, is the tus upload
+ * the archive is (copied). The job is recorded in the store, so that the next hub
+ * reports it after a crash. Returns 0 with the job's id in id_out, or a negative errno
+ * with *err (caller frees); -EAGAIN when the user has too many extractions running. */
 int extract_start(struct hub *h, const struct user *u, int archive_fd, const char *to,
-                  char id_out[64], char **err);
+                  const struct extract_upload *up, char id_out[64], char **err);
+
+/* At start, before the loop runs: loads the recorded jobs; each one that a crash cut
+ * off is finished (its marker is there: the target is complete) or undone (the target
+ * as it was, the job failed with the reason, an uploaded archive kept in the drive).
+ * Blocking. */
+void extract_recover(struct hub *h);
 
 /* POST /api/drive/extract, GET /api/drive/extract (the user's jobs) and
  * GET /api/drive/extract/{id} (rest after "/extract"). */

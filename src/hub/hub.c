@@ -22,6 +22,8 @@
 #include "hub/accounts.h"
 #include "hub/channels.h"
 #include "hub/drive.h"
+#include "hub/extract.h"
+#include "hub/leftovers.h"
 #include "hub/figures.h"
 #include "hub/contents.h"
 #include "hub/http.h"
@@ -475,6 +477,8 @@ int hub_main(int argc, char **argv)
     }
     kernels_adopt(h);
     sessions_load(h);
+    extract_recover(h); /* before the sweep: it finishes what a crash cut off */
+    leftovers_start(h);
     accounts_watch_start(h); /* also stops what a user deleted meanwhile left running */
     if (bootstrap_admin(h) < 0) {
         log_error("cannot create the first user");

@@ -31,6 +31,7 @@
 #define TUS_EXTENSIONS "creation,creation-with-upload,termination,expiration,checksum"
 #define MAX_METADATA 4096
 #define FLUSH_EVERY (8 << 20)
+#define TUS_KEEP_DONE 64 /* completed uploads whose records a user keeps (for HEAD) */
 
 /* --- parsers --- */
 
@@ -173,26 +174,43 @@ static void http_date(time_t t, char out[40])
     strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-/* Loads <id>.json and stats <id>.part; an expired upload is deleted and reads as
- * missing. Returns 0 or -ENOENT. */
+/* Whether the record is of an upload already completed (kept so that a HEAD after a
+ * restart still answers its full offset). */
+static bool rec_done(const json_t *rec)
+{
+    return json_is_true(json_object_get(rec, "done"));
+}
+
+/* Loads <id>.json and stats <id>.part (for a completed upload, whose part may be gone,
+ * the record: its size reads as the upload's length); an expired upload is deleted and
+ * reads as missing. Returns 0 or -ENOENT. */
 static int rec_load(struct hub *h, const char *dir, const char *id, json_t **rec, struct stat *part)
 {
     char *jp = xasprintf("%s/%s.json", dir, id), *pp = xasprintf("%s/%s.part", dir, id);
     char *text = NULL;
     size_t len;
     int r = -ENOENT;
-    if (stat(pp, part) < 0 || read_file(jp, 1 << 20, &text, &len) < 0)
+    if (read_file(jp, 1 << 20, &text, &len) < 0)
         goto out;
+    *rec = json_loadb(text, len, 0, NULL);
+    if (!json_is_object(*rec)) {
+        json_decref(*rec);
+        goto out;
+    }
+    bool done = rec_done(*rec);
+    if (done ? stat(jp, part) < 0 : stat(pp, part) < 0) {
+        json_decref(*rec);
+        goto out;
+    }
+    if (done)
+        part->st_size = json_integer_value(json_object_get(*rec, "length"));
     if (part->st_mtime + h->cfg.upload_expire_s < time(NULL)) {
+        json_decref(*rec);
         unlink(pp);
         unlink(jp);
         goto out;
     }
-    *rec = json_loadb(text, len, 0, NULL);
-    if (json_is_object(*rec))
-        r = 0;
-    else
-        json_decref(*rec);
+    r = 0;
 out:
     free(text);
     free(jp);
@@ -263,12 +281,26 @@ struct create_job {
     const char *reason;
 };
 
+/* A completed upload's record, while the user's records are counted. */
+struct done_rec {
+    char id[33];
+    time_t mtime;
+};
+
+static int done_cmp(const void *a, const void *b)
+{
+    time_t x = ((const struct done_rec *)a)->mtime, y = ((const struct done_rec *)b)->mtime;
+    return x < y ? -1 : x > y;
+}
+
 /* Counts the user's unfinished uploads (deleting expired ones) and the bytes they
  * have reserved, checks the caps and the quota, and creates the record. Blocking. */
 static void create_blocking(struct create_job *j)
 {
     struct hub *h = j->h;
     DIR *d = opendir(j->dir);
+    struct done_rec *done = NULL;
+    size_t ndone = 0;
     int count = 0;
     int64_t reserved = 0;
     if (d) {
@@ -284,12 +316,30 @@ static void create_blocking(struct create_job *j)
             struct stat st;
             if (rec_load(h, j->dir, id, &rec, &st) < 0)
                 continue;
+            if (rec_done(rec)) {
+                /* kept for HEAD; the oldest beyond TUS_KEEP_DONE go */
+                done = xrealloc(done, (ndone + 1) * sizeof(*done));
+                memcpy(done[ndone].id, id, sizeof(id));
+                done[ndone].mtime = st.st_mtime;
+                ndone++;
+                json_decref(rec);
+                continue;
+            }
             count++;
             reserved += json_integer_value(json_object_get(rec, "length")) - st.st_size;
             json_decref(rec);
         }
         closedir(d);
     }
+    if (ndone > TUS_KEEP_DONE) {
+        qsort(done, ndone, sizeof(*done), done_cmp);
+        for (size_t i = 0; i < ndone - TUS_KEEP_DONE; i++) {
+            char *jp = xasprintf("%s/%s.json", j->dir, done[i].id);
+            unlink(jp);
+            free(jp);
+        }
+    }
+    free(done);
     if (count >= h->cfg.uploads_per_user) {
         j->status = 429;
         j->message = xasprintf("too many unfinished uploads (limit %d): finish or delete one",
@@ -547,11 +597,16 @@ static void finish_work(uv_work_t *w)
         drive_usage_add(h->drive, a->user.name, a->length - replaced);
         a->status = 204;
     }
-    char jp[64];
-    snprintf(jp, sizeof(jp), "%s.json", a->id);
-    unlinkat(dirfd, jp, 0);
-    if (ex)
-        unlinkat(dirfd, part, 0);
+    /* The record stays, marked done: a HEAD after a restart (the client never got
+     * this answer) reports the whole upload instead of 404, and it is not completed
+     * twice. With extract, the part stays too, until the extraction ends. */
+    json_object_set_new(a->rec, "done", json_true());
+    char *text = json_dumps(a->rec, JSON_COMPACT);
+    char *jp = xasprintf("%s/%s.json", a->dir, a->id);
+    if (write_file_atomic(jp, text, strlen(text), 0600) < 0)
+        unlink(jp);
+    free(jp);
+    free(text);
 out:
     if (dirfd >= 0)
         close(dirfd);
@@ -567,9 +622,17 @@ static void finish_done(uv_work_t *w, int status)
     char idbuf[64] = "";
     if (a->status == 204 && a->extract_to) {
         char *err = NULL;
-        int r = extract_start(a->h, &a->user, a->extract_fd, a->extract_to, idbuf, &err);
+        const char *fname = json_string_value(json_object_get(a->rec, "filename"));
+        struct extract_upload up = {.dir = a->dir,
+                                    .id = a->id,
+                                    .path = a->extract_to,
+                                    .filename = fname ? fname : "archive"};
+        int r = extract_start(a->h, &a->user, a->extract_fd, a->extract_to, &up, idbuf, &err);
         a->extract_fd = -1; /* owned by the extraction now */
-        if (r < 0) {
+        if (r < 0) {        /* the archive is not kept: the client is told to send it again */
+            char *pp = xasprintf("%s/%s.part", a->dir, a->id);
+            unlink(pp);
+            free(pp);
             a->status = r == -EAGAIN ? 429 : 500;
             free(a->message);
             a->message = err;
@@ -716,6 +779,21 @@ static void patch_begin(struct hub *h, struct http_req *req, char *dir, const ch
         reply_tus_error(req, 404, NULL, "no such upload");
         return;
     }
+    if (rec_done(rec)) {
+        /* Completed already (its answer lost to a restart): nothing more to take. */
+        char off[32];
+        snprintf(off, sizeof(off), "%lld", (long long)st.st_size);
+        http_add_header(req, "upload-offset:", off);
+        json_decref(rec);
+        free(dir);
+        if (claimed == st.st_size && http_content_length(req) <= 0) {
+            tus_headers(req);
+            http_reply_empty(req, 204);
+        } else {
+            reply_tus_error(req, 409, NULL, "this upload is complete");
+        }
+        return;
+    }
     struct tus_active *a = xcalloc(1, sizeof(*a));
     a->h = h;
     a->user = v->user;
@@ -800,7 +878,7 @@ static void op_head(struct hub *h, struct http_req *req, const char *id)
         return;
     }
     int64_t length = json_integer_value(json_object_get(rec, "length"));
-    if (st.st_size == length && !active_find(h, v->user.name, id)) {
+    if (st.st_size == length && !rec_done(rec) && !active_find(h, v->user.name, id)) {
         /* All there but never completed (the hub stopped in between): complete it
          * now, so that a client that trusts this HEAD finds its file. */
         char *pp = xasprintf("%s/%s.part", dir, id);
