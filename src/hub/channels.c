@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <libwebsockets.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -936,9 +937,14 @@ void channels_closed(struct client *c)
                 }
         }
     }
+    size_t held = c->q.bytes + c->in.alloc;
     queue_clear(&c->q);
     buf_free(&c->in);
     free(c);
+    /* A client cut off with a big message unsent let go of many blocks: glibc keeps
+     * them unless asked, and the hub's memory would stay up after the burst. */
+    if (held >= 8u << 20)
+        malloc_trim(0);
     maybe_unthrottle(k);
 }
 
